@@ -1,0 +1,34 @@
+# `make run` and `make test` each do all set-up on a fresh machine (they depend on .venv).
+PY      := .venv/bin/python
+VARIANT ?= 294m
+
+.PHONY: setup run test test-fast lint bench clean
+
+setup: .venv/.installed
+
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch must come first: a looser pin pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[all,dev]'
+	touch $@
+
+# The main job on the embedded default (synthetic weights, 294m).
+run: setup
+	.venv/bin/mfdeploy variants
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	.venv/bin/ruff check mfdeploy tests benchmarks
+
+bench: setup
+	@echo "no benchmarks yet"
+
+clean:
+	rm -rf .venv artifacts reports .pytest_cache

@@ -1,0 +1,68 @@
+"""`mfdeploy` command line: one sub-command per module in mfdeploy/commands/.
+
+User mistakes (MfdeployError) become one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mfdeploy import __version__
+from mfdeploy.errors import MfdeployError
+
+# Each module defines NAME, HELP, add_arguments(parser) and run(args) -> int.
+COMMANDS = (
+    "variants",
+    "predict",
+    "export",
+)
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + error
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mfdeploy",
+        description="Mobile-Former from a PyTorch checkpoint to verified ONNX / TFLite / "
+        "Core ML artifacts for Android and iOS apps.",
+    )
+    parser.add_argument("--version", action="version", version=f"mfdeploy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"mfdeploy.commands.{name}")
+        cmd = sub.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=(module.__doc__ or module.HELP).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args._run(args) or 0)
+    except MfdeployError as exc:
+        print(f"mfdeploy: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("mfdeploy: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the `mfdeploy` CLI, one module each."""

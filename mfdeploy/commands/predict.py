@@ -1,0 +1,70 @@
+"""Classify images with the PyTorch reference model and print the top-5.
+
+A quick check that a checkpoint loads and behaves: same preprocessing as every export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mfdeploy.commands.export import add_common_model_arguments
+from mfdeploy.errors import MfdeployError
+from mfdeploy.labels import imagenet_labels
+from mfdeploy.models import SYNTHETIC, create_model
+from mfdeploy.preprocessing import Preprocessing, load_image, preprocess
+
+NAME = "predict"
+HELP = "top-5 classes of images with the PyTorch reference model"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", type=Path, help="image files")
+    add_common_model_arguments(parser)
+    parser.add_argument("--top", type=int, default=5, help="how many classes to show")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _read(path: Path):
+    try:
+        return load_image(path)
+    except (OSError, ValueError) as exc:
+        raise MfdeployError(f"{path}: not a readable image ({exc})") from None
+
+
+def top_k(logits: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """(class index, softmax probability) of the k best classes, best first."""
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(int(i), float(probs[i])) for i in order]
+
+
+def run(args: argparse.Namespace) -> int:
+    model = create_model(args.variant, weights=args.weights or SYNTHETIC)
+    prep = Preprocessing(resolution=args.resolution)
+    batch = np.stack([preprocess(_read(p), prep) for p in args.images])
+    with torch.no_grad():
+        logits = model(torch.from_numpy(batch)).numpy()
+    labels = imagenet_labels() if logits.shape[1] == 1000 else None
+    results = []
+    for path, row in zip(args.images, logits):
+        best = [
+            {"index": i, "label": labels[i] if labels else str(i), "probability": p}
+            for i, p in top_k(row, args.top)
+        ]
+        results.append({"image": str(path), "top": best})
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    if not args.weights:
+        print("(synthetic weights: the classes below are meaningless)")
+    for result in results:
+        print(result["image"])
+        for entry in result["top"]:
+            print(f"  {entry['probability']:.3f}  {entry['index']:4d}  {entry['label']}")
+    return 0

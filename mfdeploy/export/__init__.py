@@ -1,0 +1,63 @@
+"""Exporters, one module per target. `export_artifact` is the one entry point.
+
+A target module defines PRECISIONS, `export(source, staging, **options) -> Manifest` (writes
+the model file into `staging`), and optionally `add_arguments(parser)` for its own CLI flags.
+Heavy converters are imported inside `export`, so listing targets stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mfdeploy.artifact import Manifest, staged_directory
+from mfdeploy.errors import MfdeployError
+from mfdeploy.export.common import SourceModel, finish_artifact, load_source
+
+# target -> (module, pip extra)
+TARGETS: dict[str, tuple[str, str]] = {
+    "pytorch": ("mfdeploy.export.pytorch", ""),
+}
+
+__all__ = ["TARGETS", "default_out_dir", "export_artifact", "target_module"]
+
+
+def target_module(target: str) -> ModuleType:
+    if target not in TARGETS:
+        raise MfdeployError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
+    return importlib.import_module(TARGETS[target][0])
+
+
+def default_out_dir(source: SourceModel, target: str, precision: str) -> Path:
+    return Path("artifacts") / f"{source.name}-{target}-{precision}"
+
+
+def export_artifact(
+    target: str,
+    variant: str,
+    *,
+    precision: str = "fp32",
+    weights: str | Path | None = None,
+    out: str | Path | None = None,
+    resolution: int = 224,
+    source: SourceModel | None = None,
+    **options: Any,
+) -> tuple[Path, Manifest]:
+    """checkpoint -> model -> exporter -> artifact dir (written atomically)."""
+    module = target_module(target)
+    if precision not in module.PRECISIONS:
+        raise MfdeployError(
+            f"target {target} has no precision {precision!r}; choose one of: "
+            f"{', '.join(module.PRECISIONS)}"
+        )
+    source = source or load_source(variant, weights, resolution)
+    accepted = inspect.signature(module.export).parameters
+    kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
+    out_dir = Path(out) if out else default_out_dir(source, target, precision)
+    with staged_directory(out_dir) as staging:
+        manifest = module.export(source, staging, precision=precision, **kwargs)
+        finish_artifact(staging, manifest)
+    return out_dir, manifest

@@ -1,0 +1,121 @@
+"""What every exporter shares: the source model, the manifest, and atomic artifact writing.
+
+Flow: `load_source` (checkpoint -> model) -> a target's `export` (model -> model file in a
+staging dir) -> `finish_artifact` (manifest + labels + sha256, then moved into place).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mfdeploy import __version__
+from mfdeploy.artifact import LABELS_NAME, Manifest, TensorSpec, path_sha256
+from mfdeploy.labels import labels_text
+from mfdeploy.models import SYNTHETIC, create_model, get_variant
+from mfdeploy.models.checkpoint import file_sha256
+from mfdeploy.preprocessing import Preprocessing
+
+
+@dataclass
+class SourceModel:
+    """A reference model and where its weights came from."""
+
+    model: nn.Module
+    name: str  # "mobile_former_294m"
+    family: str  # "mobile_former"
+    variant: str | None
+    checkpoint: str  # a path, or "synthetic"
+    checkpoint_sha256: str
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.checkpoint == SYNTHETIC
+
+    @property
+    def num_classes(self) -> int:
+        return int(getattr(self.model, "num_classes", 1000))
+
+
+def state_dict_sha256(model: nn.Module) -> str:
+    """Content hash of a model's weights (names, shapes and float32 bytes, in key order)."""
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode() + b"\0" + str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_source(
+    variant: str, weights: str | Path | None = None, resolution: int = 224
+) -> SourceModel:
+    """checkpoint -> reference model. No weights means the seeded synthetic stand-in."""
+    spec = get_variant(variant)
+    weights = SYNTHETIC if weights is None else weights
+    model = create_model(spec.name, weights=weights)
+    sha = state_dict_sha256(model) if weights == SYNTHETIC else file_sha256(weights)
+    return SourceModel(
+        model=model,
+        name=spec.model_name,
+        family="mobile_former",
+        variant=spec.name,
+        checkpoint=str(weights),
+        checkpoint_sha256=sha,
+        preprocessing=Preprocessing(resolution=resolution),
+    )
+
+
+def tool_versions(*packages: str) -> dict[str, str]:
+    versions = {"mfdeploy": __version__, "torch": torch.__version__}
+    for name in packages:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    return versions
+
+
+def base_manifest(
+    source: SourceModel,
+    *,
+    target: str,
+    precision: str,
+    form: str,
+    model_file: str,
+    input_spec: TensorSpec,
+    output_spec: TensorSpec,
+    preprocessing: Preprocessing | None = None,
+    packages: tuple[str, ...] = (),
+) -> Manifest:
+    prep = preprocessing or source.preprocessing
+    return Manifest(
+        model_family=source.family,
+        model=source.name,
+        variant=source.variant,
+        target=target,
+        precision=precision,
+        form=form,
+        model_file=model_file,
+        input=input_spec,
+        output=output_spec,
+        preprocessing=prep.to_dict(),
+        num_classes=source.num_classes,
+        source_checkpoint=Path(source.checkpoint).name if not source.synthetic else SYNTHETIC,
+        source_checkpoint_sha256=source.checkpoint_sha256,
+        synthetic_weights=source.synthetic,
+        tool_versions=tool_versions(*packages),
+    )
+
+
+def finish_artifact(staging: Path, manifest: Manifest) -> Manifest:
+    """Hash the model file, write labels and manifest into the staging dir."""
+    manifest.artifact_sha256 = path_sha256(staging / manifest.model_file)
+    (staging / LABELS_NAME).write_text(labels_text(), encoding="utf-8")
+    manifest.labels_file = LABELS_NAME
+    manifest.save(staging)
+    return manifest

@@ -1,0 +1,76 @@
+"""The runtime interface every backend implements (PyTorch, ONNX Runtime, LiteRT, Core ML).
+
+Contract: `run` takes float32, normalised images in NCHW (what `preprocess` gives, stacked)
+and returns float32 logits. Each adapter converts to its model's own input (NHWC, float16,
+int8 with the manifest's scale / zero point) and back, so the harness compares like with like.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mfdeploy.artifact import Manifest
+
+
+@dataclass
+class RuntimeInfo:
+    runtime: str  # "pytorch", "onnxruntime", "litert", "coreml"
+    version: str
+    threads: int | None
+    executor: str  # what really ran: "cpu", "xnnpack", "coreml-runtime", "mil-executor", ...
+    init_ms: float  # model load / session creation
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Runtime(abc.ABC):
+    """An opened artifact, ready to run batches."""
+
+    runtime_name: str = ""
+
+    def __init__(self, artifact_dir: Path, manifest: Manifest, threads: int | None = None):
+        self.artifact_dir = Path(artifact_dir)
+        self.manifest = manifest
+        self.threads = threads
+        start = time.perf_counter()
+        self._open()
+        self.init_ms = (time.perf_counter() - start) * 1000.0
+
+    @abc.abstractmethod
+    def _open(self) -> None:
+        """Load the model file and create the session / interpreter."""
+
+    @abc.abstractmethod
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """float32 NCHW normalised images -> float32 logits of shape (B, classes)."""
+
+    @abc.abstractmethod
+    def info(self) -> RuntimeInfo:
+        """What ran and how (for reports)."""
+
+    @property
+    def model_path(self) -> Path:
+        return self.artifact_dir / self.manifest.model_file
+
+
+def to_input_layout(batch: np.ndarray, layout: str | None) -> np.ndarray:
+    """NCHW -> the layout the model takes."""
+    if layout == "NHWC":
+        return np.ascontiguousarray(batch.transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(batch)
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    q = np.round(x / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)

@@ -1,0 +1,32 @@
+"""Shared paths and small helpers for the test suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED_OFFICIAL = ROOT.parent / "shared" / "reference" / "official"
+
+os.environ.setdefault("MFDEPLOY_CACHE", str(ROOT / ".pytest_cache" / "mfdeploy"))
+
+
+def official_file(name: str) -> Path:
+    """A reference file: the in-repo fixture if present, else ../shared (skip if absent)."""
+    for folder in (FIXTURES, SHARED_OFFICIAL):
+        if (folder / name).is_file():
+            return folder / name
+    pytest.skip(f"{name} not available (needs ../shared/reference/official)")
+
+
+@pytest.fixture(scope="session")
+def fixture_inputs() -> np.ndarray:
+    return np.load(official_file("inputs_2x3x224x224.npy"))
+
+
+def max_abs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
