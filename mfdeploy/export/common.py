@@ -12,15 +12,19 @@ import importlib.metadata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from mfdeploy import __version__
 from mfdeploy.artifact import LABELS_NAME, Manifest, TensorSpec, path_sha256
+from mfdeploy.console import progress
+from mfdeploy.errors import MfdeployError
 from mfdeploy.labels import labels_text
 from mfdeploy.models import SYNTHETIC, create_model, get_variant
 from mfdeploy.models.checkpoint import file_sha256
-from mfdeploy.preprocessing import Preprocessing
+from mfdeploy.photos import resolve_images
+from mfdeploy.preprocessing import Preprocessing, load_image, preprocess
 
 
 @dataclass
@@ -119,3 +123,33 @@ def finish_artifact(staging: Path, manifest: Manifest) -> Manifest:
     manifest.labels_file = LABELS_NAME
     manifest.save(staging)
     return manifest
+
+
+def export_module(source: SourceModel, form: str) -> nn.Module:
+    """The module an exporter traces: the deploy form (default) or the reference form.
+
+    Only Mobile-Former has a separate deploy form; other families export as they are.
+    """
+    if form == "reference" or source.family != "mobile_former":
+        return source.model
+    if form != "deploy":
+        raise MfdeployError(f"unknown form {form!r}; choose deploy or reference")
+    try:
+        from mfdeploy.models.deploy import to_deploy
+    except ImportError:
+        raise MfdeployError("the deploy form is not in this build; use --form reference") from None
+    return to_deploy(source.model, resolution=source.preprocessing.resolution)
+
+
+def calibration_inputs(
+    calib: str | Path | None, count: int | None, prep: Preprocessing
+) -> np.ndarray:
+    """Real photos (never the evaluation split) preprocessed exactly as at inference."""
+    paths = resolve_images(calib, "calibration", count)
+    batch = []
+    for path in progress(paths, "preprocessing calibration images"):
+        try:
+            batch.append(preprocess(load_image(path), prep))
+        except (OSError, ValueError) as exc:
+            raise MfdeployError(f"{path}: not a readable image ({exc})") from None
+    return np.stack(batch)
