@@ -34,6 +34,11 @@ def _perturb(model: nn.Module, gen: torch.Generator) -> None:
             module.bias.normal_(0.0, 0.1, generator=gen)
         elif isinstance(module, nn.Embedding):
             module.weight.normal_(0.0, 1.0, generator=gen)
+    # Logits of the size the released fixtures have (|logit| ~ 1-2): large random logits
+    # would put float32 rounding of the reference itself above the 1e-5 parity checks.
+    classifier = model.classifier.classifier[1]
+    classifier.weight.mul_(0.1)
+    classifier.bias.normal_(0.0, 0.02, generator=gen)
 
 
 def _recalibrate_batchnorm(model: nn.Module, gen: torch.Generator, resolution: int) -> None:
