@@ -17,6 +17,7 @@ COMMANDS = (
     "variants",
     "predict",
     "export",
+    "inspect",
 )
 
 EXIT_BAD_INPUT = 2

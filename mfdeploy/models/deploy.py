@@ -124,6 +124,11 @@ class DynamicReLU(nn.Module):
         return torch.maximum(x * a1, x * a2)
 
 
+def hard_swish(x: torch.Tensor) -> torch.Tensor:
+    """Written out (Clip, Mul, Div): ONNX's HardSwish op is not taken by NNAPI / Core ML EPs."""
+    return x * F.relu6(x + 3.0) / 6.0
+
+
 def first_token(tokens: torch.Tensor, dim: int) -> torch.Tensor:
     """Token 0 as (B, d) with a slice, not a gather."""
     return tokens[:, 0:1, :].reshape(-1, dim)
@@ -327,9 +332,9 @@ class MergeHead(nn.Module):
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         x = F.relu6(self.conv(self.shuffle(x)))
-        x = F.hardswish(F.adaptive_avg_pool2d(x, 1).reshape(-1, self.conv_out))
+        x = hard_swish(F.adaptive_avg_pool2d(x, 1).reshape(-1, self.conv_out))
         x = torch.cat([x, first_token(tokens, self.d)], dim=1)
-        return self.fc2(F.hardswish(self.fc1(x)))
+        return self.fc2(hard_swish(self.fc1(x)))
 
 
 class MobileFormerDeploy(nn.Module):
