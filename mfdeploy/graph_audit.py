@@ -1,7 +1,8 @@
 """What an exported graph contains: op histogram, tensor ranks, size, and deploy-form rules.
 
 The rules every deploy-form graph must pass: no runtime shape / gather / einsum / scatter
-ops and no tensor of rank > 4 (Core ML's limit is 5, NPUs and LiteRT prefer <= 4).
+ops in ONNX, only builtin ops in TFLite (no Flex / custom), and no tensor of rank > 4
+(Core ML's limit is 5, NPUs and LiteRT prefer <= 4).
 """
 
 from __future__ import annotations
@@ -69,6 +70,32 @@ def _onnx_report(path: Path) -> AuditReport:
     )
 
 
+def _tflite_report(path: Path) -> AuditReport:
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path))
+    except Exception as exc:
+        raise MfdeployError(f"{path}: not a readable TFLite model ({exc})") from None
+    builtin = {name for name in vars(schema.BuiltinOperator) if not name.startswith("_")}
+    ops = Counter(op["op_name"] for op in interpreter._get_ops_details())
+    ranks = {t["name"]: len(t["shape"]) for t in interpreter.get_tensor_details()}
+    over = sorted(name for name, rank in ranks.items() if rank > MAX_RANK)
+    violations = [f"{count} x non-builtin {op}" for op, count in ops.items() if op not in builtin]
+    if over:
+        violations.append(f"{len(over)} tensors of rank > {MAX_RANK}")
+    return AuditReport(
+        str(path),
+        "tflite",
+        dict(ops.most_common()),
+        max(ranks.values(), default=0),
+        over,
+        path_size(path),
+        violations,
+    )
+
+
 def model_path(path: str | Path) -> Path:
     """An artifact dir (manifest.json) or a model file -> the model file."""
     path = Path(path)
@@ -79,7 +106,7 @@ def model_path(path: str | Path) -> Path:
     return path
 
 
-AUDITORS = {".onnx": _onnx_report}
+AUDITORS = {".onnx": _onnx_report, ".tflite": _tflite_report}
 
 
 def audit(path: str | Path) -> AuditReport:

@@ -13,7 +13,7 @@ from mfdeploy.console import print_table
 from mfdeploy.graph_audit import audit
 
 NAME = "inspect"
-HELP = "op histogram, tensor ranks and size of an exported model (ONNX)"
+HELP = "op histogram, tensor ranks and size of an exported model (ONNX, TFLite)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

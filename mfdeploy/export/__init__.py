@@ -21,6 +21,7 @@ from mfdeploy.export.common import SourceModel, finish_artifact, load_source
 TARGETS: dict[str, tuple[str, str]] = {
     "pytorch": ("mfdeploy.export.pytorch", ""),
     "onnx": ("mfdeploy.export.onnx", "onnx"),
+    "tflite": ("mfdeploy.export.tflite", "tflite"),
 }
 
 __all__ = ["TARGETS", "default_out_dir", "export_artifact", "target_module"]

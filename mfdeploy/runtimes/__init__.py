@@ -13,6 +13,7 @@ from mfdeploy.runtimes.base import Runtime, RuntimeInfo
 ADAPTERS: dict[str, tuple[str, str, str]] = {
     "pytorch": ("mfdeploy.runtimes.torch_runtime", "TorchRuntime", ""),
     "onnx": ("mfdeploy.runtimes.onnxruntime", "OnnxRuntime", "onnx"),
+    "tflite": ("mfdeploy.runtimes.litert", "LiteRTRuntime", "tflite"),
 }
 
 __all__ = ["ADAPTERS", "Runtime", "RuntimeInfo", "open_runtime", "runtime_class"]
