@@ -18,6 +18,7 @@ COMMANDS = (
     "predict",
     "export",
     "inspect",
+    "verify",
 )
 
 EXIT_BAD_INPUT = 2

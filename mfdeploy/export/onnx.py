@@ -50,6 +50,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
 
 def _quiet():
     """Silence converter chatter (it goes to stdout/stderr and warnings)."""
+    import logging
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     stack = contextlib.ExitStack()
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
     stack.enter_context(warnings.catch_warnings())
