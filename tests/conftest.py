@@ -28,5 +28,24 @@ def fixture_inputs() -> np.ndarray:
     return np.load(official_file("inputs_2x3x224x224.npy"))
 
 
+WEIGHTS_26M = FIXTURES / "mobile_former_26m.safetensors"
+
+
+@pytest.fixture(scope="session")
+def reference_26m():
+    """The PyTorch reference with the 26m fixture weights, as a numpy function."""
+    import torch
+
+    from mfdeploy.models import create_model
+
+    model = create_model("26m", weights=WEIGHTS_26M)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    return run
+
+
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())

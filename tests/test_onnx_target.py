@@ -8,21 +8,19 @@ import sys
 import numpy as np
 import onnx
 import pytest
-import torch
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import export_artifact
 from mfdeploy.graph_audit import audit
 from mfdeploy.metrics import cosine, sqnr_db
-from mfdeploy.models import create_model
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import load_image, preprocess
 from mfdeploy.runtimes import open_runtime
-from tests.conftest import FIXTURES, max_abs
+from tests.conftest import WEIGHTS_26M, max_abs
 
 pytest.importorskip("onnxruntime")
-WEIGHTS = FIXTURES / "mobile_former_26m.safetensors"
+WEIGHTS = WEIGHTS_26M
 
 
 @pytest.fixture(scope="module")
@@ -39,26 +37,15 @@ def photos() -> np.ndarray:
     return np.stack([preprocess(load_image(p)) for p in resolve_images(None, "evaluation")])
 
 
-@pytest.fixture(scope="module")
-def reference():
-    model = create_model("26m", weights=WEIGHTS)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.from_numpy(x)).numpy()
-
-    return run
-
-
-def test_fp32_matches_pytorch(artifacts, reference, fixture_inputs, photos):
+def test_fp32_matches_pytorch(artifacts, reference_26m, fixture_inputs, photos):
     runtime = open_runtime(artifacts["fp32"], threads=1)
-    assert max_abs(runtime.run(fixture_inputs), reference(fixture_inputs)) <= 1e-4
-    assert max_abs(runtime.run(photos), reference(photos)) <= 1e-4
+    assert max_abs(runtime.run(fixture_inputs), reference_26m(fixture_inputs)) <= 1e-4
+    assert max_abs(runtime.run(photos), reference_26m(photos)) <= 1e-4
 
 
-def test_fp16_keeps_cosine_and_top1(artifacts, reference, fixture_inputs):
+def test_fp16_keeps_cosine_and_top1(artifacts, reference_26m, fixture_inputs):
     runtime = open_runtime(artifacts["fp16"])
-    out, ref = runtime.run(fixture_inputs), reference(fixture_inputs)
+    out, ref = runtime.run(fixture_inputs), reference_26m(fixture_inputs)
     assert cosine(ref, out) >= 0.9995
     assert np.array_equal(out.argmax(1), ref.argmax(1))
     model = onnx.load(str(artifacts["fp16"] / "model.onnx"))

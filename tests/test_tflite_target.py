@@ -7,20 +7,18 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.export import export_artifact
 from mfdeploy.graph_audit import audit
 from mfdeploy.metrics import cosine
-from mfdeploy.models import create_model
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import load_image, preprocess
 from mfdeploy.runtimes import open_runtime
-from tests.conftest import FIXTURES, max_abs
+from tests.conftest import WEIGHTS_26M, max_abs
 
 pytest.importorskip("litert_torch")
-WEIGHTS = FIXTURES / "mobile_former_26m.safetensors"
+WEIGHTS = WEIGHTS_26M
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +30,15 @@ def artifacts(tmp_path_factory):
     }
 
 
-@pytest.fixture(scope="module")
-def reference():
-    model = create_model("26m", weights=WEIGHTS)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.from_numpy(x)).numpy()
-
-    return run
-
-
-def test_fp32_matches_pytorch_on_fixture_and_photos(artifacts, reference, fixture_inputs):
+def test_fp32_matches_pytorch_on_fixture_and_photos(artifacts, reference_26m, fixture_inputs):
     photos = np.stack([preprocess(load_image(p)) for p in resolve_images(None, "evaluation")])
     runtime = open_runtime(artifacts["fp32"], threads=1)
-    assert max_abs(runtime.run(fixture_inputs), reference(fixture_inputs)) <= 1e-4
-    assert max_abs(runtime.run(photos), reference(photos)) <= 1e-4
+    assert max_abs(runtime.run(fixture_inputs), reference_26m(fixture_inputs)) <= 1e-4
+    assert max_abs(runtime.run(photos), reference_26m(photos)) <= 1e-4
 
 
-def test_fp16_keeps_cosine_and_top1(artifacts, reference, fixture_inputs):
-    out, ref = open_runtime(artifacts["fp16"]).run(fixture_inputs), reference(fixture_inputs)
+def test_fp16_keeps_cosine_and_top1(artifacts, reference_26m, fixture_inputs):
+    out, ref = open_runtime(artifacts["fp16"]).run(fixture_inputs), reference_26m(fixture_inputs)
     assert cosine(ref, out) >= 0.9995
     assert np.array_equal(out.argmax(1), ref.argmax(1))
     assert (
@@ -60,11 +47,13 @@ def test_fp16_keeps_cosine_and_top1(artifacts, reference, fixture_inputs):
     )
 
 
-def test_int8_weights_shrinks_the_model_and_still_classifies(artifacts, reference, fixture_inputs):
+def test_int8_weights_shrinks_the_model_and_still_classifies(
+    artifacts, reference_26m, fixture_inputs
+):
     size = artifacts["int8-weights"].joinpath("model.tflite").stat().st_size
     assert size < 0.4 * artifacts["fp32"].joinpath("model.tflite").stat().st_size
     out = open_runtime(artifacts["int8-weights"]).run(fixture_inputs)
-    assert cosine(reference(fixture_inputs), out) > 0.9
+    assert cosine(reference_26m(fixture_inputs), out) > 0.9
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8-weights"])
@@ -86,12 +75,12 @@ def test_nhwc_input_by_default_without_input_transpose(artifacts):
     assert consumers and all(op["op_name"] != "TRANSPOSE" for op in consumers)
 
 
-def test_nchw_layout_option(tmp_path, fixture_inputs, reference):
+def test_nchw_layout_option(tmp_path, fixture_inputs, reference_26m):
     path, manifest = export_artifact(
         "tflite", "26m", weights=WEIGHTS, out=tmp_path / "nchw", layout="nchw"
     )
     assert manifest.input.shape == [1, 3, 224, 224]
-    assert max_abs(open_runtime(path).run(fixture_inputs), reference(fixture_inputs)) <= 1e-4
+    assert max_abs(open_runtime(path).run(fixture_inputs), reference_26m(fixture_inputs)) <= 1e-4
 
 
 def test_cli_unknown_precision_is_one_line_exit_2(tmp_path):

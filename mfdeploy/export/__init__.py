@@ -60,6 +60,13 @@ def export_artifact(
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     out_dir = Path(out) if out else default_out_dir(source, target, precision)
     with staged_directory(out_dir) as staging:
-        manifest = module.export(source, staging, precision=precision, **kwargs)
+        try:
+            manifest = module.export(source, staging, precision=precision, **kwargs)
+        except ImportError as exc:
+            extra = TARGETS[target][1]
+            raise MfdeployError(
+                f"the {target} target needs {exc.name or 'a package'} "
+                f"(pip install 'mfdeploy[{extra}]')"
+            ) from None
         finish_artifact(staging, manifest)
     return out_dir, manifest

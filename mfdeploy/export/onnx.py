@@ -293,11 +293,8 @@ def export(
     ort_format: bool = True,
 ) -> Manifest:
     import onnx
+    import onnxruntime  # noqa: F401  (fail early when the extra is missing)
 
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise MfdeployError("the onnx target needs pip install 'mfdeploy[onnx]'") from None
     if calib_method not in CALIBRATION_METHODS:
         raise MfdeployError(f"unknown calibration method {calib_method!r}")
     prep = source.preprocessing

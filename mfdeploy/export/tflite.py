@@ -108,10 +108,8 @@ def export(
     batch: int = 1,
     layout: str = "nhwc",
 ) -> Manifest:
-    try:
-        import litert_torch  # noqa: F401
-    except ImportError:
-        raise MfdeployError("the tflite target needs pip install 'mfdeploy[tflite]'") from None
+    import litert_torch  # noqa: F401  (fail early when the extra is missing)
+
     if layout not in LAYOUTS:
         raise MfdeployError(f"unknown layout {layout!r}; choose nhwc or nchw")
     res = source.preprocessing.resolution

@@ -249,7 +249,30 @@ class LiteBottleneck(nn.Module):
         return out + x if self.residual else out
 
 
-class MobileFormerBlock(nn.Module):
+class _TokenPath(nn.Module):
+    """Mobile->Former bridge and Former, shared by both block kinds."""
+
+    def __init__(
+        self,
+        block: ref.MobileFormerBlock | ref.MobileFormerDownBlock,
+        variant: VariantSpec,
+        height: int,
+        width: int,
+        constant_tokens: torch.Tensor | None,
+    ) -> None:
+        super().__init__()
+        m = variant.num_tokens
+        self.d = variant.token_dim
+        self.bridge_in = MobileToFormer(block.local_global, m, height, width, constant_tokens)
+        self.former = Former(block.global_block, m)
+
+    def tokens(self, x: torch.Tensor, tokens: torch.Tensor | None):
+        """Updated tokens and token 0 (the dynamic-ReLU input)."""
+        tokens = self.former(self.bridge_in(x, tokens))
+        return tokens, first_token(tokens, self.d)
+
+
+class MobileFormerBlock(_TokenPath):
     def __init__(
         self,
         block: ref.MobileFormerBlock,
@@ -258,11 +281,8 @@ class MobileFormerBlock(nn.Module):
         width: int,
         constant_tokens: torch.Tensor | None,
     ) -> None:
-        super().__init__()
-        m, d = variant.num_tokens, variant.token_dim
-        self.d = d
-        self.bridge_in = MobileToFormer(block.local_global, m, height, width, constant_tokens)
-        self.former = Former(block.global_block, m)
+        super().__init__(block, variant, height, width, constant_tokens)
+        m = variant.num_tokens
         self.pw1 = conv_bn_from(block.conv1)
         self.shuffle1 = maybe_shuffle(shuffle_of(block.conv1), self.pw1.out_channels, height, width)
         self.act1 = DynamicReLU(block.hyper1)
@@ -275,8 +295,7 @@ class MobileFormerBlock(nn.Module):
         self.out_hw = (height, width)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None):
-        tokens = self.former(self.bridge_in(x, tokens))
-        t0 = first_token(tokens, self.d)
+        tokens, t0 = self.tokens(x, tokens)
         out = self.act1(self.shuffle1(self.pw1(x)), t0)
         out = self.act2(self.dw(out), t0)
         out = self.shuffle2(self.pw2(out))
@@ -285,7 +304,7 @@ class MobileFormerBlock(nn.Module):
         return self.bridge_out(out, tokens), tokens
 
 
-class MobileFormerDownBlock(nn.Module):
+class MobileFormerDownBlock(_TokenPath):
     def __init__(
         self,
         block: ref.MobileFormerDownBlock,
@@ -294,11 +313,8 @@ class MobileFormerDownBlock(nn.Module):
         width: int,
         constant_tokens: torch.Tensor | None,
     ) -> None:
-        super().__init__()
-        m, d = variant.num_tokens, variant.token_dim
-        self.d = d
-        self.bridge_in = MobileToFormer(block.local_global, m, height, width, constant_tokens)
-        self.former = Former(block.global_block, m)
+        super().__init__(block, variant, height, width, constant_tokens)
+        m = variant.num_tokens
         self.dw1 = conv_bn_from(block.conv1)
         h, w = _out_size(height, self.dw1.stride[0]), _out_size(width, self.dw1.stride[0])
         self.shuffle1 = maybe_shuffle(shuffle_of(block.conv1), self.dw1.out_channels, h, w)
@@ -312,8 +328,7 @@ class MobileFormerDownBlock(nn.Module):
         self.out_hw = (h, w)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None):
-        tokens = self.former(self.bridge_in(x, tokens))
-        t0 = first_token(tokens, self.d)
+        tokens, t0 = self.tokens(x, tokens)
         y = self.pw1(self.act1(self.shuffle1(self.dw1(x)), t0))
         out = self.pw2(self.act2(self.shuffle2(self.dw2(y)), t0)) + y
         return self.bridge_out(out, tokens), tokens
