@@ -17,6 +17,8 @@ COMMANDS = (
     "variants",
     "predict",
     "export",
+    "data",
+    "evaluate",
 )
 
 EXIT_BAD_INPUT = 2
