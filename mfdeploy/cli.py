@@ -19,6 +19,8 @@ COMMANDS = (
     "export",
     "inspect",
     "verify",
+    "data",
+    "evaluate",
 )
 
 EXIT_BAD_INPUT = 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_OFFICIAL = ROOT.parent / "shared" / "reference" / "official"
-
-os.environ.setdefault("MFDEPLOY_CACHE", str(ROOT / ".pytest_cache" / "mfdeploy"))
 
 
 def official_file(name: str) -> Path:

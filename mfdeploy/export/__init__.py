@@ -46,6 +46,7 @@ def export_artifact(
     out: str | Path | None = None,
     resolution: int = 224,
     source: SourceModel | None = None,
+    model: str = "mobile_former",
     **options: Any,
 ) -> tuple[Path, Manifest]:
     """checkpoint -> model -> exporter -> artifact dir (written atomically)."""
@@ -55,7 +56,7 @@ def export_artifact(
             f"target {target} has no precision {precision!r}; choose one of: "
             f"{', '.join(module.PRECISIONS)}"
         )
-    source = source or load_source(variant, weights, resolution)
+    source = source or load_source(variant, weights, resolution, model)
     accepted = inspect.signature(module.export).parameters
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     out_dir = Path(out) if out else default_out_dir(source, target, precision)
