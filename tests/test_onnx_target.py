@@ -198,13 +198,38 @@ def test_runtime_adapter_options(artifacts, fixture_inputs):
         open_runtime(artifacts["fp32"], optimization="fastest")
 
 
-def test_dynamic_batch(tmp_path, fixture_inputs):
+def test_dynamic_batch_with_float16_io(tmp_path, fixture_inputs, reference_26m):
+    """--dynamic-batch and --io-fp16 in one artifact: the adapter casts float32 in and out."""
     path, manifest = export_artifact(
-        "onnx", "26m", weights=WEIGHTS, out=tmp_path / "dyn", dynamic_batch=True, ort_format=False
+        "onnx",
+        "26m",
+        precision="fp16",
+        weights=WEIGHTS,
+        out=tmp_path / "dyn",
+        dynamic_batch=True,
+        io_fp16=True,
+        ort_format=False,
     )
-    assert manifest.input.shape[0] == "batch"
-    out = open_runtime(path).run(np.concatenate([fixture_inputs, fixture_inputs]))
-    assert out.shape == (4, 1000)
+    assert manifest.input.shape[0] == "batch" and manifest.input.dtype == "float16"
+    model = onnx.load(str(path / "model.onnx"))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    batch = np.concatenate([fixture_inputs, fixture_inputs])
+    out = open_runtime(path).run(batch)
+    assert out.shape == (4, 1000) and out.dtype == np.float32
+    assert cosine(reference_26m(batch), out) >= 0.9995
+
+
+def test_fp16_keeps_requested_ops_in_float32(artifacts):
+    from mfdeploy.export.onnx import to_fp16
+
+    converted = to_fp16(onnx.load(str(artifacts["fp32"] / "model.onnx")), False, ("Softmax",))
+    producers = {o: n for n in converted.graph.node for o in n.output}
+    softmaxes = [n for n in converted.graph.node if n.op_type == "Softmax"]
+    assert softmaxes
+    for node in softmaxes:  # fed by a Cast to float32
+        cast = producers[node.input[0]]
+        assert cast.op_type == "Cast"
+        assert next(a.i for a in cast.attribute if a.name == "to") == onnx.TensorProto.FLOAT
 
 
 def test_interrupted_calibration_leaves_nothing(tmp_path, monkeypatch):
