@@ -135,7 +135,7 @@ def main() -> None:
     result_path.write_text(json.dumps({"greedy": chosen, "rows": rows}, indent=2) + "\n")
     print_table(
         f"int8 recipes, {args.variant}: logits vs fp32 (calibration | evaluation photos)",
-        ["case", "int8 nodes", "SQNR cal", "cos cal", "SQNR eval", "cos eval"],
+        ["case", "nodes of int8 types", "SQNR cal", "cos cal", "SQNR eval", "cos eval"],
         [
             [
                 r["case"],

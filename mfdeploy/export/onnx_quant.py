@@ -47,7 +47,7 @@ class Int8Plan:
     float_op_types: list[str] = field(default_factory=list)
     float_scopes: list[str] = field(default_factory=list)
     float_nodes: list[str] = field(default_factory=list)
-    quantized_nodes: int = 0
+    quantized_nodes: int = 0  # nodes of the quantised op types not excluded by scope
     weights: str = "int8 per-channel symmetric"
     activations: str = "int8 per-tensor asymmetric"
 
