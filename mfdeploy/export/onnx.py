@@ -17,18 +17,20 @@ import numpy as np
 import torch
 
 from mfdeploy.artifact import Manifest, TensorSpec
-from mfdeploy.console import info, progress
+from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export import onnx_quant as quant
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 OPSET = 18
 MODEL_FILE = "model.onnx"
 ORT_FILE = "model.ort"
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_CALIB_COUNT = 32
-# Kept out of int8 by default: measured with `benchmarks/onnx_int8_recipes.py` (see README).
-DEFAULT_FLOAT_OPS = ("Softmax", "LayerNormalization")
+# fp16: an op type goes back to float32 while the fp16 logits' cosine to fp32 on the probe
+# photos is below this (tighter than the 0.9995 acceptance threshold, for margin).
+FP16_MIN_COSINE = 0.9999
+FP16_SAFE_OPS = ("Max",)  # in ORT's fp16 block list, measured safe here (see to_fp16)
 PACKAGES = ("onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxslim")
 
 
@@ -36,15 +38,29 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--dynamic-batch", action="store_true", help="ONNX: dynamic batch dimension")
     group.add_argument("--io-fp16", action="store_true", help="ONNX fp16: float16 inputs/outputs")
     group.add_argument(
+        "--fp16-float-ops",
+        help="ONNX fp16: comma-separated op types forced to stay float32 (on top of the ones "
+        "the export-time parity check blocks)",
+    )
+    group.add_argument(
         "--calib-method",
-        choices=CALIBRATION_METHODS,
+        choices=quant.CALIBRATION_METHODS,
         default="minmax",
         help="ONNX int8 calibration method (default minmax)",
     )
     group.add_argument(
+        "--int8-recipe",
+        choices=list(quant.RECIPES),
+        default=quant.DEFAULT_RECIPE,
+        help="ONNX int8: which op types go int8 - conv (default: convolutions; token path, "
+        "attention, norms and head stay float), linear (+ Gemm/MatMul), full (everything "
+        "except Softmax/LayerNormalization)",
+    )
+    group.add_argument(
         "--float-ops",
-        help="ONNX int8: comma-separated op types kept in float "
-        f"(default {','.join(DEFAULT_FLOAT_OPS)}; 'none' quantises everything)",
+        help="ONNX int8 mixed precision: comma-separated op types (Softmax, "
+        "LayerNormalization, Add, ...) and/or module scopes (stem, blocks.3, "
+        "blocks.3.former, head) kept in float; 'none' = only the recipe's op types",
     )
 
 
@@ -86,8 +102,10 @@ def torch_to_onnx(module: torch.nn.Module, example: torch.Tensor, dynamic_batch:
 def simplify(model):
     """Run onnxsim and onnxslim, keep whichever leaves fewer nodes (ties: onnxsim).
 
-    Measured on 26m deploy form: exporter 884 nodes, onnxsim 877, onnxslim 885: the dynamo
-    exporter's optimiser already folds most constants, so the gain is small either way.
+    Measured on the deploy form (nodes: exporter / onnxsim / onnxslim): 26m 890 / 883 / 891,
+    294m 1138 / 1128 / 1139, so onnxsim is picked; the dynamo exporter's own optimiser
+    already folds most constants, so the gain is small either way. Both drop the exporter's
+    node metadata, so module scopes are collected before and re-attached after.
     """
     candidates = [("none", model)]
     with _quiet(), contextlib.suppress(Exception):
@@ -111,18 +129,58 @@ def check(model) -> None:
     onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
 
 
-def to_fp16(model, io_fp16: bool):
-    """float16 weights and activations with ORT's maintained converter.
+def to_fp16(model, io_fp16: bool, float_ops: tuple[str, ...] = ()):
+    """float16 weights and activations with ORT's maintained converter (a copy of `model`).
 
-    Nothing is blocked: measured on 26m, every op in float16 keeps cosine >= 0.9999 and
-    the same top-1 (tests/test_onnx_target.py); the converter itself keeps Resize-style
-    ops it knows to be unsafe in float32.
+    Op types in the converter's own block list and in `float_ops` stay float32 with Casts
+    around them, except FP16_SAFE_OPS: the converter blocks Max by default, but on 26m the
+    dynamic ReLU's Max in float16 gives the same logits (cosine 0.9999959 to fp32 either way
+    on 2 calibration photos) with 2 Casts instead of 50, and ORT's CPU EP has the kernel.
     """
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    block = sorted((set(DEFAULT_OP_BLOCK_LIST) - set(FP16_SAFE_OPS)) | set(float_ops))
     with _quiet():
-        converted = convert_float_to_float16(model, keep_io_types=not io_fp16)
+        converted = convert_float_to_float16(copy, keep_io_types=not io_fp16, op_block_list=block)
     return topologically_sorted(converted)
+
+
+def fp16_measured(model, io_fp16: bool, forced: tuple[str, ...], probe: np.ndarray | None):
+    """Convert to fp16; while the logits' cosine to fp32 on `probe` is below FP16_MIN_COSINE,
+    send the op type whose node loses most SQNR (onnx_drift.local_drops) back to float32.
+
+    Returns (model, op types of this graph that run in float32, parity on the probe).
+    """
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
+
+    from mfdeploy.onnx_drift import local_drops, tensor_drift
+
+    blocked = list(forced)
+    parity: dict = {}
+    for _ in range(4):
+        final = to_fp16(model, io_fp16, tuple(blocked))
+        if probe is None:
+            break
+        parity = logits_parity(model, final, probe)
+        if parity["cosine"] >= FP16_MIN_COSINE:
+            break
+        drops = local_drops(tensor_drift(model, final, probe))
+        worst = [d.op_type for d, _ in drops if d.op_type not in blocked]
+        if not worst:
+            break
+        info(f"fp16: cosine {parity['cosine']:.6f} on the probe, keeping {worst[0]} in float32")
+        blocked.append(worst[0])
+    graph_ops = {n.op_type for n in model.graph.node}
+    default = set(DEFAULT_OP_BLOCK_LIST) - set(FP16_SAFE_OPS)
+    kept = sorted(op for op in set(blocked) | default if op in graph_ops)
+    return final, kept, parity
+
+
+def _entries(spec: str | None) -> tuple[str, ...]:
+    return tuple(e.strip() for e in (spec or "").split(",") if e.strip())
 
 
 def topologically_sorted(model):
@@ -142,76 +200,6 @@ def topologically_sorted(model):
     del graph.node[:]
     graph.node.extend(ordered)
     return model
-
-
-class _Reader:
-    """onnxruntime CalibrationDataReader over preprocessed photos, one image per batch."""
-
-    def __init__(self, batches: np.ndarray, input_name: str, batch: int):
-        self.items = [batches[i : i + batch] for i in range(0, len(batches) - batch + 1, batch)]
-        self.input_name = input_name
-        self.iterator = iter(progress(self.items, "int8 calibration"))
-
-    def get_next(self):
-        item = next(self.iterator, None)
-        return None if item is None else {self.input_name: item}
-
-    def rewind(self) -> None:
-        self.iterator = iter(self.items)
-
-
-def _float_ops(spec: str | None) -> tuple[str, ...]:
-    if spec is None:
-        return DEFAULT_FLOAT_OPS
-    if spec.strip().lower() == "none":
-        return ()
-    return tuple(op.strip() for op in spec.split(",") if op.strip())
-
-
-def quantize_int8(
-    fp32_path: Path,
-    out_path: Path,
-    calibration: np.ndarray,
-    batch: int,
-    method: str,
-    float_ops: tuple[str, ...],
-) -> list[str]:
-    """Static QDQ: per-channel symmetric int8 weights, int8 activations. Returns op types."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    prepared = out_path.with_name("prepared.onnx")
-    with _quiet():
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-    op_types = sorted({n.op_type for n in onnx.load(str(prepared)).graph.node} - set(float_ops))
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }
-    with _quiet():
-        quantize_static(
-            str(prepared),
-            str(out_path),
-            _Reader(calibration, "input", batch),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=op_types,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=methods[method],
-            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
-        )
-    prepared.unlink()
-    return op_types
-
-
-def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with _quiet():
-        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8)
 
 
 def save_ort_format(model_path: Path, ort_path: Path) -> None:
@@ -277,6 +265,30 @@ def add_metadata(model, manifest: Manifest) -> None:
         prop.key, prop.value = key, value
 
 
+def probe_inputs(calib: str | None, prep, count: int = 2) -> tuple[np.ndarray, str]:
+    """A few real photos (calibration split) for export-time parity checks."""
+    try:
+        return calibration_inputs(calib, count, prep), "calibration photos"
+    except MfdeployError:
+        if calib:
+            raise
+        rng = np.random.default_rng(0)
+        res = prep.resolution
+        return rng.standard_normal((count, 3, res, res)).astype(np.float32), "seeded noise"
+
+
+def logits_parity(reference, candidate, inputs: np.ndarray) -> dict[str, float]:
+    """cosine / SQNR of a converted graph's logits against the fp32 graph's (ORT CPU)."""
+    from mfdeploy.metrics import cosine, sqnr_db
+    from mfdeploy.onnx_drift import run_tensors
+
+    name = reference.graph.output[0].name
+    ref = run_tensors(reference, {"input": inputs}, [name])[name]
+    out = run_tensors(candidate, {"input": inputs}, [candidate.graph.output[0].name])
+    cand = next(iter(out.values()))
+    return {"cosine": round(cosine(ref, cand), 7), "sqnr_db": round(sqnr_db(ref, cand), 3)}
+
+
 def export(
     source: SourceModel,
     staging: Path,
@@ -286,31 +298,43 @@ def export(
     batch: int = 1,
     dynamic_batch: bool = False,
     io_fp16: bool = False,
+    fp16_float_ops: str | None = None,
     calib: str | None = None,
     calib_count: int | None = None,
     calib_method: str = "minmax",
+    int8_recipe: str = quant.DEFAULT_RECIPE,
     float_ops: str | None = None,
     ort_format: bool = True,
 ) -> Manifest:
     import onnx
     import onnxruntime  # noqa: F401  (fail early when the extra is missing)
 
-    if calib_method not in CALIBRATION_METHODS:
+    if int8_recipe not in quant.RECIPES:
+        raise MfdeployError(f"unknown int8 recipe {int8_recipe!r}")
+    if calib_method not in quant.CALIBRATION_METHODS:
         raise MfdeployError(f"unknown calibration method {calib_method!r}")
     prep = source.preprocessing
     res = prep.resolution
-    calibration = None
+    calibration = probe = None
     if precision == "int8":  # read the photos first: bad input fails before slow work
         calibration = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+        probe, probe_source = calibration[:4], "calibration photos"
+    elif precision == "fp16":
+        probe, probe_source = probe_inputs(calib, prep)
     module = export_module(source, form)
     # torch.export specialises a dimension of size 1, so trace a dynamic batch with 2.
     example = torch.zeros(max(batch, 2) if dynamic_batch else batch, 3, res, res)
     info(f"exporting {source.name} ({form} form) to ONNX opset {OPSET}")
-    model = torch_to_onnx(module, example, dynamic_batch)
-    model, node_counts, simplifier = simplify(model)
+    raw = torch_to_onnx(module, example, dynamic_batch)
+    scopes = quant.module_scopes(raw)
+    model, node_counts, simplifier = simplify(raw)
+    del raw
     check(model)
+    quant.annotate_scopes(model, scopes)
     fp32_path = staging / "model_fp32.onnx"
     onnx.save(model, str(fp32_path))
+    if probe is not None and not dynamic_batch:
+        probe = probe[: len(probe) - len(probe) % batch] if len(probe) >= batch else None
 
     extra: dict = {
         "opset": OPSET,
@@ -322,28 +346,42 @@ def export(
     if precision == "fp32":
         final = model
     elif precision == "fp16":
-        final = to_fp16(model, io_fp16)
-        extra["float32_ops"] = []
+        final, kept, parity = fp16_measured(model, io_fp16, _entries(fp16_float_ops), probe)
+        extra["float32_ops"] = kept
+        if probe is not None:
+            extra["fp16_check"] = {"inputs": f"{len(probe)} {probe_source}", **parity}
         if io_fp16:
             in_dtype = out_dtype = "float16"
     elif precision == "int8":
-        ops = _float_ops(float_ops)
-        q_path = staging / "model_int8.onnx"
-        info(f"int8 static QDQ, {len(calibration)} calibration photos, method {calib_method}")
-        quantized = quantize_int8(fp32_path, q_path, calibration, batch, calib_method, ops)
-        final = onnx.load(str(q_path))
-        q_path.unlink()
-        extra.update(
-            calibration_images=len(calibration),
-            calibration_method=calib_method,
-            float_op_types=list(ops),
-            quantized_op_types=quantized,
-            weights="int8 per-channel symmetric",
-            activations="int8 per-tensor asymmetric",
+        prepared, q_path = staging / "prepared.onnx", staging / "model_int8.onnx"
+        with _quiet():
+            quant.prepare(fp32_path, prepared)
+        plan = quant.make_plan(
+            onnx.load(str(prepared)),
+            scopes,
+            int8_recipe,
+            quant.parse_float_ops(float_ops, int8_recipe),
+            calib_method,
         )
+        info(
+            f"int8 static QDQ ({int8_recipe} recipe), {len(calibration)} calibration photos, "
+            f"method {calib_method}"
+        )
+        with _quiet():
+            quant.quantize_static_qdq(prepared, q_path, calibration, plan, batch)
+        final = onnx.load(str(q_path))
+        prepared.unlink()
+        q_path.unlink()
+        extra.update(plan.to_dict(), calibration_images=len(calibration))
+        if probe is not None:
+            extra["int8_check"] = {
+                "inputs": f"{len(probe)} {probe_source}",
+                **logits_parity(model, final, probe),
+            }
     else:  # int8-dynamic
         q_path = staging / "model_int8.onnx"
-        quantize_dynamic_int8(fp32_path, q_path)
+        with _quiet():
+            quant.quantize_dynamic_int8(fp32_path, q_path)
         final = onnx.load(str(q_path))
         q_path.unlink()
         extra.update(weights="int8 (dynamic quantisation: activations quantised at run time)")

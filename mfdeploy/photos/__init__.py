@@ -100,12 +100,18 @@ def images_in(directory: str | Path) -> list[Path]:
 
 
 def resolve_images(user_dir: str | Path | None, split: str, limit: int | None = None) -> list[Path]:
-    """A user's directory if given, else the project's photos for `split`; at most `limit`."""
+    """A user's directory if given, else the project's photos for `split`; at most `limit`.
+
+    A limit takes photos spread evenly over the stable order (which groups photos by source
+    package), so 32 calibration photos are not 32 photos of one package.
+    """
     paths = images_in(user_dir) if user_dir else project_images(split)
     if not paths:
         raise MfdeployError(f"no {split} photos available; pass a directory of images")
     if limit is not None:
         if limit < 1:
             raise MfdeployError("the number of images must be at least 1")
-        paths = paths[:limit]
+        if limit < len(paths):
+            step = len(paths) / limit
+            paths = [paths[int(i * step)] for i in range(limit)]
     return paths
