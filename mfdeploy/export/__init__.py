@@ -20,6 +20,7 @@ from mfdeploy.export.common import SourceModel, finish_artifact, load_source
 # target -> (module, pip extra)
 TARGETS: dict[str, tuple[str, str]] = {
     "pytorch": ("mfdeploy.export.pytorch", ""),
+    "coreml": ("mfdeploy.export.coreml", "coreml"),
 }
 
 __all__ = ["TARGETS", "default_out_dir", "export_artifact", "target_module"]
