@@ -81,7 +81,9 @@ def _ct():
     try:
         import coremltools as ct
     except ImportError:
-        raise MfdeployError("the coreml target needs coremltools: pip install 'mfdeploy[coreml]'")
+        raise MfdeployError(
+            "the coreml target needs coremltools: pip install 'mfdeploy[coreml]'"
+        ) from None
     return ct
 
 
