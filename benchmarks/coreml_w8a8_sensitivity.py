@@ -25,20 +25,12 @@ from mfdeploy.export.coreml_w8a8 import quantize_w8a8
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import preprocess_batch
 
-
-def groups_of(module: torch.nn.Module) -> dict[str, tuple[str, ...]]:
-    names = [n for n, _ in module.named_modules()]
-
-    def pick(*suffixes: str) -> tuple[str, ...]:
-        return tuple(n for n in names if n.split(".")[-1] in suffixes and n.count(".") <= 2)
-
-    return {
-        "former": pick("former"),
-        "bridge_in": pick("bridge_in", "bridge_final"),
-        "bridge_out": pick("bridge_out"),
-        "dyrelu": pick("act1", "act2"),
-        "head": ("head",),
-    }
+GROUPS = {  # deploy-form classes (mfdeploy/models/deploy.py)
+    "former": ("Former",),
+    "bridges": ("MobileToFormer", "FormerToMobile"),
+    "dyrelu": ("DynamicReLU",),
+    "head": ("MergeHead",),
+}
 
 
 def sqnr(ref: np.ndarray, out: np.ndarray) -> float:
@@ -50,6 +42,7 @@ def main() -> None:
     parser.add_argument("--variant", default="26m")
     parser.add_argument("--weights")
     parser.add_argument("--calib-count", type=int, default=32)
+    parser.add_argument("--all-groups", action="store_true", help="also one group at a time")
     parser.add_argument("--json", default="reports/coreml_w8a8_sensitivity.json")
     args = parser.parse_args()
     source = load_source(args.variant, args.weights)
@@ -60,10 +53,11 @@ def main() -> None:
     evals = np.concatenate([evals, rng.standard_normal((4, *evals.shape[1:]), np.float32)])
     with torch.no_grad():
         ref = module(torch.from_numpy(evals)).numpy()
-    groups = groups_of(module)
     configs = {"all int8": ()}
-    configs.update({f"float {k}": v for k, v in groups.items()})
-    configs["float former+bridges"] = groups["former"] + groups["bridge_in"] + groups["bridge_out"]
+    configs["float former+bridges"] = GROUPS["former"] + GROUPS["bridges"]
+    configs["float former+bridges+dyrelu"] = configs["float former+bridges"] + GROUPS["dyrelu"]
+    if args.all_groups:
+        configs.update({f"float {k}": v for k, v in GROUPS.items()})
     rows, results = [], {}
     for label, float_modules in configs.items():
         quantized, _ = quantize_w8a8(module, calib, float_modules=float_modules)

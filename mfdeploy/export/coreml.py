@@ -90,7 +90,12 @@ def _ct():
 @contextlib.contextmanager
 def quiet():
     """coremltools prints version warnings and progress bars; keep the CLI output clean."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    sink = io.StringIO()
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+    ):
         warnings.simplefilter("ignore")
         previous = logging.getLogger("coremltools").level
         logging.getLogger("coremltools").setLevel(logging.ERROR)
@@ -146,8 +151,10 @@ def resolve_min_ios(precision: str, min_ios: int | None) -> int:
 
 def capture(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     """torch.export in the ATEN dialect coremltools' frontend takes."""
+    for sub in module.modules():  # eval mode without .eval(): PT2E graphs refuse it
+        sub.training = False
     with torch.no_grad():
-        return torch.export.export(module.eval(), (example,)).run_decompositions({})
+        return torch.export.export(module, (example,)).run_decompositions({})
 
 
 def program_ranks(mlmodel) -> tuple[int, list[str]]:
@@ -280,7 +287,7 @@ def export(
     min_ios = resolve_min_ios(precision, min_ios)
     prep = source.preprocessing
     res = prep.resolution
-    module = export_module(source, form).eval()
+    module: nn.Module = export_module(source, form).eval()
     labels = (
         list(imagenet_labels())
         if source.num_classes == 1000

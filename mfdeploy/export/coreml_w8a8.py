@@ -26,11 +26,12 @@ from torch import nn
 from mfdeploy.console import progress
 from mfdeploy.errors import MfdeployError
 
-#: Modules kept in float in the default recipe (name prefixes of the deploy form), chosen by
-#: measurement (benchmarks/coreml_w8a8_sensitivity.py): see FLOAT_MODULES_REASON.
+#: Deploy-form module classes kept in float in the default recipe, chosen by measurement
+#: (benchmarks/coreml_w8a8_sensitivity.py): see FLOAT_MODULES_REASON.
 FLOAT_MODULES: tuple[str, ...] = ()
 FLOAT_MODULES_REASON = ""
 ACTIVATION_OBSERVER = "min_max"
+QUANTIZATION_SCHEME = "symmetric"
 
 
 def _install_torchao_aliases() -> None:
@@ -93,20 +94,41 @@ def _pt2e():
     return prepare_pt2e, convert_pt2e
 
 
+def _in_float_module(node, float_modules: tuple[str, ...]) -> bool:
+    stack = node.meta.get("nn_module_stack") or {}
+    names = {str(kind).rsplit(".", 1)[-1] for _, kind in stack.values()}
+    return bool(names.intersection(float_modules))
+
+
 def quantizer_config(float_modules: tuple[str, ...] = FLOAT_MODULES) -> Any:
-    """int8 per-channel symmetric weights, int8 activations; named modules stay float."""
+    """int8 per-channel symmetric weights, int8 activations; ops inside `float_modules`
+    (deploy-form class names) stay float.
+
+    coremltools' own module_type/name configs re-run every pattern matcher per entry (minutes
+    per entry on this graph), so the global annotation runs once and the annotations of nodes
+    inside the float modules are dropped afterwards: those ops then see float inputs.
+    """
     coreml_quantizer, config_cls = _import_coreml_quantizer()
     config = {
         "global_config": {
-            "quantization_scheme": "symmetric",
+            "quantization_scheme": QUANTIZATION_SCHEME,
             "activation_dtype": torch.quint8,
             "weight_dtype": torch.qint8,
             "weight_per_channel": True,
             "activation_observer": ACTIVATION_OBSERVER,
         },
-        "module_name_configs": {name: None for name in float_modules},
     }
-    return coreml_quantizer(config_cls.from_dict(config))
+
+    class MixedPrecisionQuantizer(coreml_quantizer):
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = super().annotate(model)
+            if float_modules:
+                for node in model.graph.nodes:
+                    if _in_float_module(node, float_modules):
+                        node.meta.pop("quantization_annotation", None)
+            return model
+
+    return MixedPrecisionQuantizer(config_cls.from_dict(config))
 
 
 def quantize_w8a8(
