@@ -147,6 +147,16 @@ def test_layer_norm_fp16():
     close(out, F.layer_norm(T(x), (16,), T(g), T(b)), atol=0.02)
 
 
+def test_batch_norm():
+    x, mean, var = rand(2, 5, 4, 4), rand(5), np.abs(rand(5)) + 0.1
+    g, b = rand(5), rand(5)
+    out = run_one(
+        lambda v: mb.batch_norm(x=v, mean=mean, variance=var, gamma=g, beta=b, epsilon=1e-5), x
+    )
+    ref = F.batch_norm(T(x), T(mean), T(var), T(g), T(b), training=False, eps=1e-5)
+    close(out, ref, atol=1e-5)
+
+
 def test_reduce_mean():
     x = rand(2, 8, 5, 5)
     out = run_one(lambda v: mb.reduce_mean(x=v, axes=[-2, -1], keep_dims=True), x)
@@ -316,7 +326,7 @@ def test_keep_all_returns_every_intermediate():
 
 #: op types the cases above check (plus const, which is the stored value itself)
 OP_CASES = {
-    "const", "conv", "linear", "matmul", "softmax", "layer_norm", "reduce_mean", "avg_pool",
-    "max_pool", *ACTIVATIONS, *BINARY, "reshape", "transpose", "slice_by_index", "concat",
+    "const", "conv", "linear", "matmul", "softmax", "layer_norm", "batch_norm", "reduce_mean",
+    "avg_pool", "max_pool", *ACTIVATIONS, *BINARY, "reshape", "transpose", "slice_by_index", "concat",
     "cast", "constexpr_affine_dequantize", "quantize", "dequantize",
 }  # fmt: skip

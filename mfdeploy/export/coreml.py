@@ -157,13 +157,22 @@ def capture(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedPr
         return torch.export.export(module, (example,)).run_decompositions({})
 
 
+def tensor_rank(var) -> int:
+    """Rank of a tensor var; 0 for scalars, strings, lists (the classifier's label list)."""
+    try:
+        shape = var.shape
+    except ValueError:
+        return 0
+    return len(shape) if shape is not None else 0
+
+
 def program_ranks(mlmodel) -> tuple[int, list[str]]:
     """Highest tensor rank in the MIL program and the ops producing rank > MAX_RANK."""
     highest, offenders = 0, []
     for function in mlmodel._mil_program.functions.values():
         for op in function.operations:
             for var in op.outputs:
-                rank = len(var.shape) if getattr(var, "shape", None) is not None else 0
+                rank = tensor_rank(var)
                 highest = max(highest, rank)
                 if rank > MAX_RANK:
                     offenders.append(f"{op.op_type}:{op.name} (rank {rank})")
@@ -377,6 +386,9 @@ def export(
             "checked_with": {
                 "exported_on": platform.system(),
                 "compute_units_checked": [],
+                "note": "export runs nothing on Core ML; `mfdeploy verify` runs it (Linux: "
+                "the MIL executor, CPU semantics with float16 storage; Neural Engine / GPU "
+                "behaviour is only checked on Apple hardware with --compute-units)",
             },
         }
     )

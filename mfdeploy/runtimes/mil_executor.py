@@ -66,7 +66,10 @@ def load_program(mlpackage: str | Path):
 def _np_dtype(var) -> np.dtype | None:
     from coremltools.converters.mil.mil import types
 
-    dtype = var.dtype
+    try:
+        dtype = var.dtype
+    except ValueError:  # list vars (the classifier's labels) have no dtype
+        return None
     if types.is_str(dtype) or types.is_dict(dtype):
         return None
     try:
@@ -177,6 +180,20 @@ def _layer_norm(op, v: Values) -> np.ndarray:
     return out
 
 
+def _batch_norm(op, v: Values) -> np.ndarray:
+    """Inference batch norm over axis 1 (coremltools fuses per-channel mul + add into it)."""
+    x = _accumulator(v["x"])
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    mean = _accumulator(v["mean"]).reshape(shape)
+    var = _accumulator(v["variance"]).reshape(shape)
+    out = (x - mean) / np.sqrt(var + float(v.get("epsilon", 1e-5)))
+    if v.get("gamma") is not None:
+        out = out * _accumulator(v["gamma"]).reshape(shape)
+    if v.get("beta") is not None:
+        out = out + _accumulator(v["beta"]).reshape(shape)
+    return out
+
+
 def _reduce(fn: Callable[..., np.ndarray]) -> OpFn:
     def run(op, v: Values) -> np.ndarray:
         axes = v.get("axes")
@@ -279,6 +296,7 @@ IMPLEMENTED: dict[str, OpFn] = {
     "matmul": _matmul,
     "softmax": _softmax,
     "layer_norm": _layer_norm,
+    "batch_norm": _batch_norm,
     "reduce_mean": _reduce(np.mean),
     "reduce_sum": _reduce(np.sum),
     "reduce_max": _reduce(np.max),
