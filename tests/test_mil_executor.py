@@ -327,6 +327,6 @@ def test_keep_all_returns_every_intermediate():
 #: op types the cases above check (plus const, which is the stored value itself)
 OP_CASES = {
     "const", "conv", "linear", "matmul", "softmax", "layer_norm", "batch_norm", "reduce_mean",
-    "avg_pool", "max_pool", *ACTIVATIONS, *BINARY, "reshape", "transpose", "slice_by_index", "concat",
-    "cast", "constexpr_affine_dequantize", "quantize", "dequantize",
+    "avg_pool", "max_pool", *ACTIVATIONS, *BINARY, "reshape", "transpose", "slice_by_index",
+    "concat", "cast", "constexpr_affine_dequantize", "quantize", "dequantize",
 }  # fmt: skip
