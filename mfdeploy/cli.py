@@ -17,6 +17,10 @@ COMMANDS = (
     "variants",
     "predict",
     "export",
+    "inspect",
+    "verify",
+    "data",
+    "evaluate",
 )
 
 EXIT_BAD_INPUT = 2

@@ -124,6 +124,11 @@ class DynamicReLU(nn.Module):
         return torch.maximum(x * a1, x * a2)
 
 
+def hard_swish(x: torch.Tensor) -> torch.Tensor:
+    """Written out (Clip, Mul, Div): ONNX's HardSwish op is not taken by NNAPI / Core ML EPs."""
+    return x * F.relu6(x + 3.0) / 6.0
+
+
 def first_token(tokens: torch.Tensor, dim: int) -> torch.Tensor:
     """Token 0 as (B, d) with a slice, not a gather."""
     return tokens[:, 0:1, :].reshape(-1, dim)
@@ -244,7 +249,30 @@ class LiteBottleneck(nn.Module):
         return out + x if self.residual else out
 
 
-class MobileFormerBlock(nn.Module):
+class _TokenPath(nn.Module):
+    """Mobile->Former bridge and Former, shared by both block kinds."""
+
+    def __init__(
+        self,
+        block: ref.MobileFormerBlock | ref.MobileFormerDownBlock,
+        variant: VariantSpec,
+        height: int,
+        width: int,
+        constant_tokens: torch.Tensor | None,
+    ) -> None:
+        super().__init__()
+        m = variant.num_tokens
+        self.d = variant.token_dim
+        self.bridge_in = MobileToFormer(block.local_global, m, height, width, constant_tokens)
+        self.former = Former(block.global_block, m)
+
+    def tokens(self, x: torch.Tensor, tokens: torch.Tensor | None):
+        """Updated tokens and token 0 (the dynamic-ReLU input)."""
+        tokens = self.former(self.bridge_in(x, tokens))
+        return tokens, first_token(tokens, self.d)
+
+
+class MobileFormerBlock(_TokenPath):
     def __init__(
         self,
         block: ref.MobileFormerBlock,
@@ -253,11 +281,8 @@ class MobileFormerBlock(nn.Module):
         width: int,
         constant_tokens: torch.Tensor | None,
     ) -> None:
-        super().__init__()
-        m, d = variant.num_tokens, variant.token_dim
-        self.d = d
-        self.bridge_in = MobileToFormer(block.local_global, m, height, width, constant_tokens)
-        self.former = Former(block.global_block, m)
+        super().__init__(block, variant, height, width, constant_tokens)
+        m = variant.num_tokens
         self.pw1 = conv_bn_from(block.conv1)
         self.shuffle1 = maybe_shuffle(shuffle_of(block.conv1), self.pw1.out_channels, height, width)
         self.act1 = DynamicReLU(block.hyper1)
@@ -270,8 +295,7 @@ class MobileFormerBlock(nn.Module):
         self.out_hw = (height, width)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None):
-        tokens = self.former(self.bridge_in(x, tokens))
-        t0 = first_token(tokens, self.d)
+        tokens, t0 = self.tokens(x, tokens)
         out = self.act1(self.shuffle1(self.pw1(x)), t0)
         out = self.act2(self.dw(out), t0)
         out = self.shuffle2(self.pw2(out))
@@ -280,7 +304,7 @@ class MobileFormerBlock(nn.Module):
         return self.bridge_out(out, tokens), tokens
 
 
-class MobileFormerDownBlock(nn.Module):
+class MobileFormerDownBlock(_TokenPath):
     def __init__(
         self,
         block: ref.MobileFormerDownBlock,
@@ -289,11 +313,8 @@ class MobileFormerDownBlock(nn.Module):
         width: int,
         constant_tokens: torch.Tensor | None,
     ) -> None:
-        super().__init__()
-        m, d = variant.num_tokens, variant.token_dim
-        self.d = d
-        self.bridge_in = MobileToFormer(block.local_global, m, height, width, constant_tokens)
-        self.former = Former(block.global_block, m)
+        super().__init__(block, variant, height, width, constant_tokens)
+        m = variant.num_tokens
         self.dw1 = conv_bn_from(block.conv1)
         h, w = _out_size(height, self.dw1.stride[0]), _out_size(width, self.dw1.stride[0])
         self.shuffle1 = maybe_shuffle(shuffle_of(block.conv1), self.dw1.out_channels, h, w)
@@ -307,8 +328,7 @@ class MobileFormerDownBlock(nn.Module):
         self.out_hw = (h, w)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None):
-        tokens = self.former(self.bridge_in(x, tokens))
-        t0 = first_token(tokens, self.d)
+        tokens, t0 = self.tokens(x, tokens)
         y = self.pw1(self.act1(self.shuffle1(self.dw1(x)), t0))
         out = self.pw2(self.act2(self.shuffle2(self.dw2(y)), t0)) + y
         return self.bridge_out(out, tokens), tokens
@@ -327,9 +347,9 @@ class MergeHead(nn.Module):
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         x = F.relu6(self.conv(self.shuffle(x)))
-        x = F.hardswish(F.adaptive_avg_pool2d(x, 1).reshape(-1, self.conv_out))
+        x = hard_swish(F.adaptive_avg_pool2d(x, 1).reshape(-1, self.conv_out))
         x = torch.cat([x, first_token(tokens, self.d)], dim=1)
-        return self.fc2(F.hardswish(self.fc1(x)))
+        return self.fc2(hard_swish(self.fc1(x)))
 
 
 class MobileFormerDeploy(nn.Module):

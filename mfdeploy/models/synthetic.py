@@ -11,6 +11,9 @@ on them is meaningless, and every report says so.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -57,11 +60,23 @@ def _recalibrate_batchnorm(model: nn.Module, gen: torch.Generator, resolution: i
         bn.bias.normal_(0.0, 0.15, generator=gen)
 
 
+@contextmanager
+def _single_thread() -> Iterator[None]:
+    """Reductions split across threads round differently; the weights' sha256 must not."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @torch.no_grad()
 def synthetic_model(variant: VariantSpec, seed: int = DEFAULT_SEED) -> MobileFormer:
     """A variant with seeded, non-trivial weights (same seed -> same weights)."""
     gen = torch.Generator().manual_seed(seed)
     model = MobileFormer(variant)
     _perturb(model, gen)
-    _recalibrate_batchnorm(model, gen, resolution=128)
+    with _single_thread():
+        _recalibrate_batchnorm(model, gen, resolution=128)
     return model.eval()
