@@ -22,6 +22,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "pytorch": ("mfdeploy.export.pytorch", ""),
     "onnx": ("mfdeploy.export.onnx", "onnx"),
     "tflite": ("mfdeploy.export.tflite", "tflite"),
+    "coreml": ("mfdeploy.export.coreml", "coreml"),
 }
 
 __all__ = ["TARGETS", "default_out_dir", "export_artifact", "target_module"]
