@@ -17,6 +17,9 @@ COMMANDS = (
     "variants",
     "predict",
     "export",
+    "verify",
+    "bench",
+    "report",
 )
 
 EXIT_BAD_INPUT = 2
