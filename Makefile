@@ -16,7 +16,7 @@ setup: .venv/.installed
 
 # The main job on the embedded default (synthetic weights, 294m).
 run: setup
-	.venv/bin/mfdeploy variants
+	.venv/bin/mfdeploy report --variant $(VARIANT) --out reports/
 
 test: setup
 	$(PY) -m pytest -q
@@ -27,8 +27,12 @@ test-fast: setup
 lint: setup
 	.venv/bin/ruff check mfdeploy tests benchmarks
 
+# Every installed backend on the default variant; JSON record + the same rows as a table.
 bench: setup
-	@echo "no benchmarks yet"
+	mkdir -p benchmarks/results
+	.venv/bin/mfdeploy bench --backend all --variant $(VARIANT) --threads 1,2 --json \
+		> benchmarks/results/bench.json
+	$(PY) benchmarks/show_bench.py benchmarks/results/bench.json
 
 clean:
 	rm -rf .venv artifacts reports .pytest_cache

@@ -22,7 +22,8 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]
         table.add_column(column, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*[str(cell) for cell in row])
-    stdout.print(table)
+    # Piped output (make bench, CI logs) is not squeezed into 80 columns.
+    stdout.print(table, width=None if stdout.is_terminal else 200)
 
 
 def progress(items: Sequence[T], description: str) -> Iterator[T]:

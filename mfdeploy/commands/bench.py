@@ -27,7 +27,9 @@ HELP = "latency / memory / size of artifacts on their runtimes"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--backend", default="all", choices=[*bench.BACKEND_TARGETS, "all"],
+        "--backend",
+        default="all",
+        choices=[*bench.BACKEND_TARGETS, "all"],
         help="runtime to measure (default: all installed)",
     )
     parser.add_argument("--variant", default="294m", help="Mobile-Former variant (default 294m)")
@@ -99,15 +101,37 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_table(
         f"latency ({args.runs} runs after {args.warmup} warm-up)",
-        ["backend", "precision", "model", "threads", "init ms", "first ms", "median ms",
-         "p90 ms", "mean±std ms", "min ms", "peak RSS MB", "size MB", "executor"],
         [
-            [r["backend"], r["precision"], r["variant"], r["threads"], f"{r['init_ms']:.1f}",
-             f"{r['first_ms']:.1f}", f"{r['latency_ms']['median']:.2f}",
-             f"{r['latency_ms']['p90']:.2f}",
-             f"{r['latency_ms']['mean']:.2f}±{r['latency_ms']['std']:.2f}",
-             f"{r['latency_ms']['min']:.2f}", f"{r['peak_rss_mb']:.0f}",
-             f"{r['model_bytes'] / 1e6:.2f}", r["executor"]]
+            "backend",
+            "precision",
+            "model",
+            "threads",
+            "init ms",
+            "first ms",
+            "median ms",
+            "p90 ms",
+            "mean±std ms",
+            "min ms",
+            "peak RSS MB",
+            "size MB",
+            "executor",
+        ],
+        [
+            [
+                r["backend"],
+                r["precision"],
+                r["variant"],
+                r["threads"],
+                f"{r['init_ms']:.1f}",
+                f"{r['first_ms']:.1f}",
+                f"{r['latency_ms']['median']:.2f}",
+                f"{r['latency_ms']['p90']:.2f}",
+                f"{r['latency_ms']['mean']:.2f}±{r['latency_ms']['std']:.2f}",
+                f"{r['latency_ms']['min']:.2f}",
+                f"{r['peak_rss_mb']:.0f}",
+                f"{r['model_bytes'] / 1e6:.2f}",
+                r["executor"],
+            ]
             for r in rows
         ],
     )

@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         include_efficientnet=not args.no_efficientnet,
     )
     bad = [r for r in report["rows"] if r["error"] or not r["verify"]["passed"]]
-    info(f"wrote {out / 'report.md'}, report.json and 2 plots ({len(report['rows'])} rows, "
-         f"{len(bad)} failed)")
+    info(
+        f"wrote {out / 'report.md'}, report.json and 2 plots ({len(report['rows'])} rows, "
+        f"{len(bad)} failed)"
+    )
     return 0

@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     for name in METRICS:
         bound = result.thresholds.get(name)
         op = "<=" if name in LOWER_IS_BETTER else ">="
-        rows.append([name, f"{result.metrics[name]:.6g}", "" if bound is None else f"{op} {bound:g}"])
+        rows.append(
+            [name, f"{result.metrics[name]:.6g}", "" if bound is None else f"{op} {bound:g}"]
+        )
     title = (
         f"{result.artifact}: {result.target} {result.precision} on {result.runtime} "
         f"({result.executor}), {result.num_inputs} inputs"
@@ -64,8 +66,12 @@ def run(args: argparse.Namespace) -> int:
             "per block, worst first",
             ["block", "SQNR dB", "max abs", "note"],
             [
-                [r["block"], "-" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}",
-                 "-" if r["max_abs"] is None else f"{r['max_abs']:.3g}", r["note"]]
+                [
+                    r["block"],
+                    "-" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}",
+                    "-" if r["max_abs"] is None else f"{r['max_abs']:.3g}",
+                    r["note"],
+                ]
                 for r in result.per_layer
             ],
         )

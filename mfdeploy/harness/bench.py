@@ -28,8 +28,15 @@ BACKEND_TARGETS: dict[str, str] = {
 }
 # Packages whose versions change what an export produces (part of the cache key).
 TOOL_PACKAGES = (
-    "torch", "safetensors", "onnx", "onnxruntime", "onnxscript", "litert-torch",
-    "ai-edge-litert", "ai-edge-quantizer", "coremltools",
+    "torch",
+    "safetensors",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "litert-torch",
+    "ai-edge-litert",
+    "ai-edge-quantizer",
+    "coremltools",
 )
 WORKER_TIMEOUT_S = 1800
 
@@ -91,8 +98,14 @@ def weights_hash(model_name: str, weights: str | None) -> str:
 
 def cache_key(model: str, target: str, precision: str, form: str, whash: str) -> str:
     payload = json.dumps(
-        {"model": model, "target": target, "precision": precision, "form": form,
-         "weights": whash, "tools": _tool_versions()},
+        {
+            "model": model,
+            "target": target,
+            "precision": precision,
+            "form": form,
+            "weights": whash,
+            "tools": _tool_versions(),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -111,7 +124,10 @@ def cached_artifact(
     from mfdeploy.export import export_artifact
 
     whash = whash or weights_hash(model, weights)
-    out = cache_root() / f"{model}-{target}-{precision}-{cache_key(model, target, precision, form, whash)}"
+    out = (
+        cache_root()
+        / f"{model}-{target}-{precision}-{cache_key(model, target, precision, form, whash)}"
+    )
     if (out / "manifest.json").is_file():
         with contextlib.suppress(MfdeployError):
             Manifest.load(out)
@@ -122,8 +138,18 @@ def cached_artifact(
 
 def run_worker(artifact: Path, threads: int, runs: int, warmup: int) -> dict:
     """One measurement in a fresh interpreter; its JSON line back."""
-    cmd = [sys.executable, "-m", "mfdeploy.bench_worker", str(artifact),
-           "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mfdeploy.bench_worker",
+        str(artifact),
+        "--threads",
+        str(threads),
+        "--runs",
+        str(runs),
+        "--warmup",
+        str(warmup),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
     except subprocess.TimeoutExpired:

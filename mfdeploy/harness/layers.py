@@ -81,13 +81,21 @@ def block_report(
             continue
         cand = candidate[anchor]
         if cand.shape != ref.shape:
-            rows.append({"block": anchor, "sqnr_db": None, "max_abs": None,
-                         "note": f"shape {cand.shape} vs reference {ref.shape}"})
+            rows.append(
+                {
+                    "block": anchor,
+                    "sqnr_db": None,
+                    "max_abs": None,
+                    "note": f"shape {cand.shape} vs reference {ref.shape}",
+                }
+            )
             continue
-        rows.append({
-            "block": anchor,
-            "sqnr_db": sqnr_db(ref, cand),
-            "max_abs": float(np.max(np.abs(ref - cand))),
-            "note": "",
-        })
+        rows.append(
+            {
+                "block": anchor,
+                "sqnr_db": sqnr_db(ref, cand),
+                "max_abs": float(np.max(np.abs(ref - cand))),
+                "note": "",
+            }
+        )
     return sorted(rows, key=lambda r: (r["sqnr_db"] is not None, r["sqnr_db"] or 0.0))

@@ -41,8 +41,13 @@ def parity_scatter(rows: list[dict], path: Path) -> Path:
         y = r["verify"]["metrics"]["sqnr_db"]
         color = "tab:green" if r["verify"]["passed"] else "tab:red"
         ax.scatter([x], [y], color=color, s=40)
-        ax.annotate(f"{r['target']} {r['precision']}", (x, y), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            f"{r['target']} {r['precision']}",
+            (x, y),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.set_xlabel("median latency (ms)")
     ax.set_ylabel("logit SQNR vs PyTorch (dB, capped at 200)")
     ax.set_title("parity vs latency (green: verify passed, red: failed)")

@@ -50,22 +50,40 @@ def plan_cells(targets: list[str] | None, precisions: list[str] | None) -> list[
     return cells
 
 
-def _cell(model: str, weights: str | None, target: str, precision: str, *, form: str,
-          threads: int, runs: int, warmup: int, whash: str) -> dict:
-    row: dict = {"model": model, "target": target, "precision": precision,
-                 "backend": bench.backend_of(target), "error": None}
+def _cell(
+    model: str,
+    weights: str | None,
+    target: str,
+    precision: str,
+    *,
+    form: str,
+    threads: int,
+    runs: int,
+    warmup: int,
+    whash: str,
+) -> dict:
+    row: dict = {
+        "model": model,
+        "target": target,
+        "precision": precision,
+        "backend": bench.backend_of(target),
+        "error": None,
+    }
     try:
-        artifact, _ = bench.cached_artifact(model, target, precision, weights=weights,
-                                            form=form, whash=whash)
+        artifact, _ = bench.cached_artifact(
+            model, target, precision, weights=weights, form=form, whash=whash
+        )
         row["artifact"] = str(artifact)
-        result = verify_artifact(artifact, weights=weights if weights and Path(weights).is_file()
-                                 else None)
+        result = verify_artifact(
+            artifact, weights=weights if weights and Path(weights).is_file() else None
+        )
         row["verify"] = result.to_json()
         row["verify"]["failed"] = result.failed
         measured = bench.run_worker(artifact, threads, runs, warmup)
-        row["bench"] = {k: measured[k] for k in
-                        ("init_ms", "first_ms", "latency_ms", "peak_rss_mb", "model_bytes",
-                         "executor")}
+        row["bench"] = {
+            k: measured[k]
+            for k in ("init_ms", "first_ms", "latency_ms", "peak_rss_mb", "model_bytes", "executor")
+        }
         row["bench"]["threads"] = threads
     except MfdeployError as exc:
         row["error"] = str(exc)
@@ -108,12 +126,18 @@ def build_report(
     whashes = {m: bench.weights_hash(m, w) for m, w in models}
     for m, w, t, p in progress(jobs, "export + verify + bench"):
         info(f"{m}: {t} {p}")
-        rows.append(_cell(m, w, t, p, form=form, threads=threads, runs=runs, warmup=warmup,
-                          whash=whashes[m]))
+        rows.append(
+            _cell(
+                m, w, t, p, form=form, threads=threads, runs=runs, warmup=warmup, whash=whashes[m]
+            )
+        )
     synthetic = weights is None
     if synthetic:
-        notes.insert(0, f"Mobile-Former {variant} uses the seeded SYNTHETIC weights: parity and "
-                        "latency are meaningful, ImageNet accuracy is not.")
+        notes.insert(
+            0,
+            f"Mobile-Former {variant} uses the seeded SYNTHETIC weights: parity and "
+            "latency are meaningful, ImageNet accuracy is not.",
+        )
     report = {
         "mfdeploy": __version__,
         "variant": variant,
@@ -123,8 +147,11 @@ def build_report(
         "threads": threads,
         "runs": runs,
         "warmup": warmup,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+        },
         "seconds": round(time.time() - started, 1),
         "notes": notes,
         "rows": rows,
@@ -179,8 +206,10 @@ def render_markdown(report: dict) -> str:
     fails = [r for r in report["rows"] if r.get("verify") and not r["verify"]["passed"]]
     if fails:
         lines += ["", "## Failed thresholds", ""]
-        lines += [f"- {r['model']} {r['target']} {r['precision']}: "
-                  f"{'; '.join(r['verify']['failed'])}" for r in fails]
+        lines += [
+            f"- {r['model']} {r['target']} {r['precision']}: {'; '.join(r['verify']['failed'])}"
+            for r in fails
+        ]
     lines += [
         "",
         "## Plots",
