@@ -21,7 +21,7 @@ def _ms(start: float) -> float:
 
 def measure(artifact: str, threads: int, runs: int, warmup: int) -> dict:
     from mfdeploy.artifact import path_size
-    from mfdeploy.harness.verify import static_batch
+    from mfdeploy.harness.batching import static_batch
     from mfdeploy.runtimes import open_runtime
 
     runtime = open_runtime(artifact, threads=threads)

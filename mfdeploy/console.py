@@ -23,7 +23,8 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]
     for row in rows:
         table.add_row(*[str(cell) for cell in row])
     # Piped output (make bench, CI logs) is not squeezed into 80 columns.
-    stdout.print(table, width=None if stdout.is_terminal else 200)
+    console = stdout if stdout.is_terminal else Console(soft_wrap=True, width=200)
+    console.print(table)
 
 
 def progress(items: Sequence[T], description: str) -> Iterator[T]:

@@ -138,3 +138,18 @@ def test_metrics_on_known_drift():
     assert compare_logits(ref, -ref)["top1_agreement"] == 0.0
     with pytest.raises(MfdeployError):
         parse_overrides(["cosine"])
+
+
+def test_static_batch_runs_in_padded_chunks():
+    from mfdeploy.harness.batching import run_batched
+
+    seen = []
+
+    def fn(x):
+        seen.append(len(x))
+        return x.reshape(len(x), -1).sum(axis=1, keepdims=True)
+
+    inputs = np.arange(5 * 3, dtype=np.float32).reshape(5, 3)
+    out = run_batched(fn, inputs, 2)
+    assert seen == [2, 2, 2]  # the last chunk is padded to the static batch
+    np.testing.assert_array_equal(out[:, 0], inputs.sum(axis=1))

@@ -14,6 +14,7 @@ from torch import nn
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
+from mfdeploy.harness.batching import run_batched, static_batch
 from mfdeploy.metrics import compare_logits, default_thresholds, failures
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import Preprocessing, load_image, preprocess
@@ -124,26 +125,6 @@ def verification_inputs(manifest: Manifest, images: str | Path | None) -> np.nda
     shape = (RANDOM_INPUTS, 3, prep.resolution, prep.resolution)
     randoms = rng.standard_normal(shape).astype(np.float32)
     return np.concatenate([np.stack(batch).astype(np.float32), randoms])
-
-
-def static_batch(manifest: Manifest) -> int | None:
-    """The artifact's fixed batch size, or None when its batch dimension is dynamic."""
-    first = manifest.input.shape[0] if manifest.input.shape else None
-    return first if isinstance(first, int) and first > 0 else None
-
-
-def run_batched(fn, inputs: np.ndarray, batch: int | None) -> np.ndarray:
-    """Apply `fn` in chunks of a static batch (the last chunk padded), or all at once."""
-    if batch is None:
-        return fn(inputs)
-    outs = []
-    for start in range(0, len(inputs), batch):
-        chunk = inputs[start : start + batch]
-        n = len(chunk)
-        if n < batch:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
-        outs.append(np.asarray(fn(chunk))[:n])
-    return np.concatenate(outs)
 
 
 def _per_layer(runtime: Runtime, reference: nn.Module, inputs: np.ndarray, batch: int | None):
