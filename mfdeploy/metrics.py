@@ -39,6 +39,15 @@ def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float(10.0 * np.log10(signal / noise))
 
 
+def max_abs(reference: np.ndarray, candidate: np.ndarray) -> float:
+    return float(np.abs(reference.astype(np.float64) - candidate.astype(np.float64)).max())
+
+
+def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Fraction of rows whose arg-max class is the same."""
+    return float(np.mean(reference.argmax(axis=1) == candidate.argmax(axis=1)))
+
+
 def cosine(reference: np.ndarray, candidate: np.ndarray) -> float:
     """Mean per-sample cosine similarity of the flattened rows."""
     ref = reference.reshape(len(reference), -1).astype(np.float64)

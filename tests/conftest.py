@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_OFFICIAL = ROOT.parent / "shared" / "reference" / "official"
-
-os.environ.setdefault("MFDEPLOY_CACHE", str(ROOT / ".pytest_cache" / "mfdeploy"))
 
 
 def official_file(name: str) -> Path:
@@ -26,6 +23,25 @@ def official_file(name: str) -> Path:
 @pytest.fixture(scope="session")
 def fixture_inputs() -> np.ndarray:
     return np.load(official_file("inputs_2x3x224x224.npy"))
+
+
+WEIGHTS_26M = FIXTURES / "mobile_former_26m.safetensors"
+
+
+@pytest.fixture(scope="session")
+def reference_26m():
+    """The PyTorch reference with the 26m fixture weights, as a numpy function."""
+    import torch
+
+    from mfdeploy.models import create_model
+
+    model = create_model("26m", weights=WEIGHTS_26M)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    return run
 
 
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:

@@ -21,7 +21,7 @@ LATENCY_KEYS = {"median", "p90", "mean", "std", "min"}
 
 
 def test_bench_all_covers_installed_backends_and_caches(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MFDEPLOY_CACHE", str(tmp_path))
+    monkeypatch.setenv("MFDEPLOY_BENCH_CACHE", str(tmp_path))
     argv = [
         "bench",
         "--backend",

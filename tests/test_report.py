@@ -12,7 +12,7 @@ from tests.harness_helpers import run_cli
 
 
 def test_report_writes_md_json_and_real_plots(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MFDEPLOY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MFDEPLOY_BENCH_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "rep"
     argv = [
         "report",

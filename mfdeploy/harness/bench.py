@@ -19,6 +19,7 @@ from pathlib import Path
 from mfdeploy import __version__
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
+from mfdeploy.paths import cache_root
 
 BACKEND_TARGETS: dict[str, str] = {
     "torch": "pytorch",
@@ -41,9 +42,10 @@ TOOL_PACKAGES = (
 WORKER_TIMEOUT_S = 1800
 
 
-def cache_root() -> Path:
-    base = os.environ.get("MFDEPLOY_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "mfdeploy" / "bench"
+def bench_cache() -> Path:
+    """Exports reused across bench runs: $MFDEPLOY_BENCH_CACHE, else <cache root>/bench."""
+    env = os.environ.get("MFDEPLOY_BENCH_CACHE")
+    return Path(env) if env else cache_root() / "bench"
 
 
 def backend_installed(backend: str) -> bool:
@@ -125,7 +127,7 @@ def cached_artifact(
 
     whash = whash or weights_hash(model, weights)
     out = (
-        cache_root()
+        bench_cache()
         / f"{model}-{target}-{precision}-{cache_key(model, target, precision, form, whash)}"
     )
     if (out / "manifest.json").is_file():

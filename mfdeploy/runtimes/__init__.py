@@ -12,6 +12,9 @@ from mfdeploy.runtimes.base import Runtime, RuntimeInfo
 # target -> (module, class, pip extra that provides it)
 ADAPTERS: dict[str, tuple[str, str, str]] = {
     "pytorch": ("mfdeploy.runtimes.torch_runtime", "TorchRuntime", ""),
+    "onnx": ("mfdeploy.runtimes.onnxruntime", "OnnxRuntime", "onnx"),
+    "tflite": ("mfdeploy.runtimes.litert", "LiteRTRuntime", "tflite"),
+    "coreml": ("mfdeploy.runtimes.coreml", "CoreMLRuntime", "coreml"),
 }
 
 __all__ = ["ADAPTERS", "Runtime", "RuntimeInfo", "open_runtime", "runtime_class"]

@@ -87,3 +87,22 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> n
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def run_static_batches(batch: np.ndarray, static: int | str | None, run_once) -> np.ndarray:
+    """Feed a model with a fixed batch size (from the manifest) chunk by chunk.
+
+    A dynamic batch dimension (a name, None or -1) takes the whole batch at once; a short
+    last chunk is padded with zeros and the padding's outputs dropped.
+    """
+    if not isinstance(static, int) or static <= 0 or static == len(batch):
+        return run_once(batch)
+    outputs = []
+    for start in range(0, len(batch), static):
+        chunk = batch[start : start + static]
+        real = len(chunk)
+        if real < static:
+            pad = np.zeros((static - real, *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, pad])
+        outputs.append(run_once(chunk)[:real])
+    return np.concatenate(outputs)

@@ -1,0 +1,396 @@
+"""Core ML target: the deploy form as an ML program (`model.mlpackage`), fp32 / fp16 / int8.
+
+Capture: `torch.export` (then `run_decompositions({})`), not `torch.jit.trace`. coremltools 9.0
+calls its torch.export frontend beta and recommends tracing, but here (torch 2.13) both
+convert the deploy form to the same program, and torch.export is the one path that works for
+every precision: the W8A8 recipe is PT2E (`prepare_pt2e` / `convert_pt2e` need an exported
+graph), so one capture serves all four precisions and the reference form as well, while
+jit.trace of the reference form depends on Python shape arithmetic being traceable.
+
+Precisions:
+- fp32: `compute_precision=FLOAT32`.
+- fp16: Core ML's default (float16 weights and activations, float32 model input / output).
+- int8-weights: fp16 program, then `coremltools.optimize.coreml.linear_quantize_weights`
+  (int8, per-channel symmetric; weights under 2048 elements stay float16).
+- int8: W8A8 via coremltools.optimize.torch's PT2E `CoreMLQuantizer`, calibrated in PyTorch on
+  real photos (see coreml_w8a8.py); needs the iOS 17 opset (activation quantize/dequantize).
+
+Minimum deployment targets (`--min-ios`): 16 (default) = ML program opset iOS16, per-channel
+int8 weight compression (constexpr_affine_dequantize), fp16 compute; 17 = activation
+quantization ops (quantize / dequantize, needed by W8A8) and int8 compute on the Neural
+Engine for W8A8 programs; 18 = the iOS18 opset: blockwise / int4 / grouped weight compression
+(constexpr_blockwise_shift_scale), stateful models and multifunction packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import platform
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mfdeploy import __version__
+from mfdeploy.artifact import Manifest, TensorSpec
+from mfdeploy.errors import MfdeployError
+from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
+from mfdeploy.labels import imagenet_labels
+
+MODEL_FILE = "model.mlpackage"
+PRECISIONS = ("fp32", "fp16", "int8-weights", "int8")
+MIN_IOS = (16, 17, 18)
+DEFAULT_MIN_IOS = 16
+W8A8_MIN_IOS = 17
+MAX_RANK = 4  # Core ML allows 5; the Neural Engine prefers <= 4 and the deploy form keeps 4
+INPUT_NAME = "input"
+IMAGE_INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+DEFAULT_CALIB_COUNT = 32
+WEIGHT_THRESHOLD = 2048
+AUTHOR = "mfdeploy"
+LICENSE = "Apache-2.0 (model code); weights: see the source checkpoint's licence"
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--min-ios",
+        type=int,
+        choices=MIN_IOS,
+        help="Core ML minimum deployment target (default 16; int8 W8A8 needs and defaults to "
+        "17; 18 adds blockwise/int4 weight compression)",
+    )
+    group.add_argument(
+        "--image-input",
+        action="store_true",
+        help="Core ML: ImageType input (RGB 0..255, normalisation inside the model)",
+    )
+    group.add_argument(
+        "--classifier",
+        action="store_true",
+        help="Core ML: add a ClassifierConfig with the ImageNet labels (softmax output)",
+    )
+
+
+def _ct():
+    try:
+        import coremltools as ct
+    except ImportError:
+        raise MfdeployError(
+            "the coreml target needs coremltools: pip install 'mfdeploy[coreml]'"
+        ) from None
+    return ct
+
+
+@contextlib.contextmanager
+def quiet():
+    """coremltools prints version warnings and progress bars; keep the CLI output clean."""
+    sink = io.StringIO()
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+    ):
+        warnings.simplefilter("ignore")
+        previous = logging.getLogger("coremltools").level
+        logging.getLogger("coremltools").setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logging.getLogger("coremltools").setLevel(previous)
+
+
+class ImageNormalization(nn.Module):
+    """0..255 RGB pixels -> (x * pixel_scale - mean) / std as the model's first op.
+
+    Core ML's ImageType has one global scale but a per-channel bias; ImageNet's std is per
+    channel, so the exact normalisation lives in the graph (one mul + one add per channel,
+    folded in float64) and the ImageType keeps scale 1, bias 0.
+    """
+
+    def __init__(self, model: nn.Module, mean, std, pixel_scale: float) -> None:
+        super().__init__()
+        self.model = model
+        mean64 = torch.tensor(mean, dtype=torch.float64)
+        std64 = torch.tensor(std, dtype=torch.float64)
+        self.register_buffer("scale", (pixel_scale / std64).float().reshape(1, 3, 1, 1))
+        self.register_buffer("shift", (-mean64 / std64).float().reshape(1, 3, 1, 1))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels * self.scale + self.shift)
+
+
+class Probabilities(nn.Module):
+    """Logits -> softmax, so a Vision classifier reports probabilities as confidences."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=-1)
+
+
+def resolve_min_ios(precision: str, min_ios: int | None) -> int:
+    if min_ios is not None and min_ios not in MIN_IOS:
+        raise MfdeployError(f"--min-ios must be one of {', '.join(map(str, MIN_IOS))}")
+    if precision == "int8":
+        if min_ios is not None and min_ios < W8A8_MIN_IOS:
+            raise MfdeployError(
+                f"int8 (W8A8) Core ML programs need --min-ios {W8A8_MIN_IOS} or later "
+                "(activation quantization ops arrived in iOS 17)"
+            )
+        return min_ios or W8A8_MIN_IOS
+    return min_ios or DEFAULT_MIN_IOS
+
+
+def capture(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
+    """torch.export in the ATEN dialect coremltools' frontend takes."""
+    for sub in module.modules():  # eval mode without .eval(): PT2E graphs refuse it
+        sub.training = False
+    with torch.no_grad():
+        return torch.export.export(module, (example,)).run_decompositions({})
+
+
+def tensor_rank(var) -> int:
+    """Rank of a tensor var; 0 for scalars, strings, lists (the classifier's label list)."""
+    try:
+        shape = var.shape
+    except ValueError:
+        return 0
+    return len(shape) if shape is not None else 0
+
+
+def program_ranks(mlmodel) -> tuple[int, list[str]]:
+    """Highest tensor rank in the MIL program and the ops producing rank > MAX_RANK."""
+    highest, offenders = 0, []
+    for function in mlmodel._mil_program.functions.values():
+        for op in function.operations:
+            for var in op.outputs:
+                rank = tensor_rank(var)
+                highest = max(highest, rank)
+                if rank > MAX_RANK:
+                    offenders.append(f"{op.op_type}:{op.name} (rank {rank})")
+    return highest, offenders
+
+
+def op_histogram(mlmodel) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for function in mlmodel._mil_program.functions.values():
+        for op in function.operations:
+            counts[op.op_type] = counts.get(op.op_type, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def set_metadata(mlmodel, source: SourceModel, precision: str, form: str, image: bool) -> None:
+    mlmodel.short_description = (
+        f"Mobile-Former {source.variant} ImageNet-1k classifier ({form} form, {precision}); "
+        "exported by mfdeploy"
+        + ("; synthetic stand-in weights: not an ImageNet classifier" if source.synthetic else "")
+    )
+    mlmodel.author = AUTHOR
+    mlmodel.license = LICENSE
+    mlmodel.version = __version__
+    meta = mlmodel.user_defined_metadata
+    meta["variant"] = str(source.variant)
+    meta["model"] = source.name
+    meta["source_checkpoint_sha256"] = source.checkpoint_sha256
+    meta["mfdeploy_version"] = __version__
+    meta["precision"] = precision
+    meta["form"] = form
+    prep = source.preprocessing
+    meta["mean"] = ",".join(f"{m:.6g}" for m in prep.mean)
+    meta["std"] = ",".join(f"{s:.6g}" for s in prep.std)
+    meta["normalization_in_model"] = str(image).lower()
+    desc = (
+        "RGB image, normalisation applied inside the model"
+        if image
+        else "float32 NCHW, normalised with the manifest's mean/std"
+    )
+    mlmodel.input_description[mlmodel.get_spec().description.input[0].name] = desc
+
+
+def convert(
+    module: nn.Module,
+    example: torch.Tensor,
+    *,
+    precision: str,
+    min_ios: int,
+    image_input: bool,
+    classifier: bool,
+    labels: list[str],
+):
+    """torch module -> Core ML ML program (in memory)."""
+    ct = _ct()
+    target = {16: ct.target.iOS16, 17: ct.target.iOS17, 18: ct.target.iOS18}[min_ios]
+    shape = tuple(example.shape)
+    if image_input:
+        inputs = [
+            ct.ImageType(
+                name=IMAGE_INPUT_NAME,
+                shape=shape,
+                scale=1.0,
+                bias=[0.0, 0.0, 0.0],
+                color_layout=ct.colorlayout.RGB,
+            )
+        ]
+    else:
+        inputs = [ct.TensorType(name=INPUT_NAME, shape=shape, dtype=np.float32)]
+    outputs = None if classifier else [ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)]
+    kwargs = {}
+    if classifier:
+        kwargs["classifier_config"] = ct.ClassifierConfig(labels)
+    fp32 = precision == "fp32"
+    exported = capture(module, example)
+    with quiet():
+        return ct.convert(
+            exported,
+            inputs=inputs,
+            outputs=outputs,
+            convert_to="mlprogram",
+            minimum_deployment_target=target,
+            compute_precision=ct.precision.FLOAT32 if fp32 else ct.precision.FLOAT16,
+            **kwargs,
+        )
+
+
+def quantize_weights(mlmodel):
+    """int8 per-channel symmetric weight compression of a converted program."""
+    import coremltools.optimize.coreml as cto
+
+    config = cto.OptimizationConfig(
+        global_config=cto.OpLinearQuantizerConfig(
+            mode="linear_symmetric",
+            dtype="int8",
+            granularity="per_channel",
+            weight_threshold=WEIGHT_THRESHOLD,
+        )
+    )
+    with quiet():
+        return cto.linear_quantize_weights(mlmodel, config)
+
+
+def export(
+    source: SourceModel,
+    staging: Path,
+    *,
+    precision: str = "fp16",
+    form: str = "deploy",
+    batch: int = 1,
+    calib: str | Path | None = None,
+    calib_count: int | None = None,
+    min_ios: int | None = None,
+    image_input: bool = False,
+    classifier: bool = False,
+) -> Manifest:
+    if precision not in PRECISIONS:
+        raise MfdeployError(f"target coreml supports precision {', '.join(PRECISIONS)}")
+    if batch < 1:
+        raise MfdeployError("--batch must be at least 1")
+    _ct()
+    min_ios = resolve_min_ios(precision, min_ios)
+    prep = source.preprocessing
+    res = prep.resolution
+    module: nn.Module = export_module(source, form).eval()
+    labels = (
+        list(imagenet_labels())
+        if source.num_classes == 1000
+        else [str(i) for i in range(source.num_classes)]
+    )
+    extra: dict = {}
+    if precision == "int8":
+        from mfdeploy.export.coreml_w8a8 import quantize_w8a8
+
+        calib_batch = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+        module, extra["w8a8"] = quantize_w8a8(module, calib_batch, batch=batch)
+    if image_input:
+        module = ImageNormalization(module, prep.mean, prep.std, prep.pixel_scale)
+    if classifier:
+        module = Probabilities(module)
+    example = torch.zeros(batch, 3, res, res)
+    if image_input:
+        example = example + 128.0
+    try:
+        mlmodel = convert(
+            module,
+            example,
+            precision=precision,
+            min_ios=min_ios,
+            image_input=image_input,
+            classifier=classifier,
+            labels=labels,
+        )
+    except MfdeployError:
+        raise
+    except Exception as exc:  # converter failures are long; keep the first line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MfdeployError(f"Core ML conversion failed: {first}") from exc
+    if precision == "int8-weights":
+        mlmodel = quantize_weights(mlmodel)
+
+    highest, offenders = program_ranks(mlmodel)
+    if offenders and form == "deploy":
+        raise MfdeployError(
+            f"the Core ML program has tensors of rank > {MAX_RANK}: {', '.join(offenders[:3])}"
+        )
+    set_metadata(mlmodel, source, precision, form, image_input)
+    with quiet():
+        mlmodel.save(str(staging / MODEL_FILE))
+
+    spec = mlmodel.get_spec()
+    output_name = spec.description.predictedProbabilitiesName if classifier else OUTPUT_NAME
+    if image_input:
+        input_spec = TensorSpec(IMAGE_INPUT_NAME, [batch, 3, res, res], "uint8", "NCHW")
+    else:
+        input_spec = TensorSpec(INPUT_NAME, [batch, 3, res, res], "float32", "NCHW")
+    manifest = base_manifest(
+        source,
+        target="coreml",
+        precision=precision,
+        form=form,
+        model_file=MODEL_FILE,
+        input_spec=input_spec,
+        output_spec=TensorSpec(output_name, [batch, source.num_classes], "float32"),
+        packages=("coremltools",),
+    )
+    extra.update(
+        {
+            "format": "mlprogram",
+            "minimum_ios": min_ios,
+            "minimum_macos": min_ios - 3,
+            "specification_version": spec.specificationVersion,
+            "compute_precision": "float32" if precision == "fp32" else "float16",
+            "weights": {
+                "fp32": "float32",
+                "fp16": "float16",
+                "int8-weights": f"int8 per-channel symmetric (>= {WEIGHT_THRESHOLD} elements)",
+                "int8": "int8 per-channel symmetric (PT2E CoreMLQuantizer)",
+            }[precision],
+            "activations": {"int8": "int8 (W8A8, calibrated in PyTorch)"}.get(
+                precision, "float32" if precision == "fp32" else "float16"
+            ),
+            "input_kind": "image" if image_input else "tensor",
+            "color_layout": "RGB" if image_input else None,
+            "normalization_in_model": image_input,
+            "classifier": classifier,
+            "output_kind": "probabilities" if classifier else "logits",
+            "capture": "torch.export",
+            "max_tensor_rank": highest,
+            "op_histogram": op_histogram(mlmodel),
+            # Nothing was executed by Core ML at export time; `mfdeploy verify` records runs.
+            "checked_with": {
+                "exported_on": platform.system(),
+                "compute_units_checked": [],
+                "note": "export runs nothing on Core ML; `mfdeploy verify` runs it (Linux: "
+                "the MIL executor, CPU semantics with float16 storage; Neural Engine / GPU "
+                "behaviour is only checked on Apple hardware with --compute-units)",
+            },
+        }
+    )
+    manifest.extra["coreml"] = extra
+    return manifest

@@ -1,0 +1,217 @@
+"""int8 for the ONNX target: static QDQ recipes (which ops go int8, which stay float) and
+dynamic quantisation, both with onnxruntime.quantization.
+
+Why the default recipe quantises only convolutions: on the 26m fixture weights, calibrated on
+the project's calibration photos and measured on its evaluation photos (logits vs fp32,
+`benchmarks/onnx_int8_recipes.py`), every op type ORT can quantise gives 6.2 dB SQNR;
+keeping Softmax + LayerNormalization in float (the usual ViT advice) only 10.4 dB; the token
+path's Gemm layers are what hurts (the merge head's two Gemms alone cost ~10 dB: Conv + all
+Gemm except the head 16.9 dB, Conv + Gemm 10.5 dB), while Conv-only reaches ~20 dB. The
+token path (Former, bridges, dynamic-ReLU coefficients, head) runs on 6 tokens and is a small
+share of the MACs, so keeping it in float costs little; the convolutions, where the MACs are,
+are int8. The module scopes in DEFAULT_FLOAT_SCOPES are kept in float on top of that, chosen by
+greedy forward selection of blocks on the calibration photos (numbers below). Honest caveat:
+on a 2-core x86 with VNNI, ORT runs the 26m QDQ model slower than fp32 (the int8 kernels do
+not pay for the quantise / dequantise around them at 26 MFLOPs); see the 294m benchmark.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mfdeploy.console import progress
+from mfdeploy.errors import MfdeployError
+from mfdeploy.onnx_drift import SCOPE_KEY
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# recipe -> (op types quantised, () = all the quantiser supports; default float entries)
+RECIPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "conv": (("Conv",), ()),
+    "linear": (("Conv", "Gemm", "MatMul"), ()),
+    "full": ((), ("Softmax", "LayerNormalization")),
+}
+DEFAULT_RECIPE = "conv"
+
+
+@dataclass
+class Int8Plan:
+    """What a static int8 export quantised and what it kept in float (goes to the manifest)."""
+
+    recipe: str
+    calibration_method: str
+    quantized_op_types: list[str]
+    float_op_types: list[str] = field(default_factory=list)
+    float_scopes: list[str] = field(default_factory=list)
+    float_nodes: list[str] = field(default_factory=list)
+    quantized_nodes: int = 0  # nodes of the quantised op types not excluded by scope
+    weights: str = "int8 per-channel symmetric"
+    activations: str = "int8 per-tensor asymmetric"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def module_scopes(model) -> dict[str, str]:
+    """node output name -> module path ("blocks.3.former.fc1"), from the torch exporter's
+    node metadata; collected before simplification (which drops node metadata)."""
+    scopes = {}
+    for node in model.graph.node:
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.name_scopes":
+                try:
+                    parts = [p for p in ast.literal_eval(prop.value)[:-1] if p]
+                except (ValueError, SyntaxError):
+                    break
+                for name in node.output:
+                    scopes[name] = parts[-1] if parts else ""
+                break
+    return scopes
+
+
+def annotate_scopes(model, scopes: dict[str, str]) -> int:
+    """Store each node's module path as compact node metadata (read by drift reports)."""
+    count = 0
+    for node in model.graph.node:
+        scope = next((scopes[o] for o in node.output if scopes.get(o)), None)
+        if scope:
+            prop = node.metadata_props.add()
+            prop.key, prop.value = SCOPE_KEY, scope
+            count += 1
+    return count
+
+
+def node_module(node, scopes: dict[str, str]) -> str:
+    for prop in node.metadata_props:
+        if prop.key == SCOPE_KEY:
+            return prop.value
+    return next((scopes[o] for o in node.output if scopes.get(o)), "")
+
+
+def _in_scope(module: str, scope: str) -> bool:
+    return module == scope or module.startswith(scope + ".")
+
+
+def parse_float_ops(spec: str | None, recipe: str) -> tuple[str, ...]:
+    """--float-ops: comma-separated op types and/or module scopes; 'none' = nothing extra."""
+    if spec is None:
+        return RECIPES[recipe][1] + (DEFAULT_FLOAT_SCOPES if recipe == DEFAULT_RECIPE else ())
+    if spec.strip().lower() == "none":
+        return ()
+    return tuple(entry.strip() for entry in spec.split(",") if entry.strip())
+
+
+def make_plan(
+    model, scopes: dict[str, str], recipe: str, float_entries: tuple[str, ...], method: str
+) -> Int8Plan:
+    """Split --float-ops into op types and module scopes, and list the nodes they exclude."""
+    if recipe not in RECIPES:
+        raise MfdeployError(f"unknown int8 recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    if method not in CALIBRATION_METHODS:
+        raise MfdeployError(
+            f"unknown calibration method {method!r}; "
+            f"choose one of: {', '.join(CALIBRATION_METHODS)}"
+        )
+    graph_ops = {n.op_type for n in model.graph.node}
+    modules = {n.name: node_module(n, scopes) for n in model.graph.node}
+    float_types = [e for e in float_entries if e in graph_ops]
+    float_scopes = [e for e in float_entries if e not in graph_ops]
+    for scope in float_scopes:
+        if not any(_in_scope(m, scope) for m in modules.values()):
+            raise MfdeployError(
+                f"--float-ops: {scope!r} is neither an op type of this graph nor a module "
+                f"(op types: {', '.join(sorted(graph_ops))}; modules e.g. stem, blocks.0, head)"
+            )
+    wanted = RECIPES[recipe][0] or tuple(sorted(graph_ops))
+    op_types = sorted(set(wanted) - set(float_types))
+    excluded = sorted(
+        n.name
+        for n in model.graph.node
+        if n.op_type in op_types and any(_in_scope(modules[n.name], s) for s in float_scopes)
+    )
+    quantized = sum(1 for n in model.graph.node if n.op_type in op_types) - len(excluded)
+    return Int8Plan(
+        recipe=recipe,
+        calibration_method=method,
+        quantized_op_types=op_types,
+        float_op_types=sorted(float_types),
+        float_scopes=float_scopes,
+        float_nodes=excluded,
+        quantized_nodes=quantized,
+    )
+
+
+class CalibrationReader:
+    """onnxruntime CalibrationDataReader over preprocessed photos, in a fixed order."""
+
+    def __init__(self, images: np.ndarray, input_name: str, batch: int):
+        self.items = [images[i : i + batch] for i in range(0, len(images) - batch + 1, batch)]
+        if not self.items:
+            raise MfdeployError(f"need at least {batch} calibration images for batch {batch}")
+        self.input_name = input_name
+        self.iterator = iter(progress(self.items, "int8 calibration"))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        item = next(self.iterator, None)
+        return None if item is None else {self.input_name: item}
+
+    def rewind(self) -> None:
+        self.iterator = iter(self.items)
+
+
+def prepare(fp32_path: Path, out_path: Path) -> None:
+    """ORT's quantisation pre-processing (shape inference + graph clean-up)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True)
+
+
+def quantize_static_qdq(
+    prepared_path: Path,
+    out_path: Path,
+    calibration: np.ndarray,
+    plan: Int8Plan,
+    batch: int = 1,
+) -> None:
+    """Static QDQ: per-channel symmetric int8 weights, int8 activations, per `plan`."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    quantize_static(
+        str(prepared_path),
+        str(out_path),
+        CalibrationReader(calibration, "input", batch),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=plan.quantized_op_types,
+        nodes_to_exclude=plan.float_nodes,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=methods[plan.calibration_method],
+        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+    )
+
+
+def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> None:
+    """Weights int8 ahead of time, activations quantised per batch at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8)
+
+
+# Kept in float under the default recipe: the high-resolution stage (stride <= 4). Measured on
+# 26m (fixture weights; logits SQNR / cosine vs fp32, calibration photos | evaluation photos):
+#   Conv only                                   18.3 dB 0.9920 | 20.1 dB 0.9918
+#   greedy leave-blocks-out on calibration photos picked lite, blocks.5, blocks.1, blocks.0:
+#   + lite, blocks.0, blocks.1 in float (shipped)   21.2 dB 0.9960 | 22.8 dB 0.9966
+#   + lite, blocks.0, blocks.1, blocks.5        22.4 dB 0.9969 | 23.6 dB 0.9974
+# blocks.5 is a different stage in each variant, the early stage is the same everywhere.
+# Reproduce: `benchmarks/onnx_int8_recipes.py` (leave-one-block-out and greedy selection).
+DEFAULT_FLOAT_SCOPES: tuple[str, ...] = ("lite", "blocks.0", "blocks.1")

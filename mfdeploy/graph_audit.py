@@ -1,0 +1,121 @@
+"""What an exported graph contains: op histogram, tensor ranks, size, and deploy-form rules.
+
+The rules every deploy-form graph must pass: no runtime shape / gather / einsum / scatter
+ops in ONNX, only builtin ops in TFLite (no Flex / custom), and no tensor of rank > 4
+(Core ML's limit is 5, NPUs and LiteRT prefer <= 4).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mfdeploy.artifact import MANIFEST_NAME, Manifest, path_size
+from mfdeploy.errors import MfdeployError
+
+BANNED_ONNX_OPS = ("Shape", "Gather", "GatherElements", "GatherND", "Einsum", "ScatterND")
+MAX_RANK = 4
+
+
+@dataclass
+class AuditReport:
+    path: str
+    format: str
+    ops: dict[str, int]
+    max_rank: int
+    tensors_over_rank: list[str]
+    model_bytes: int
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+
+def _onnx_report(path: Path) -> AuditReport:
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception as exc:
+        raise MfdeployError(f"{path}: not a readable ONNX model ({exc})") from None
+    graph = model.graph
+    ops = Counter(node.op_type for node in graph.node)
+    ranks = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        tensor_type = value.type.tensor_type
+        if tensor_type.HasField("shape"):
+            ranks[value.name] = len(tensor_type.shape.dim)
+    for init in graph.initializer:
+        ranks[init.name] = len(init.dims)
+    over = sorted(name for name, rank in ranks.items() if rank > MAX_RANK)
+    violations = [f"{count} x {op}" for op, count in ops.items() if op in BANNED_ONNX_OPS]
+    if over:
+        violations.append(f"{len(over)} tensors of rank > {MAX_RANK}")
+    return AuditReport(
+        str(path),
+        "onnx",
+        dict(ops.most_common()),
+        max(ranks.values(), default=0),
+        over,
+        path_size(path),
+        violations,
+    )
+
+
+def _tflite_report(path: Path) -> AuditReport:
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path))
+    except Exception as exc:
+        raise MfdeployError(f"{path}: not a readable TFLite model ({exc})") from None
+    builtin = {name for name in vars(schema.BuiltinOperator) if not name.startswith("_")}
+    ops = Counter(op["op_name"] for op in interpreter._get_ops_details())
+    ranks = {t["name"]: len(t["shape"]) for t in interpreter.get_tensor_details()}
+    over = sorted(name for name, rank in ranks.items() if rank > MAX_RANK)
+    violations = [f"{count} x non-builtin {op}" for op, count in ops.items() if op not in builtin]
+    if over:
+        violations.append(f"{len(over)} tensors of rank > {MAX_RANK}")
+    return AuditReport(
+        str(path),
+        "tflite",
+        dict(ops.most_common()),
+        max(ranks.values(), default=0),
+        over,
+        path_size(path),
+        violations,
+    )
+
+
+def model_path(path: str | Path) -> Path:
+    """An artifact dir (manifest.json) or a model file -> the model file."""
+    path = Path(path)
+    if path.is_dir() and (path / MANIFEST_NAME).is_file():
+        return path / Manifest.load(path).model_file
+    if not path.exists():
+        raise MfdeployError(f"{path}: no such file or artifact directory")
+    return path
+
+
+AUDITORS = {".onnx": _onnx_report, ".tflite": _tflite_report}
+
+
+def audit(path: str | Path) -> AuditReport:
+    """Audit an exported model (or the model of an artifact directory)."""
+    target = model_path(path)
+    auditor = AUDITORS.get(target.suffix)
+    if auditor is None:
+        raise MfdeployError(
+            f"{target}: cannot inspect {target.suffix or 'this'} files "
+            f"(known: {', '.join(AUDITORS)})"
+        )
+    return auditor(target)

@@ -1,0 +1,319 @@
+"""ONNX target on 26m with the checkpoint-compatible fixture weights, run on ONNX Runtime.
+
+Each artifact is exported once (module-scoped fixture); int8 is calibrated on the project's
+calibration photos and judged on its evaluation photos (never the same photo).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from mfdeploy.artifact import Manifest
+from mfdeploy.errors import MfdeployError
+from mfdeploy.export import export_artifact
+from mfdeploy.export import onnx as onnx_export
+from mfdeploy.export import onnx_quant as quant
+from mfdeploy.graph_audit import audit
+from mfdeploy.metrics import cosine, sqnr_db
+from mfdeploy.onnx_drift import tensor_drift
+from mfdeploy.photos import resolve_images
+from mfdeploy.preprocessing import load_image, preprocess
+from mfdeploy.runtimes import open_runtime
+from tests.conftest import WEIGHTS_26M, max_abs
+
+pytest.importorskip("onnxruntime")
+WEIGHTS = WEIGHTS_26M
+BANNED = {"Shape", "Gather", "Einsum", "ScatterND"}
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx")
+    return {
+        p: export_artifact("onnx", "26m", precision=p, weights=WEIGHTS, out=root / p)[0]
+        for p in ("fp32", "fp16", "int8")
+    }
+
+
+@pytest.fixture(scope="module")
+def photos() -> np.ndarray:
+    return np.stack([preprocess(load_image(p)) for p in resolve_images(None, "evaluation")])
+
+
+@pytest.fixture(scope="module")
+def fp32_logits(artifacts, photos) -> np.ndarray:
+    return open_runtime(artifacts["fp32"]).run(photos)
+
+
+def test_fp32_matches_pytorch(artifacts, reference_26m, fixture_inputs, photos):
+    runtime = open_runtime(artifacts["fp32"], threads=1)
+    assert max_abs(runtime.run(fixture_inputs), reference_26m(fixture_inputs)) <= 1e-4
+    assert max_abs(runtime.run(photos), reference_26m(photos)) <= 1e-4
+
+
+def test_fp16_keeps_cosine_and_top1(artifacts, reference_26m, fixture_inputs, photos):
+    runtime = open_runtime(artifacts["fp16"])
+    for x in (fixture_inputs, photos):
+        out, ref = runtime.run(x), reference_26m(x)
+        assert cosine(ref, out) >= 0.9995
+        assert np.array_equal(out.argmax(1), ref.argmax(1))
+    model = onnx.load(str(artifacts["fp16"] / "model.onnx"))
+    assert onnx.TensorProto.FLOAT16 in {t.data_type for t in model.graph.initializer}
+    # float32 I/O by default; the ops kept in float32 are listed and really are float32
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    manifest = Manifest.load(artifacts["fp16"])
+    assert manifest.input.dtype == "float32"
+    assert manifest.extra["fp16_check"]["cosine"] >= 0.9999
+    for op in manifest.extra["float32_ops"]:
+        assert any(n.op_type == op for n in model.graph.node)
+
+
+def test_int8_sqnr_and_cosine_against_fp32(artifacts, photos, fp32_logits):
+    int8 = open_runtime(artifacts["int8"]).run(photos)
+    assert sqnr_db(fp32_logits, int8) >= 20.0
+    assert cosine(fp32_logits, int8) >= 0.99
+
+
+def test_int8_recipe_is_recorded_and_applied(artifacts):
+    manifest = Manifest.load(artifacts["int8"])
+    extra = manifest.extra
+    available = len(resolve_images(None, "calibration"))
+    assert extra["calibration_images"] == min(available, onnx_export.DEFAULT_CALIB_COUNT)
+    assert extra["recipe"] == quant.DEFAULT_RECIPE and extra["calibration_method"] == "minmax"
+    assert extra["quantized_op_types"] == ["Conv"] and extra["quantized_nodes"] > 20
+    model = onnx.load(str(artifacts["int8"] / "model.onnx"))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    int8_convs, float_convs = set(), set()
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            weight = producers.get(node.input[1])
+            quantized = weight is not None and weight.op_type == "DequantizeLinear"
+            (int8_convs if quantized else float_convs).add(node.name)
+    assert len(int8_convs) == extra["quantized_nodes"]
+    assert float_convs == set(extra["float_nodes"])
+    # the token path stays float: no Gemm / MatMul / Softmax reads a dequantized tensor
+    for node in model.graph.node:
+        if node.op_type in ("Gemm", "MatMul", "Softmax", "LayerNormalization"):
+            assert all(
+                producers.get(i) is None or producers[i].op_type != "DequantizeLinear"
+                for i in node.input
+            ), node.name
+
+
+def test_int8_mixed_precision_by_module_scope(artifacts, tmp_path):
+    """--float-ops names module scopes; int8 calibration is deterministic."""
+    fp32 = artifacts["fp32"] / "model.onnx"
+    prepared = tmp_path / "prepared.onnx"
+    quant.prepare(fp32, prepared)
+    model = onnx.load(str(prepared))
+    fp32_nodes = onnx.load(str(fp32)).graph.node
+    scopes = {o: quant.node_module(n, {}) for n in fp32_nodes for o in n.output}
+    plan = quant.make_plan(model, scopes, "conv", ("stem", "blocks.0", "Softmax"), "minmax")
+    assert plan.float_scopes == ["stem", "blocks.0"] and plan.float_op_types == ["Softmax"]
+    assert plan.float_nodes and all(n.startswith("node_conv2d") for n in plan.float_nodes)
+    images = np.stack([preprocess(load_image(p)) for p in resolve_images(None, "calibration", 3)])
+    outputs = []
+    for name in ("a", "b"):
+        quant.quantize_static_qdq(prepared, tmp_path / f"{name}.onnx", images, plan)
+        outputs.append(onnx.load(str(tmp_path / f"{name}.onnx")))
+    first, second = ({t.name: t.raw_data for t in m.graph.initializer} for m in outputs)
+    assert first == second
+    with pytest.raises(MfdeployError, match="neither an op type"):
+        quant.make_plan(model, scopes, "conv", ("blocks.99",), "minmax")
+
+
+def test_per_tensor_drift_finds_where_int8_moves(artifacts, photos):
+    fp32, int8 = artifacts["fp32"] / "model.onnx", artifacts["int8"] / "model.onnx"
+    drift = tensor_drift(fp32, int8, photos[:2])
+    assert len(drift) > 100
+    by_scope = {d.scope for d in drift}
+    assert {"stem", "head.fc2"} <= by_scope
+    # exact before the first quantised op would be wrong: the stem conv is int8
+    assert drift[0].sqnr_db < 80
+    same = tensor_drift(fp32, fp32, photos[:1])
+    assert min(d.sqnr_db for d in same) == float("inf")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_deploy_graph_passes_the_audit(artifacts, precision):
+    report = audit(artifacts[precision])
+    assert report.passed, report.violations
+    assert report.max_rank <= 4
+    # the same rules, checked directly on the graph
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(artifacts[precision] / "model.onnx")))
+    assert not BANNED & {n.op_type for n in model.graph.node}
+    values = [*model.graph.value_info, *model.graph.input, *model.graph.output]
+    assert max(len(v.type.tensor_type.shape.dim) for v in values) <= 4
+
+
+def test_reference_form_fails_the_audit(tmp_path):
+    path, _ = export_artifact(
+        "onnx", "26m", form="reference", out=tmp_path / "ref", ort_format=False
+    )
+    report = audit(path)
+    assert not report.passed
+    assert report.max_rank == 5 or "Gather" in report.ops
+
+
+def test_manifest_metadata_and_ort_format(artifacts):
+    path = artifacts["fp32"]
+    manifest = Manifest.load(path)
+    assert manifest.target == "onnx" and manifest.form == "deploy"
+    assert manifest.input.shape == [1, 3, 224, 224]
+    assert (path / manifest.extra["ort_file"]).stat().st_size > 100_000
+    props = {p.key: p.value for p in onnx.load(str(path / "model.onnx")).metadata_props}
+    assert props["variant"] == "26m"
+    assert props["source_checkpoint_sha256"] == manifest.source_checkpoint_sha256
+    assert props["input_layout"] == "NCHW" and props["labels_file"] == "labels.txt"
+    assert [float(v) for v in props["mean"].split(",")] == manifest.preprocessing["mean"]
+    assert [float(v) for v in props["std"].split(",")] == manifest.preprocessing["std"]
+    assert props["mfdeploy_version"] == manifest.tool_versions["mfdeploy"]
+    eps = manifest.extra["mobile_execution_providers"]
+    assert eps["nnapi"]["nodes"] > 0 and eps["coreml_mlprogram"]["supported_nodes"] > 0
+    counts = manifest.extra["node_counts"]
+    assert manifest.extra["simplifier"] in counts
+    assert counts[manifest.extra["simplifier"]] == min(counts.values())
+
+
+def test_ort_mobile_file_runs(artifacts, fixture_inputs):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(artifacts["fp32"] / "model.ort"))
+    out = session.run(None, {"input": fixture_inputs[:1]})[0]
+    expected = open_runtime(artifacts["fp32"]).run(fixture_inputs[:1])
+    assert max_abs(out, expected) <= 1e-4
+
+
+def test_runtime_adapter_options(artifacts, fixture_inputs):
+    runtime = open_runtime(artifacts["fp32"], threads=1, optimization="basic")
+    info = runtime.info()
+    assert info.runtime == "onnxruntime" and info.threads == 1 and info.init_ms > 0
+    assert info.executor == "CPUExecutionProvider"
+    full = open_runtime(artifacts["fp32"], optimization="all").run(fixture_inputs)
+    assert max_abs(runtime.run(fixture_inputs), full) <= 1e-4
+    with pytest.raises(MfdeployError, match="optimisation level"):
+        open_runtime(artifacts["fp32"], optimization="fastest")
+
+
+def test_dynamic_batch_with_float16_io(tmp_path, fixture_inputs, reference_26m):
+    """--dynamic-batch and --io-fp16 in one artifact: the adapter casts float32 in and out."""
+    path, manifest = export_artifact(
+        "onnx",
+        "26m",
+        precision="fp16",
+        weights=WEIGHTS,
+        out=tmp_path / "dyn",
+        dynamic_batch=True,
+        io_fp16=True,
+        ort_format=False,
+    )
+    assert manifest.input.shape[0] == "batch" and manifest.input.dtype == "float16"
+    model = onnx.load(str(path / "model.onnx"))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    batch = np.concatenate([fixture_inputs, fixture_inputs])
+    out = open_runtime(path).run(batch)
+    assert out.shape == (4, 1000) and out.dtype == np.float32
+    assert cosine(reference_26m(batch), out) >= 0.9995
+
+
+def test_fp16_keeps_requested_ops_in_float32(artifacts):
+    from mfdeploy.export.onnx import to_fp16
+
+    converted = to_fp16(onnx.load(str(artifacts["fp32"] / "model.onnx")), False, ("Softmax",))
+    producers = {o: n for n in converted.graph.node for o in n.output}
+    softmaxes = [n for n in converted.graph.node if n.op_type == "Softmax"]
+    assert softmaxes
+    for node in softmaxes:  # fed by a Cast to float32
+        cast = producers[node.input[0]]
+        assert cast.op_type == "Cast"
+        assert next(a.i for a in cast.attribute if a.name == "to") == onnx.TensorProto.FLOAT
+
+
+def test_interrupted_calibration_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of int8 calibration: no artifact, no staging directory."""
+    calls = {"n": 0}
+    original = quant.CalibrationReader.get_next
+
+    def interrupt_midway(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(quant.CalibrationReader, "get_next", interrupt_midway)
+    out = tmp_path / "artifacts" / "int8"
+    with pytest.raises(KeyboardInterrupt):
+        export_artifact("onnx", "26m", precision="int8", out=out, ort_format=False)
+    assert calls["n"] == 3
+    assert not out.exists()
+    assert list((tmp_path / "artifacts").iterdir()) == []
+
+
+def test_bad_calibration_dir_leaves_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    out = tmp_path / "never"
+    with pytest.raises(MfdeployError, match="no images"):
+        export_artifact("onnx", "26m", precision="int8", calib=str(empty), out=out)
+    assert not out.exists()
+
+
+def test_unreadable_calibration_image_is_clear(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.jpg").write_text("garbage")
+    with pytest.raises(MfdeployError, match="not a readable image"):
+        export_artifact("onnx", "26m", precision="int8", calib=str(bad), out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--precision", "int4"], "no precision"),
+        (["--target", "onnx2"], "invalid choice"),
+        (["--precision", "int8", "--calib", "/nonexistent/photos"], "no such image directory"),
+        (["--precision", "int8", "--int8-recipe", "int4"], "invalid choice"),
+        (["--precision", "int8", "--calib-method", "mse"], "invalid choice"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
+    argv = ["export", "--variant", "26m", "--out", str(tmp_path / "x")]
+    if "--target" not in args:
+        argv += ["--target", "onnx"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mfdeploy", *argv, *args], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_unwritable_out_is_one_line_exit_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a directory")
+    out = blocker / "artifact"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mfdeploy", "export", "--target", "onnx", "--variant", "26m"]
+        + ["--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "cannot write" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_inspect_cli(artifacts):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mfdeploy", "inspect", str(artifacts["fp32"]), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '"passed": true' in proc.stdout
