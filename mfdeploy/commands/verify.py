@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from mfdeploy.console import info, print_table
-from mfdeploy.harness.verify import verify_artifact
+from mfdeploy.harness.verify import DEFAULT_NUM_IMAGES, verify_artifact
 from mfdeploy.metrics import LOWER_IS_BETTER, METRICS, parse_overrides
 
 NAME = "verify"
@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifact", type=Path, help="artifact directory (with manifest.json)")
     parser.add_argument("--weights", help="checkpoint the artifact was exported from")
     parser.add_argument("--images", help="directory of images (default: evaluation photos)")
+    parser.add_argument(
+        "--num-images",
+        type=int,
+        default=DEFAULT_NUM_IMAGES,
+        help=f"images to use, spread over the set (default {DEFAULT_NUM_IMAGES}; 0 = all)",
+    )
     parser.add_argument("--per-layer", action="store_true", help="SQNR per model block")
     parser.add_argument("--threads", type=int, help="runtime threads")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_overrides(args.threshold),
         per_layer=args.per_layer,
         threads=args.threads,
+        num_images=args.num_images or None,
     )
     if args.json:
         print(json.dumps(result.to_json()))

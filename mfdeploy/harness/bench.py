@@ -88,14 +88,14 @@ def _tool_versions() -> dict[str, str]:
 
 
 def weights_hash(model_name: str, weights: str | None) -> str:
-    """sha256 of a checkpoint file, or of the rebuilt weights for synthetic / registry ones."""
-    from mfdeploy.export.common import state_dict_sha256
-    from mfdeploy.models import SYNTHETIC, create_model
-    from mfdeploy.models.checkpoint import file_sha256
+    """The manifest's weights identity, without an export (see export.common.weights_sha256)."""
+    from mfdeploy.export.common import default_weights, weights_sha256
+    from mfdeploy.models import create_model
 
-    if weights and Path(weights).is_file():
-        return file_sha256(weights)
-    return state_dict_sha256(create_model(model_name, weights=weights or SYNTHETIC))
+    weights = weights or default_weights(model_name)
+    if str(weights) == "pretrained" or Path(weights).is_file():
+        return weights_sha256(weights)
+    return weights_sha256(weights, create_model(model_name, weights=weights))
 
 
 def cache_key(model: str, target: str, precision: str, form: str, whash: str) -> str:
@@ -134,7 +134,11 @@ def cached_artifact(
         with contextlib.suppress(MfdeployError):
             Manifest.load(out)
             return out, True
-    export_artifact(target, model, precision=precision, weights=weights, out=out, form=form)
+    family = model if model.startswith("efficientnet") else "mobile_former"
+    variant = model if family == "mobile_former" else None
+    export_artifact(
+        target, variant, model=family, precision=precision, weights=weights, out=out, form=form
+    )
     return out, False
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export.common import weights_sha256
 from mfdeploy.harness.batching import run_batched, static_batch
 from mfdeploy.metrics import compare_logits, default_thresholds, failures
 from mfdeploy.photos import resolve_images
@@ -22,6 +23,9 @@ from mfdeploy.runtimes import Runtime, open_runtime
 
 RANDOM_INPUTS = 4
 RANDOM_SEED = 1234
+# Photos per verify by default: spread over every source package, and a verify of a 294m
+# program on the Core ML MIL executor stays around a minute. `num_images=None` takes all.
+DEFAULT_NUM_IMAGES = 64
 
 
 @dataclass
@@ -63,14 +67,6 @@ def _model_name(manifest: Manifest) -> str:
     return manifest.variant or manifest.model
 
 
-def _weights_sha(model: nn.Module, weights: str | Path) -> str:
-    from mfdeploy.export.common import state_dict_sha256
-    from mfdeploy.models.checkpoint import file_sha256
-
-    path = Path(weights)
-    return file_sha256(path) if path.is_file() else state_dict_sha256(model)
-
-
 def _find_checkpoint(manifest: Manifest, artifact_dir: Path) -> Path:
     """A file checkpoint named in the manifest: beside the artifact, its parent, or the cwd."""
     name = manifest.source_checkpoint or ""
@@ -103,7 +99,7 @@ def reference_model(
         raise MfdeployError(f"{weights}: no such checkpoint file")
     model = create_model(_model_name(manifest), weights=str(weights))
     expected = manifest.source_checkpoint_sha256
-    actual = _weights_sha(model, weights)
+    actual = weights_sha256(weights, model)
     if expected and actual != expected:
         raise MfdeployError(
             f"weights {weights} (sha256 {actual[:12]}…) are not the ones the artifact was "
@@ -112,11 +108,13 @@ def reference_model(
     return model.eval()
 
 
-def verification_inputs(manifest: Manifest, images: str | Path | None) -> np.ndarray:
+def verification_inputs(
+    manifest: Manifest, images: str | Path | None, num_images: int | None = DEFAULT_NUM_IMAGES
+) -> np.ndarray:
     """Evaluation photos (preprocessed per the manifest) + seeded random inputs, NCHW float32."""
     prep = Preprocessing.from_dict(manifest.preprocessing)
     batch = []
-    for path in resolve_images(images, "evaluation"):
+    for path in resolve_images(images, "evaluation", num_images):
         try:
             batch.append(preprocess(load_image(path), prep))
         except (OSError, ValueError) as exc:
@@ -142,12 +140,13 @@ def verify_artifact(
     overrides: dict[str, float] | None = None,
     per_layer: bool = False,
     threads: int | None = None,
+    num_images: int | None = DEFAULT_NUM_IMAGES,
 ) -> VerifyResult:
     artifact_dir = Path(artifact_dir)
     runtime = open_runtime(artifact_dir, threads=threads)
     manifest = runtime.manifest
     reference = reference_model(manifest, artifact_dir, weights)
-    inputs = verification_inputs(manifest, images)
+    inputs = verification_inputs(manifest, images, num_images)
     batch = static_batch(manifest)
 
     import torch
