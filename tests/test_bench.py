@@ -1,0 +1,70 @@
+"""`mfdeploy bench`: every field, every installed backend, cached exports."""
+
+from __future__ import annotations
+
+from mfdeploy.harness.bench import BACKEND_TARGETS, backend_installed
+from tests.harness_helpers import json_lines, run_cli
+
+ROW_KEYS = {
+    "backend",
+    "precision",
+    "variant",
+    "threads",
+    "init_ms",
+    "first_ms",
+    "latency_ms",
+    "peak_rss_mb",
+    "model_bytes",
+    "executor",
+}
+LATENCY_KEYS = {"median", "p90", "mean", "std", "min"}
+
+
+def test_bench_all_covers_installed_backends_and_caches(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MFDEPLOY_BENCH_CACHE", str(tmp_path))
+    argv = [
+        "bench",
+        "--backend",
+        "all",
+        "--variant",
+        "26m",
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--threads",
+        "1,2",
+        "--json",
+    ]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    rows = json_lines(out)
+    installed = {b for b in BACKEND_TARGETS if backend_installed(b)}
+    assert "torch" in installed
+    assert {r["backend"] for r in rows} == installed
+    assert {r["threads"] for r in rows} == {1, 2}
+    for row in rows:
+        assert set(row) >= ROW_KEYS
+        assert set(row["latency_ms"]) == LATENCY_KEYS
+        lat = row["latency_ms"]
+        assert 0 < lat["min"] <= lat["median"] <= lat["p90"]
+        assert row["model_bytes"] > 0 and row["peak_rss_mb"] > 0 and row["init_ms"] > 0
+    assert "exported" in err
+    code, _, err = run_cli(argv[:-1] + ["--runs", "1"], capsys)  # table output, from cache
+    assert code == 0 and "cached" in err and "exported" not in err
+
+
+def test_bench_artifact_dir(tmp_path, capsys):
+    from tests.harness_helpers import export_fp32
+
+    artifact = export_fp32("pytorch", tmp_path)
+    code, out, _ = run_cli(["bench", "--artifact", str(artifact), "--runs", "2", "--json"], capsys)
+    (row,) = json_lines(out)
+    assert code == 0 and row["backend"] == "torch" and row["variant"] == "26m"
+
+
+def test_bench_bad_input(capsys):
+    code, _, err = run_cli(["bench", "--backend", "torch", "--threads", "x"], capsys)
+    assert code == 2 and "Traceback" not in err
+    code, _, err = run_cli(["bench", "--backend", "torch", "--precision", "int3"], capsys)
+    assert code == 2 and "int3" in err
