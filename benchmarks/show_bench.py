@@ -9,43 +9,12 @@ import json
 import sys
 from pathlib import Path
 
-from mfdeploy.console import print_table
+from mfdeploy.commands.bench import print_rows
 
 
 def main(path: str) -> int:
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    print_table(
-        f"{path} (batch 1; ms)",
-        [
-            "backend",
-            "precision",
-            "variant",
-            "threads",
-            "init",
-            "first",
-            "median",
-            "p90",
-            "mean",
-            "std",
-            "min",
-            "peak RSS MB",
-            "size MB",
-            "executor",
-        ],
-        [
-            [
-                r["backend"],
-                r["precision"],
-                r["variant"],
-                r["threads"],
-                f"{r['init_ms']:.1f}",
-                f"{r['first_ms']:.1f}",
-            ]
-            + [f"{r['latency_ms'][k]:.2f}" for k in ("median", "p90", "mean", "std", "min")]
-            + [f"{r['peak_rss_mb']:.0f}", f"{r['model_bytes'] / 1e6:.2f}", r["executor"]]
-            for r in rows
-        ],
-    )
+    print_rows(f"{path} (batch 1; ms)", rows)
     return 0
 
 

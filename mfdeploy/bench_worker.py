@@ -10,48 +10,28 @@ import argparse
 import json
 import resource
 import sys
-import time
 
 import numpy as np
-
-
-def _ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0
 
 
 def measure(artifact: str, threads: int, runs: int, warmup: int) -> dict:
     from mfdeploy.artifact import path_size
     from mfdeploy.harness.batching import static_batch
     from mfdeploy.runtimes import open_runtime
+    from mfdeploy.timing import time_runtime
 
     runtime = open_runtime(artifact, threads=threads)
     manifest = runtime.manifest
     res = int(manifest.preprocessing.get("resolution", 224))
     batch = static_batch(manifest) or 1
     x = np.random.default_rng(0).standard_normal((batch, 3, res, res)).astype(np.float32)
-    start = time.perf_counter()
-    runtime.run(x)
-    first_ms = _ms(start)
-    for _ in range(warmup):
-        runtime.run(x)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runtime.run(x)
-        times.append(_ms(start))
-    t = np.asarray(times)
+    timing = time_runtime(runtime, x, runs=runs, warmup=warmup)
     info = runtime.info()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     return {
         "init_ms": float(info.init_ms),
-        "first_ms": first_ms,
-        "latency_ms": {
-            "median": float(np.median(t)),
-            "p90": float(np.percentile(t, 90)),
-            "mean": float(t.mean()),
-            "std": float(t.std()),
-            "min": float(t.min()),
-        },
+        "first_ms": timing["first_ms"],
+        "latency_ms": timing["latency_ms"],
         "peak_rss_mb": rss_kb / 1024.0,
         "model_bytes": path_size(runtime.model_path),
         "executor": info.executor,

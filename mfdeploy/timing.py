@@ -4,10 +4,12 @@ warm-up runs discarded, then N timed runs summarised."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mfdeploy.runtimes.base import Runtime
+if TYPE_CHECKING:
+    from mfdeploy.runtimes.base import Runtime
 
 
 def time_runtime(runtime: Runtime, batch: np.ndarray, runs: int = 50, warmup: int = 10) -> dict:

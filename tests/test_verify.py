@@ -141,7 +141,7 @@ def test_metrics_on_known_drift():
 
 
 def test_static_batch_runs_in_padded_chunks():
-    from mfdeploy.harness.batching import run_batched
+    from mfdeploy.runtimes.base import run_static_batches
 
     seen = []
 
@@ -150,6 +150,6 @@ def test_static_batch_runs_in_padded_chunks():
         return x.reshape(len(x), -1).sum(axis=1, keepdims=True)
 
     inputs = np.arange(5 * 3, dtype=np.float32).reshape(5, 3)
-    out = run_batched(fn, inputs, 2)
+    out = run_static_batches(inputs, 2, fn)
     assert seen == [2, 2, 2]  # the last chunk is padded to the static batch
     np.testing.assert_array_equal(out[:, 0], inputs.sum(axis=1))

@@ -99,8 +99,14 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row))
         return 0
+    print_rows(f"latency ({args.runs} runs after {args.warmup} warm-up)", rows)
+    return 0
+
+
+def print_rows(title: str, rows: list[dict]) -> None:
+    """The human view of bench rows (the same objects `--json` prints)."""
     print_table(
-        f"latency ({args.runs} runs after {args.warmup} warm-up)",
+        title,
         [
             "backend",
             "precision",
@@ -135,4 +141,3 @@ def run(args: argparse.Namespace) -> int:
             for r in rows
         ],
     )
-    return 0

@@ -15,11 +15,12 @@ from torch import nn
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import weights_sha256
-from mfdeploy.harness.batching import run_batched, static_batch
+from mfdeploy.harness.batching import static_batch
 from mfdeploy.metrics import compare_logits, default_thresholds, failures
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import Preprocessing, load_image, preprocess
 from mfdeploy.runtimes import Runtime, open_runtime
+from mfdeploy.runtimes.base import run_static_batches
 
 RANDOM_INPUTS = 4
 RANDOM_SEED = 1234
@@ -155,8 +156,8 @@ def verify_artifact(
         with torch.no_grad():
             return reference(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
-    expected = run_batched(ref_fn, inputs, batch)
-    actual = run_batched(runtime.run, inputs, batch).astype(np.float32)
+    expected = run_static_batches(inputs, batch, ref_fn)
+    actual = run_static_batches(inputs, batch, runtime.run).astype(np.float32)
     metrics = compare_logits(expected, actual)
     thresholds = default_thresholds(manifest.precision) | (overrides or {})
     info = runtime.info()

@@ -1,0 +1,49 @@
+"""The product's claim, checked end to end: every target x precision, exported and verified
+on its real runtime against PyTorch with the default thresholds of its precision.
+
+Mobile-Former 26m runs on the checkpoint-compatible fixture weights, EfficientNet-Lite0 on its
+trained ImageNet weights, so every int8 path is also judged on a network whose predictions
+mean something.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mfdeploy.export import TARGETS, export_artifact, target_module
+from mfdeploy.harness.verify import verify_artifact
+from mfdeploy.runtimes import runtime_class
+from tests.conftest import WEIGHTS_26M
+
+MODELS = {
+    "26m": {"variant": "26m", "weights": WEIGHTS_26M},
+    "efficientnet_lite0": {"variant": None, "model": "efficientnet_lite0"},
+}
+NUM_IMAGES = 32
+
+
+def _cases() -> list[tuple[str, str, str]]:
+    cases = []
+    for model in MODELS:
+        for target in TARGETS:
+            try:
+                precisions = target_module(target).PRECISIONS
+            except ImportError:
+                continue
+            cases += [(model, target, precision) for precision in precisions]
+    return cases
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "target", "precision"), _cases())
+def test_every_artifact_passes_verify(tmp_path, model, target, precision):
+    runtime_class(target)  # the runtime is installed: a missing one fails, it is not skipped
+    options = dict(MODELS[model])
+    variant = options.pop("variant")
+    path, manifest = export_artifact(
+        target, variant, precision=precision, out=tmp_path / "artifact", **options
+    )
+    weights = options.get("weights")
+    result = verify_artifact(path, weights=weights, num_images=NUM_IMAGES)
+    assert result.num_inputs == NUM_IMAGES + 4
+    assert result.passed, f"{model} {target} {precision}: {'; '.join(result.failed)}"
