@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from mfdeploy.export import TARGETS, export_artifact, target_module
-from mfdeploy.harness.verify import verify_artifact
+from mfdeploy.harness.verify import FLOAT_PRECISIONS, RANDOM_INPUTS, verify_artifact
 from mfdeploy.runtimes import runtime_class
 from tests.conftest import WEIGHTS_26M
 
@@ -45,5 +45,6 @@ def test_every_artifact_passes_verify(tmp_path, model, target, precision):
     )
     weights = options.get("weights")
     result = verify_artifact(path, weights=weights, num_images=NUM_IMAGES)
-    assert result.num_inputs == NUM_IMAGES + 4
+    random_inputs = RANDOM_INPUTS if precision in FLOAT_PRECISIONS else 0
+    assert result.num_inputs == NUM_IMAGES + random_inputs
     assert result.passed, f"{model} {target} {precision}: {'; '.join(result.failed)}"

@@ -360,7 +360,7 @@ def export(
             onnx.load(str(prepared)),
             scopes,
             int8_recipe,
-            quant.parse_float_ops(float_ops, int8_recipe),
+            quant.parse_float_ops(float_ops, int8_recipe, source.family),
             calib_method,
         )
         info(

@@ -95,10 +95,16 @@ def _in_scope(module: str, scope: str) -> bool:
     return module == scope or module.startswith(scope + ".")
 
 
-def parse_float_ops(spec: str | None, recipe: str) -> tuple[str, ...]:
-    """--float-ops: comma-separated op types and/or module scopes; 'none' = nothing extra."""
+def parse_float_ops(
+    spec: str | None, recipe: str, family: str = "mobile_former"
+) -> tuple[str, ...]:
+    """--float-ops: comma-separated op types and/or module scopes; 'none' = nothing extra.
+
+    The default float scopes were picked on Mobile-Former; other families get none.
+    """
     if spec is None:
-        return RECIPES[recipe][1] + (DEFAULT_FLOAT_SCOPES if recipe == DEFAULT_RECIPE else ())
+        scopes = DEFAULT_FLOAT_SCOPES if recipe == DEFAULT_RECIPE else ()
+        return RECIPES[recipe][1] + (scopes if family == "mobile_former" else ())
     if spec.strip().lower() == "none":
         return ()
     return tuple(entry.strip() for entry in spec.split(",") if entry.strip())
