@@ -1,12 +1,22 @@
 """TFLite / LiteRT target via litert-torch (no TensorFlow needed).
 
-- fp32: `litert_torch.convert` of the export module.
+What each precision's model.tflite contains:
+- fp32: `litert_torch.convert` of the export module; float32 weights, compute and I/O.
 - fp16: the fp32 model with float16 weights (AI Edge Quantizer's float-casting recipe):
   weights stored as float16 and DEQUANTIZE'd to float32, compute in float32 (XNNPACK
-  may run float16 kernels where the device supports them).
+  may run float16 kernels where the device supports them); float32 I/O.
 - int8-weights: dynamic-range quantisation (int8 weights of FULLY_CONNECTED / CONV_2D /
-  DEPTHWISE_CONV_2D, activations quantised at run time) with AI Edge Quantizer.
-- int8 (full integer, PT2E): not shipped yet, see README "Open work".
+  DEPTHWISE_CONV_2D, activations quantised at run time) with AI Edge Quantizer; float32 I/O.
+- int8: static full-integer quantisation through litert-torch's PT2E path (tflite_int8.py):
+  int8 per-channel symmetric weights and int8 per-tensor activations calibrated on real
+  photos (`--calib DIR`, `--calib-count N`; default the project's calibration split) for
+  every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED and MUL outside the float modules.
+  Stays float32 (DEQUANTIZE -> float op -> QUANTIZE): ops litert-torch's quantizer has no
+  int8 pattern for (add, softmax, layer norm, GELU, batch matmul, maximum) and the modules
+  of the `--int8-float` recipe (default `tokens`: both bridges and the head, with their
+  float32 weights; see docs/tflite_int8.md). Input and output tensors are int8 with
+  scale / zero point in the manifest (the output range is the calibration logits' range
+  widened 3x); `--float-io` keeps float32 input and output.
 
 Layout: `--layout nhwc` (default) gives the model an NHWC input, as Android camera / bitmap
 buffers are; the input permute is absorbed by litert-torch's layout pass.
@@ -178,8 +188,6 @@ def export(
     float_io: bool = False,
     int8_float: str | None = None,
 ) -> Manifest:
-    import litert_torch  # noqa: F401  (fail early when the extra is missing)
-
     if layout not in LAYOUTS:
         raise MfdeployError(f"unknown layout {layout!r}; choose nhwc or nchw")
     int8_float = int8_float or DEFAULT_INT8_FLOAT
@@ -192,6 +200,8 @@ def export(
     calibration = None
     if precision == "int8":  # read the photos first: bad input fails before slow work
         calibration = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+    import litert_torch  # noqa: F401  (fail early when the extra is missing)
+
     module = export_module(source, form)
     shape = [batch, 3, res, res]
     if layout == "nhwc":

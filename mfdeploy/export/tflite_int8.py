@@ -185,9 +185,9 @@ def _convert_end(model, graph, side: str, want: str, quant: tuple[float, int] | 
         else:
             graph.operators.append(op)
         _retarget(model, graph, index, new, side)
-    else:
-        quant = _quant_of(tensor) if want == "int8" else None
-    return {"dtype": want, "quant": quant}
+    elif want == "int8":
+        quant = _quant_of(tensor)
+    return {"dtype": want, "quant": quant if want == "int8" else None}
 
 
 def set_io_types(
