@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from mfdeploy.artifact import Manifest
+from mfdeploy.artifact import Manifest, path_sha256
+from mfdeploy.errors import MfdeployError
 from mfdeploy.export import export_artifact
 from mfdeploy.graph_audit import audit
-from mfdeploy.metrics import cosine
+from mfdeploy.metrics import cosine, sqnr_db
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import load_image, preprocess
 from mfdeploy.runtimes import open_runtime
@@ -107,4 +108,108 @@ def test_cli_unknown_precision_is_one_line_exit_2(tmp_path):
         text=True,
     )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+# ---- int8 full integer (PT2E) ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Evaluation photos: never used for calibration (mfdeploy.photos splits them)."""
+    return np.stack([preprocess(load_image(p)) for p in resolve_images(None, "evaluation")])
+
+
+@pytest.fixture(scope="module")
+def int8(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tflite-int8")
+    return export_artifact("tflite", "26m", precision="int8", weights=WEIGHTS, out=root / "int8")[0]
+
+
+def test_int8_sqnr_and_cosine_against_fp32_on_evaluation_photos(
+    int8, artifacts, reference_26m, photos
+):
+    out = open_runtime(int8, threads=1).run(photos)
+    fp32 = open_runtime(artifacts["fp32"], threads=1).run(photos)
+    for reference in (reference_26m(photos), fp32):
+        assert sqnr_db(reference, out) >= 18.0
+        assert cosine(reference, out) >= 0.98
+
+
+def test_int8_has_int8_io_with_params_in_manifest_and_runtime_gives_float_logits(int8, photos):
+    from ai_edge_litert.interpreter import Interpreter
+
+    manifest = Manifest.load(int8)
+    interpreter = Interpreter(model_path=str(int8 / "model.tflite"))
+    for spec, details in (
+        (manifest.input, interpreter.get_input_details()[0]),
+        (manifest.output, interpreter.get_output_details()[0]),
+    ):
+        assert spec.dtype == "int8" and details["dtype"] == np.int8
+        assert (spec.scale, spec.zero_point) == pytest.approx(details["quantization"])
+    assert manifest.input.layout == "NHWC" and manifest.input.shape == [1, 224, 224, 3]
+    assert manifest.extra["calibration_images"] == len(resolve_images(None, "calibration"))
+    out = open_runtime(int8).run(photos[:2])
+    assert out.dtype == np.float32 and out.shape == (2, 1000)
+
+
+def test_int8_is_really_integer_and_builtin_only(int8, artifacts):
+    from ai_edge_litert.interpreter import Interpreter
+
+    report = audit(int8)
+    assert report.passed, report.violations
+    assert report.max_rank <= 4
+    interpreter = Interpreter(model_path=str(int8 / "model.tflite"))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    convs = [
+        op
+        for op in interpreter._get_ops_details()
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+    ]
+    int8_convs = [
+        op
+        for op in convs
+        if tensors[op["inputs"][0]]["dtype"] == tensors[op["inputs"][1]]["dtype"] == np.int8
+    ]
+    assert len(int8_convs) >= len(convs) - 1  # all but the head's conv (a float module)
+    size = (int8 / "model.tflite").stat().st_size
+    assert size < (artifacts["fp32"] / "model.tflite").stat().st_size
+
+
+@pytest.mark.slow  # a second int8 export (~70 s)
+def test_int8_float_io_option(tmp_path, int8, photos):
+    path, manifest = export_artifact(
+        "tflite", "26m", precision="int8", weights=WEIGHTS, out=tmp_path / "fio", float_io=True
+    )
+    assert manifest.input.dtype == manifest.output.dtype == "float32"
+    assert manifest.input.scale is None and manifest.output.scale is None
+    out, ref = open_runtime(path).run(photos), open_runtime(int8).run(photos)
+    assert sqnr_db(out, ref) >= 25.0  # same quantised core: only the I/O rounding differs
+
+
+@pytest.mark.slow
+def test_int8_export_is_deterministic(tmp_path, int8):
+    path, _ = export_artifact(
+        "tflite", "26m", precision="int8", weights=WEIGHTS, out=tmp_path / "a"
+    )
+    assert path_sha256(path / "model.tflite") == path_sha256(int8 / "model.tflite")
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_int8_bad_calibration_dir_is_one_clear_error(tmp_path, kind):
+    calib = tmp_path / "photos"
+    if kind == "empty":
+        calib.mkdir()
+    with pytest.raises(MfdeployError) as exc:
+        export_artifact("tflite", "26m", precision="int8", calib=str(calib), out=tmp_path / "o")
+    assert len(str(exc.value).splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_int8_missing_calibration_dir_is_one_line_exit_2(tmp_path):
+    argv = ["export", "--target", "tflite", "--variant", "26m", "--precision", "int8"]
+    argv += ["--calib", str(tmp_path / "none"), "--out", str(tmp_path / "x")]
+    proc = subprocess.run([sys.executable, "-m", "mfdeploy", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "no such image directory" in proc.stderr
     assert not (tmp_path / "x").exists()

@@ -1,12 +1,22 @@
 """TFLite / LiteRT target via litert-torch (no TensorFlow needed).
 
-- fp32: `litert_torch.convert` of the export module.
+What each precision's model.tflite contains:
+- fp32: `litert_torch.convert` of the export module; float32 weights, compute and I/O.
 - fp16: the fp32 model with float16 weights (AI Edge Quantizer's float-casting recipe):
   weights stored as float16 and DEQUANTIZE'd to float32, compute in float32 (XNNPACK
-  may run float16 kernels where the device supports them).
+  may run float16 kernels where the device supports them); float32 I/O.
 - int8-weights: dynamic-range quantisation (int8 weights of FULLY_CONNECTED / CONV_2D /
-  DEPTHWISE_CONV_2D, activations quantised at run time) with AI Edge Quantizer.
-- int8 (full integer, PT2E): not shipped yet, see README "Open work".
+  DEPTHWISE_CONV_2D, activations quantised at run time) with AI Edge Quantizer; float32 I/O.
+- int8: static full-integer quantisation through litert-torch's PT2E path (tflite_int8.py):
+  int8 per-channel symmetric weights and int8 per-tensor activations calibrated on real
+  photos (`--calib DIR`, `--calib-count N`; default the project's calibration split) for
+  every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED and MUL outside the float modules.
+  Stays float32 (DEQUANTIZE -> float op -> QUANTIZE): ops litert-torch's quantizer has no
+  int8 pattern for (add, softmax, layer norm, GELU, batch matmul, maximum) and the modules
+  of the `--int8-float` recipe (default `tokens`: both bridges and the head, with their
+  float32 weights; see docs/tflite_int8.md). Input and output tensors are int8 with
+  scale / zero point in the manifest (the output range is the calibration logits' range
+  widened 3x); `--float-io` keeps float32 input and output.
 
 Layout: `--layout nhwc` (default) gives the model an NHWC input, as Android camera / bitmap
 buffers are; the input permute is absorbed by litert-torch's layout pass.
@@ -22,24 +32,55 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from mfdeploy.artifact import Manifest, TensorSpec
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.common import SourceModel, base_manifest, export_module
+from mfdeploy.export.common import (
+    SourceModel,
+    base_manifest,
+    calibration_inputs,
+    export_module,
+)
 
-PRECISIONS = ("fp32", "fp16", "int8-weights")
+PRECISIONS = ("fp32", "fp16", "int8-weights", "int8")
 MODEL_FILE = "model.tflite"
 LAYOUTS = ("nhwc", "nchw")
 PACKAGES = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 DYNAMIC_RANGE_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+DEFAULT_CALIB_COUNT = 32  # the project's calibration split has fewer: all of them are used
+# int8: modules whose ops stay float (regex on the module path, per form). Measured with
+# `benchmarks/tflite_int8_recipes.py` (docs/tflite_int8.md): the token path (both bridges and
+# the head) sees activation ranges on unseen photos up to 2.6x those of the calibration
+# photos, and clipping there costs most of the SQNR.
+INT8_FLOAT_MODULES = {
+    "tokens": {"deploy": r"bridge|^head", "reference": r"local_global|global_local|^classifier"},
+    "head": {"deploy": r"^head", "reference": r"^classifier"},
+    "none": {"deploy": "", "reference": ""},
+}
+DEFAULT_INT8_FLOAT = "tokens"
+# int8 logits: the calibration range widened 3x about its centre (top logits must not clip).
+OUTPUT_RANGE_MARGIN = 3.0
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--layout", choices=LAYOUTS, default="nhwc", help="TFLite input layout (default nhwc)"
+    )
+    group.add_argument(
+        "--float-io",
+        action="store_true",
+        help="TFLite int8: float32 input and output (default: int8, scale/zero point in the "
+        "manifest)",
+    )
+    group.add_argument(
+        "--int8-float",
+        choices=list(INT8_FLOAT_MODULES),
+        help=f"TFLite int8: which modules stay float (default {DEFAULT_INT8_FLOAT}: bridges "
+        "and head; head; none)",
     )
 
 
@@ -99,6 +140,41 @@ def dynamic_range_int8(fp32_path: Path, out_path: Path) -> None:
         q.quantize().export_model(str(out_path), overwrite=True)
 
 
+def full_integer_int8(
+    module: nn.Module,
+    example: torch.Tensor,
+    calibration: np.ndarray,
+    path: Path,
+    *,
+    float_modules: str,
+    float_io: bool,
+) -> tuple[dict, dict, dict]:
+    """PT2E static int8 (see tflite_int8.py). Returns input and output dtype / quant params
+    and what to record in the manifest."""
+    import litert_torch
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    from mfdeploy.export import tflite_int8 as q8
+
+    batch = example.shape[0]
+    with quiet():
+        graph, quantizer = q8.quantize_pt2e(module, example, calibration, float_modules)
+        logits = q8.run_graph(graph, calibration, batch)
+        edge = litert_torch.convert(graph, (example,), quant_config=QuantConfig(quantizer))
+        edge.export(str(path))
+    # Used only where the converted model's end is float (a float first / last layer).
+    input_quant = q8.affine_int8(float(calibration.min()), float(calibration.max()))
+    output_quant = q8.affine_int8(float(logits.min()), float(logits.max()), OUTPUT_RANGE_MARGIN)
+    inp, out = q8.set_io_types(path, "float32" if float_io else "int8", input_quant, output_quant)
+    extra = {
+        "calibration_images": len(calibration),
+        "weights": "int8 per-channel symmetric",
+        "activations": "int8 per-tensor (histogram observers)",
+        "float_modules": float_modules,
+    }
+    return inp, out, extra
+
+
 def export(
     source: SourceModel,
     staging: Path,
@@ -107,21 +183,65 @@ def export(
     form: str = "deploy",
     batch: int = 1,
     layout: str = "nhwc",
+    calib: str | None = None,
+    calib_count: int | None = None,
+    float_io: bool = False,
+    int8_float: str | None = None,
 ) -> Manifest:
-    import litert_torch  # noqa: F401  (fail early when the extra is missing)
-
     if layout not in LAYOUTS:
         raise MfdeployError(f"unknown layout {layout!r}; choose nhwc or nchw")
-    res = source.preprocessing.resolution
+    int8_float = int8_float or DEFAULT_INT8_FLOAT
+    if int8_float not in INT8_FLOAT_MODULES:
+        raise MfdeployError(
+            f"unknown int8 float recipe {int8_float!r}; choose {', '.join(INT8_FLOAT_MODULES)}"
+        )
+    prep = source.preprocessing
+    res = prep.resolution
+    calibration = None
+    if precision == "int8":  # read the photos first: bad input fails before slow work
+        calibration = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+    import litert_torch  # noqa: F401  (fail early when the extra is missing)
+
     module = export_module(source, form)
     shape = [batch, 3, res, res]
     if layout == "nhwc":
         module, shape = NHWCInput(module), [batch, res, res, 3]
+        if calibration is not None:
+            calibration = np.ascontiguousarray(calibration.transpose(0, 2, 3, 1))
+    final = staging / MODEL_FILE
+    extra: dict = {"layout": layout.upper()}
+    in_spec = TensorSpec("input", shape, "float32", layout.upper())
+    out_spec = TensorSpec("logits", [batch, source.num_classes], "float32")
+    if precision == "int8":
+        form_key = "reference" if form == "reference" or source.family != "mobile_former" else form
+        float_modules = INT8_FLOAT_MODULES[int8_float][form_key]
+        info(
+            f"int8 full-integer (PT2E) {source.name} ({form} form, {layout.upper()} input), "
+            f"{len(calibration)} calibration photos, float modules: {int8_float}"
+        )
+        inp, out, int8_extra = full_integer_int8(
+            module,
+            torch.zeros(shape),
+            calibration,
+            final,
+            float_modules=float_modules,
+            float_io=float_io,
+        )
+        for spec, end in ((in_spec, inp), (out_spec, out)):
+            spec.dtype = end["dtype"]
+            if end["quant"] is not None:
+                spec.scale, spec.zero_point = end["quant"]
+        extra.update(int8_extra, float_recipe=int8_float)
+        extra["contents"] = (
+            f"int8 per-channel weights and int8 activations (static, calibrated); "
+            f"{in_spec.dtype} input, {out_spec.dtype} output; float32 where litert-torch's "
+            f"quantizer has no int8 pattern (softmax, layer norm, GELU, batch matmul) and in "
+            f"the float modules ({int8_float})"
+        )
+        return _manifest(source, precision, form, in_spec, out_spec, extra)
     info(f"converting {source.name} ({form} form, {layout.upper()} input) with litert-torch")
     fp32_path = staging / "model_fp32.tflite"
     torch_to_tflite(module, torch.zeros(shape), fp32_path)
-    final = staging / MODEL_FILE
-    extra: dict = {"layout": layout.upper()}
     if precision == "fp32":
         fp32_path.rename(final)
         extra["contents"] = "float32 weights and compute"
@@ -136,14 +256,18 @@ def export(
             "int8 per-channel weights for " + ", ".join(DYNAMIC_RANGE_OPS) + "; activations "
             "quantised dynamically at run time (dynamic range)"
         )
+    return _manifest(source, precision, form, in_spec, out_spec, extra)
+
+
+def _manifest(source, precision, form, in_spec, out_spec, extra) -> Manifest:
     manifest = base_manifest(
         source,
         target="tflite",
         precision=precision,
         form=form if source.family == "mobile_former" else "reference",
         model_file=MODEL_FILE,
-        input_spec=TensorSpec("input", shape, "float32", layout.upper()),
-        output_spec=TensorSpec("logits", [batch, source.num_classes], "float32"),
+        input_spec=in_spec,
+        output_spec=out_spec,
         packages=PACKAGES,
     )
     manifest.extra = extra
