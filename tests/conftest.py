@@ -46,3 +46,29 @@ def reference_26m():
 
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
+
+
+# Every (model, target, precision) artifact with default options, exported once per session
+# and shared by the target tests and the verify matrix.
+EXPORT_MODELS = {
+    "26m": {"variant": "26m", "weights": WEIGHTS_26M},
+    "efficientnet_lite0": {"variant": None, "model": "efficientnet_lite0"},
+}
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    from mfdeploy.export import export_artifact
+
+    made: dict[tuple[str, str, str], Path] = {}
+
+    def get(target: str, precision: str, model: str = "26m") -> Path:
+        key = (model, target, precision)
+        if key not in made:
+            options = dict(EXPORT_MODELS[model])
+            variant = options.pop("variant")
+            out = tmp_path_factory.mktemp(f"{model}-{target}-{precision}") / "artifact"
+            made[key] = export_artifact(target, variant, precision=precision, out=out, **options)[0]
+        return made[key]
+
+    return get

@@ -54,21 +54,18 @@ def reference(source, inputs) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory, source):
+def artifacts(tmp_path_factory, source, exported):
     """One export per precision / input kind, shared by the tests below."""
-    root = tmp_path_factory.mktemp("coreml")
-    made = {}
-    for key, precision, options in [
-        ("fp32", "fp32", {}),
-        ("fp16", "fp16", {}),
-        ("int8-weights", "int8-weights", {}),
-        ("int8", "int8", {}),
-        ("image-classifier", "fp32", {"image_input": True, "classifier": True}),
-    ]:
-        out, _ = export_artifact(
-            "coreml", "26m", precision=precision, out=root / key, source=source, **options
-        )
-        made[key] = out
+    made = {p: exported("coreml", p) for p in ("fp32", "fp16", "int8-weights", "int8")}
+    made["image-classifier"], _ = export_artifact(
+        "coreml",
+        "26m",
+        precision="fp32",
+        out=tmp_path_factory.mktemp("coreml") / "image-classifier",
+        source=source,
+        image_input=True,
+        classifier=True,
+    )
     return made
 
 

@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import pytest
 
-from mfdeploy.export import TARGETS, export_artifact, target_module
+from mfdeploy.export import TARGETS, target_module
 from mfdeploy.harness.verify import FLOAT_PRECISIONS, RANDOM_INPUTS, verify_artifact
 from mfdeploy.runtimes import runtime_class
-from tests.conftest import WEIGHTS_26M
+from tests.conftest import EXPORT_MODELS
 
-MODELS = {
-    "26m": {"variant": "26m", "weights": WEIGHTS_26M},
-    "efficientnet_lite0": {"variant": None, "model": "efficientnet_lite0"},
-}
 NUM_IMAGES = 32
 
 
 def _cases() -> list[tuple[str, str, str]]:
     cases = []
-    for model in MODELS:
+    for model in EXPORT_MODELS:
         for target in TARGETS:
             try:
                 precisions = target_module(target).PRECISIONS
@@ -36,14 +32,10 @@ def _cases() -> list[tuple[str, str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("model", "target", "precision"), _cases())
-def test_every_artifact_passes_verify(tmp_path, model, target, precision):
+def test_every_artifact_passes_verify(exported, model, target, precision):
     runtime_class(target)  # the runtime is installed: a missing one fails, it is not skipped
-    options = dict(MODELS[model])
-    variant = options.pop("variant")
-    path, manifest = export_artifact(
-        target, variant, precision=precision, out=tmp_path / "artifact", **options
-    )
-    weights = options.get("weights")
+    path = exported(target, precision, model)
+    weights = EXPORT_MODELS[model].get("weights")
     result = verify_artifact(path, weights=weights, num_images=NUM_IMAGES)
     random_inputs = RANDOM_INPUTS if precision in FLOAT_PRECISIONS else 0
     assert result.num_inputs == NUM_IMAGES + random_inputs

@@ -32,12 +32,8 @@ BANNED = {"Shape", "Gather", "Einsum", "ScatterND"}
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("onnx")
-    return {
-        p: export_artifact("onnx", "26m", precision=p, weights=WEIGHTS, out=root / p)[0]
-        for p in ("fp32", "fp16", "int8")
-    }
+def artifacts(exported):
+    return {p: exported("onnx", p) for p in ("fp32", "fp16", "int8")}
 
 
 @pytest.fixture(scope="module")

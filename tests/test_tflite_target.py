@@ -23,12 +23,8 @@ WEIGHTS = WEIGHTS_26M
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tflite")
-    return {
-        p: export_artifact("tflite", "26m", precision=p, weights=WEIGHTS, out=root / p)[0]
-        for p in ("fp32", "fp16", "int8-weights")
-    }
+def artifacts(exported):
+    return {p: exported("tflite", p) for p in ("fp32", "fp16", "int8-weights")}
 
 
 def test_fp32_matches_pytorch_on_fixture_and_photos(artifacts, reference_26m, fixture_inputs):
@@ -121,9 +117,8 @@ def photos():
 
 
 @pytest.fixture(scope="module")
-def int8(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tflite-int8")
-    return export_artifact("tflite", "26m", precision="int8", weights=WEIGHTS, out=root / "int8")[0]
+def int8(exported):
+    return exported("tflite", "int8")
 
 
 def test_int8_sqnr_and_cosine_against_fp32_on_evaluation_photos(

@@ -12,7 +12,7 @@ from safetensors.numpy import load_file, save_file
 from mfdeploy.artifact import Manifest, path_sha256
 from mfdeploy.errors import MfdeployError
 from mfdeploy.metrics import METRICS, SQNR_CAP_DB, compare_logits, parse_overrides
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, WEIGHTS_26M
 from tests.harness_helpers import ALL_TARGETS, export_fp32, run_cli
 
 VERIFY_KEYS = {
@@ -39,9 +39,10 @@ def torch_artifact(artifacts) -> Path:
 
 
 @pytest.mark.parametrize("target", ALL_TARGETS)
-def test_verify_fp32_passes_with_every_field(target, artifacts, capsys):
-    artifact = export_fp32(target, artifacts)
-    code, out, _ = run_cli(["verify", str(artifact), "--json"], capsys)
+def test_verify_fp32_passes_with_every_field(target, exported, capsys):
+    artifact = exported(target, "fp32")
+    argv = ["verify", str(artifact), "--json", "--num-images", "16", "--weights", str(WEIGHTS_26M)]
+    code, out, _ = run_cli(argv, capsys)
     result = json.loads(out)  # exactly one JSON object on stdout
     assert code == 0, result
     assert set(result) == VERIFY_KEYS
