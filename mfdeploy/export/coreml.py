@@ -225,7 +225,7 @@ def convert(
     classifier: bool,
     labels: list[str],
 ):
-    """torch module -> Core ML ML program (in memory)."""
+    """torch module -> (Core ML ML program in memory, the torch.export program it came from)."""
     ct = _ct()
     target = {16: ct.target.iOS16, 17: ct.target.iOS17, 18: ct.target.iOS18}[min_ios]
     shape = tuple(example.shape)
@@ -248,7 +248,7 @@ def convert(
     fp32 = precision == "fp32"
     exported = capture(module, example)
     with quiet():
-        return ct.convert(
+        mlmodel = ct.convert(
             exported,
             inputs=inputs,
             outputs=outputs,
@@ -257,6 +257,19 @@ def convert(
             compute_precision=ct.precision.FLOAT32 if fp32 else ct.precision.FLOAT16,
             **kwargs,
         )
+    return mlmodel, exported
+
+
+def anchor_names(exported, source: SourceModel, form: str, batch: int) -> dict[str, str]:
+    """Per-layer anchor -> MIL value name (the torch.export node names survive conversion),
+    found from the exported graph's module stacks; `verify --per-layer` reads them."""
+    if source.family != "mobile_former":
+        return {}
+    from mfdeploy.harness.anchors import fx_anchor_names
+    from mfdeploy.models import get_variant
+
+    spec = get_variant(str(source.variant))
+    return fx_anchor_names(exported, spec, form, batch, source.preprocessing.resolution)
 
 
 def quantize_weights(mlmodel):
@@ -316,7 +329,7 @@ def export(
     if image_input:
         example = example + 128.0
     try:
-        mlmodel = convert(
+        mlmodel, exported = convert(
             module,
             example,
             precision=precision,
@@ -332,6 +345,8 @@ def export(
         raise MfdeployError(f"Core ML conversion failed: {first}") from exc
     if precision == "int8-weights":
         mlmodel = quantize_weights(mlmodel)
+    extra["anchors"] = anchor_names(exported, source, form, batch)
+    del exported
 
     highest, offenders = program_ranks(mlmodel)
     if offenders and form == "deploy":

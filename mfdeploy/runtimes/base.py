@@ -106,3 +106,32 @@ def run_static_batches(batch: np.ndarray, static: int | str | None, run_once) ->
             chunk = np.concatenate([chunk, pad])
         outputs.append(run_once(chunk)[:real])
     return np.concatenate(outputs)
+
+
+def chunked_intermediates(
+    batch: np.ndarray, static: int | str | None, run_once
+) -> dict[str, np.ndarray]:
+    """`run_static_batches` for `intermediates`: anchor dicts (batch first) per chunk, joined.
+
+    An anchor missing from any chunk is left out.
+    """
+    size = static if isinstance(static, int) and static > 0 else len(batch)
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(batch), size):
+        chunk = batch[start : start + size]
+        real = len(chunk)
+        if real < size:
+            pad = np.zeros((size - real, *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, pad])
+        parts.append({k: v[:real] for k, v in run_once(chunk).items()})
+    common = set.intersection(*(set(p) for p in parts)) if parts else set()
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k in common}
+
+
+def mobile_former_spec(manifest: Manifest):
+    """The VariantSpec of a Mobile-Former artifact (per-layer anchors exist only for those)."""
+    from mfdeploy.models import get_variant
+
+    if manifest.model_family != "mobile_former":
+        raise MfdeployError(f"per-layer comparison covers Mobile-Former only, not {manifest.model}")
+    return get_variant(manifest.variant or manifest.model)

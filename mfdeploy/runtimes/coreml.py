@@ -19,7 +19,12 @@ import platform
 import numpy as np
 
 from mfdeploy.errors import MfdeployError
-from mfdeploy.runtimes.base import Runtime, RuntimeInfo
+from mfdeploy.runtimes.base import (
+    Runtime,
+    RuntimeInfo,
+    chunked_intermediates,
+    mobile_former_spec,
+)
 
 COMPUTE_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "ALL", "CPU_AND_NE")
 EXECUTORS = ("coreml-runtime", "mil-executor")
@@ -140,12 +145,60 @@ class CoreMLRuntime(Runtime):
             out = np.log(np.maximum(out, np.finfo(np.float32).tiny))
         return out.astype(np.float32)
 
+    def anchor_names(self) -> dict[str, str]:
+        """Per-layer anchor -> MIL value name: recorded at export (manifest), else found by
+        capturing the same form (untrained weights: only names matter) with torch.export
+        again, whose node names are the MIL value names. Not for W8A8 programs, whose
+        graph went through PT2E quantisation: those need the recorded names."""
+        recorded = self._coreml.get("anchors")
+        if recorded is not None or self.manifest.precision == "int8":
+            return dict(recorded or {})
+        import torch
+
+        from mfdeploy.export import coreml as export
+        from mfdeploy.harness import anchors as A
+
+        manifest = self.manifest
+        module = A.structure_model(manifest)
+        prep = manifest.preprocessing
+        if self.image_input:
+            module = export.ImageNormalization(
+                module, prep["mean"], prep["std"], prep["pixel_scale"]
+            )
+        if self.classifier:
+            module = export.Probabilities(module)
+        res, batch = int(prep["resolution"]), int(manifest.input.shape[0])
+        program = export.capture(module, torch.zeros(batch, 3, res, res))
+        spec = mobile_former_spec(manifest)
+        return A.fx_anchor_names(program, spec, manifest.form, batch, res)
+
     def intermediates(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Every value of the program by MIL name (MIL executor only; batch = model batch)."""
+        """Block anchors from the MIL executor's values (`run(..., keep_all=True)`), by the
+        MIL value names of `anchor_names`; "head" is the logits output (not for a
+        --classifier program, whose output is probabilities)."""
         if self.executor != "mil-executor":
             raise MfdeployError("intermediate values are only available from the MIL executor")
-        chunk, _ = next(self._chunks(np.asarray(batch, np.float32)))
-        return self.mil.run({self.manifest.input.name: self._feed(chunk)}, keep_all=True)
+        from mfdeploy.harness import anchors as A
+
+        spec, manifest = mobile_former_spec(self.manifest), self.manifest
+        names = self.anchor_names()
+        if not self.classifier:
+            names["head"] = manifest.output.name
+        perms = A.layout_perms(manifest.form)
+        resolution = int(manifest.preprocessing["resolution"])
+
+        def once(chunk: np.ndarray) -> dict[str, np.ndarray]:
+            values = self.mil.run({manifest.input.name: self._feed(chunk)}, keep_all=True)
+            shapes = A.anchor_shapes(spec, resolution, len(chunk), manifest.num_classes)
+            found = {}
+            for anchor, name in names.items():
+                if name in values and anchor in shapes:
+                    value = A.to_reference(values[name], shapes[anchor], perms)
+                    if value is not None:
+                        found[anchor] = value
+            return found
+
+        return chunked_intermediates(np.asarray(batch, np.float32), manifest.input.shape[0], once)
 
     def info(self) -> RuntimeInfo:
         import coremltools as ct

@@ -13,7 +13,14 @@ import numpy as np
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
-from mfdeploy.runtimes.base import Runtime, RuntimeInfo, run_static_batches, to_input_layout
+from mfdeploy.runtimes.base import (
+    Runtime,
+    RuntimeInfo,
+    chunked_intermediates,
+    mobile_former_spec,
+    run_static_batches,
+    to_input_layout,
+)
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -67,6 +74,40 @@ class OnnxRuntime(Runtime):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return run_static_batches(batch, self.manifest.input.shape[0], self._run_once)
+
+    def intermediates(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Block anchors found by node scope (`onnx_drift.node_scope`: the module path the
+        exporter recorded), exposed as extra outputs of an in-memory copy of the graph and
+        run with graph optimisations off (`onnx_drift.run_tensors`)."""
+        import onnx
+
+        from mfdeploy.harness import anchors as A
+        from mfdeploy.onnx_drift import node_scope, run_tensors
+
+        spec, manifest = mobile_former_spec(self.manifest), self.manifest
+        model = onnx.load(str(self.model_path))
+        nodes = []
+        for node in model.graph.node:
+            scope = node_scope(node)
+            nodes.append(A.Node(frozenset([scope] if scope else []), node.input, node.output))
+        graph = A.Graph(
+            nodes, {i.name for i in model.graph.input}, {o.name for o in model.graph.output}
+        )
+        candidates = A.locate(graph, A.module_anchors(spec, manifest.form))
+        logits = model.graph.output[0].name
+        names = sorted({n for c in candidates.values() for n in c} | {logits})
+        perms = A.layout_perms(manifest.form)
+        resolution = int(manifest.preprocessing["resolution"])
+
+        def once(chunk: np.ndarray) -> dict[str, np.ndarray]:
+            x = to_input_layout(chunk, manifest.input.layout)
+            values = run_tensors(model, {self.input_name: x}, names)
+            shapes = A.anchor_shapes(spec, resolution, len(chunk), manifest.num_classes)
+            found = A.pick(candidates, values.get, shapes, perms)
+            head = A.to_reference(values[logits], shapes["head"], perms)
+            return found if head is None else {**found, "head": head}
+
+        return chunked_intermediates(np.asarray(batch, np.float32), manifest.input.shape[0], once)
 
     def info(self) -> RuntimeInfo:
         import onnxruntime as ort
