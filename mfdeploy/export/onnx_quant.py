@@ -110,6 +110,34 @@ def parse_float_ops(
     return tuple(entry.strip() for entry in spec.split(",") if entry.strip())
 
 
+FUSED_ACTIVATIONS = ("Clip", "Relu")
+
+
+def _with_fused_activations(
+    model, op_types: list[str], excluded: set[str], float_types: list[str]
+) -> tuple[list[str], set[str]]:
+    """Quantise a ReLU / ReLU6 that directly follows a quantised Conv, and no other.
+
+    Otherwise the Conv output is quantised before the clip, on the range of the raw
+    pre-activation (EfficientNet-Lite0's depthwise convs: hundreds), and the [0, 6] that
+    survives the clip is left a handful of levels: 6.5 dB SQNR vs fp32 on its trained
+    weights with Conv alone, 17.9 dB with Conv + the Clip after it (32 calibration photos).
+    """
+    producers = {out: node for node in model.graph.node for out in node.output}
+
+    def follows_quantized_conv(node) -> bool:
+        src = producers.get(node.input[0]) if node.input else None
+        return src is not None and src.op_type in op_types and src.name not in excluded
+
+    extra = [t for t in FUSED_ACTIVATIONS if t not in op_types and t not in float_types]
+    fused = {n.name for n in model.graph.node if n.op_type in extra and follows_quantized_conv(n)}
+    if not fused or "Conv" not in op_types:
+        return op_types, excluded
+    types = {n.op_type for n in model.graph.node if n.name in fused}
+    others = {n.name for n in model.graph.node if n.op_type in types and n.name not in fused}
+    return sorted(set(op_types) | types), excluded | others
+
+
 def make_plan(
     model, scopes: dict[str, str], recipe: str, float_entries: tuple[str, ...], method: str
 ) -> Int8Plan:
@@ -133,12 +161,14 @@ def make_plan(
             )
     wanted = RECIPES[recipe][0] or tuple(sorted(graph_ops))
     op_types = sorted(set(wanted) - set(float_types))
-    excluded = sorted(
+    excluded = {
         n.name
         for n in model.graph.node
         if n.op_type in op_types and any(_in_scope(modules[n.name], s) for s in float_scopes)
-    )
+    }
+    op_types, excluded = _with_fused_activations(model, op_types, excluded, float_types)
     quantized = sum(1 for n in model.graph.node if n.op_type in op_types) - len(excluded)
+    excluded = sorted(excluded)
     return Int8Plan(
         recipe=recipe,
         calibration_method=method,
