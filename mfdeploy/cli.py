@@ -21,6 +21,7 @@ COMMANDS = (
     "verify",
     "data",
     "evaluate",
+    "bundle",
 )
 
 EXIT_BAD_INPUT = 2

@@ -56,3 +56,16 @@ def parity_metrics(reference: np.ndarray, candidate: np.ndarray) -> dict[str, fl
         "top1_agreement": top1_agreement(reference, candidate),
         "top5_overlap": top5_overlap(reference, candidate),
     }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax of one logit vector, in the logits' dtype (float32 for model outputs)."""
+    probs = np.exp(logits - logits.max())
+    return probs / probs.sum()
+
+
+def top_k(logits: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """(class index, softmax probability) of the k best classes, best first (ties: lower index)."""
+    probs = softmax(logits)
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(int(i), float(probs[i])) for i in order]
