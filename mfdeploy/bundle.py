@@ -116,7 +116,8 @@ def check_artifact(app: str, artifact: Path, manifest: Manifest, contract: Contr
         )
     if manifest.model_file != contract.model:
         raise MfdeployError(
-            f"{artifact}: model file {manifest.model_file!r}, the {app} app loads {contract.model!r}"
+            f"{artifact}: model file {manifest.model_file!r}, "
+            f"the {app} app loads {contract.model!r}"
         )
     if manifest.input.shape[0] != 1 or len(manifest.input.shape) != 4:
         raise MfdeployError(

@@ -18,9 +18,11 @@ public struct Golden: Decodable {
         public let samples: [Sample]
     }
 
+    /// A golden class: its logit is what is compared; the score is for display.
     public struct Entry: Decodable {
         public let index: Int
         public let label: String
+        public let logit: Double
         public let score: Double
     }
 
@@ -28,14 +30,14 @@ public struct Golden: Decodable {
     public let sampleSize: [Int]
     public let input: Input
     public let topK: [Entry]
-    public let scoreTolerance: Double
+    public let logitTolerance: Double
 
     enum CodingKeys: String, CodingKey {
         case input
         case sampleImage = "sample_image"
         case sampleSize = "sample_size"
         case topK = "top_k"
-        case scoreTolerance = "score_tolerance"
+        case logitTolerance = "logit_tolerance"
     }
 
     public static func parse(_ data: Data) throws -> Golden {
@@ -80,16 +82,15 @@ public enum GoldenCheck {
 
     public static func compareTopK(_ golden: Golden, _ logits: [Float]) -> [String] {
         var failures = [String]()
-        let probs = TopK.softmax(logits)
-        let tol = golden.scoreTolerance
-        for g in golden.topK where abs(Double(probs[g.index]) - g.score) > tol {
-            failures.append("class \(g.index) scores \(probs[g.index]), golden \(g.score)")
+        let tol = golden.logitTolerance
+        for g in golden.topK where abs(Double(logits[g.index]) - g.logit) > tol {
+            failures.append("class \(g.index): logit \(logits[g.index]), golden \(g.logit)")
         }
         let goldenIndices = Set(golden.topK.map(\.index))
-        let floor = (golden.topK.map(\.score).min() ?? 0) + tol
+        let floor = (golden.topK.map(\.logit).min() ?? 0) + tol
         for p in TopK.topK(logits, k: golden.topK.count)
-        where !goldenIndices.contains(p.index) && Double(p.score) > floor {
-            failures.append("class \(p.index) (\(p.score)) is in the top-\(golden.topK.count), not golden")
+        where !goldenIndices.contains(p.index) && Double(logits[p.index]) > floor {
+            failures.append("class \(p.index) (\(logits[p.index])) is in the top-\(golden.topK.count), not golden")
         }
         return failures
     }

@@ -27,13 +27,15 @@ final class TopKTests: XCTestCase {
 
     func testGoldenCheckAcceptsNearTiesAndRejectsStrangers() throws {
         let json = """
-        {"sample_image": "sample.png", "sample_size": [2, 2], "score_tolerance": 0.01,
+        {"sample_image": "sample.png", "sample_size": [2, 2], "logit_tolerance": 0.01,
          "input": {"name": "input", "layout": "NCHW", "shape": [1, 2], "sha256": "x", "sum": 0,
                    "tolerance": 1e-6, "samples": []},
-         "top_k": [{"index": 0, "label": "a", "score": 0.5}, {"index": 1, "label": "b", "score": 0.5}]}
+         "top_k": [{"index": 0, "label": "a", "logit": 0, "score": 0.5},
+                   {"index": 1, "label": "b", "logit": 0, "score": 0.5}]}
         """
         let golden = try Golden.parse(json.data(using: .utf8)!)
-        XCTAssertEqual(GoldenCheck.compareTopK(golden, [0, 0, -20]), [])
-        XCTAssertFalse(GoldenCheck.compareTopK(golden, [0, -5, 1]).isEmpty)
+        XCTAssertEqual(GoldenCheck.compareTopK(golden, [0.005, 0, -20]), [])
+        XCTAssertFalse(GoldenCheck.compareTopK(golden, [0, -5, 1]).isEmpty)  // class 2 intrudes
+        XCTAssertFalse(GoldenCheck.compareTopK(golden, [0.05, 0, -20]).isEmpty)  // logit off
     }
 }

@@ -14,10 +14,13 @@ class Golden(
     val inputSum: Double,
     val inputTolerance: Double,
     val samples: List<Sample>,
-    val topK: List<Prediction>,
-    val scoreTolerance: Double
+    val topK: List<Entry>,
+    val logitTolerance: Double
 ) {
     class Sample(val position: List<Int>, val index: Int, val value: Double)
+
+    /** A golden class: its logit is what is compared; the score is for display. */
+    class Entry(val index: Int, val label: String, val logit: Double, val score: Double)
 
     companion object {
         @Suppress("UNCHECKED_CAST")
@@ -38,9 +41,9 @@ class Golden(
                 },
                 topK = map.list("top_k").map {
                     val t = it as Map<String, Any?>
-                    Prediction(t.num("index").toInt(), t.num("score").toFloat(), t.str("label"))
+                    Entry(t.num("index").toInt(), t.str("label"), t.num("logit"), t.num("score"))
                 },
-                scoreTolerance = map.num("score_tolerance")
+                logitTolerance = map.num("logit_tolerance")
             )
         }
     }
@@ -76,18 +79,17 @@ object GoldenCheck {
 
     fun compareTopK(golden: Golden, logits: FloatArray): List<String> {
         val failures = ArrayList<String>()
-        val probs = TopK.softmax(logits)
-        val tol = golden.scoreTolerance
+        val tol = golden.logitTolerance
         for (g in golden.topK) {
-            if (Math.abs(probs[g.index] - g.score) > tol) {
-                failures.add("class ${g.index} scores ${probs[g.index]}, golden ${g.score}")
+            if (Math.abs(logits[g.index] - g.logit) > tol) {
+                failures.add("class ${g.index}: logit ${logits[g.index]}, golden ${g.logit}")
             }
         }
         val goldenIndices = golden.topK.map { it.index }.toSet()
-        val floor = golden.topK.fold(Float.POSITIVE_INFINITY) { a, p -> minOf(a, p.score) } + tol
+        val floor = golden.topK.fold(Double.POSITIVE_INFINITY) { a, e -> minOf(a, e.logit) } + tol
         for (p in TopK.topK(logits, golden.topK.size)) {
-            if (p.index !in goldenIndices && p.score > floor) {
-                failures.add("class ${p.index} (${p.score}) is in the top-${golden.topK.size}, not golden")
+            if (p.index !in goldenIndices && logits[p.index] > floor) {
+                failures.add("class ${p.index} (${logits[p.index]}) is in the top-${golden.topK.size}, not golden")
             }
         }
         return failures
