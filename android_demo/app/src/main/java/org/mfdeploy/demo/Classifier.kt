@@ -40,7 +40,7 @@ class Classifier(context: Context, accelerator: Accelerator = Accelerator.CPU, t
     val manifest: ModelManifest = ModelManifest.parse(readText(BundleContract.MANIFEST))
     val labels: List<String> = parseLabels(readText(BundleContract.LABELS))
     private var gpu: Delegate? = null
-    val accelerator: String
+    val runsOn: String
     private val interpreter: Interpreter
 
     init {
@@ -57,7 +57,7 @@ class Classifier(context: Context, accelerator: Accelerator = Accelerator.CPU, t
                 }
             }
         }
-        this.accelerator = used
+        runsOn = used
         interpreter = Interpreter(readModel(), options)
         val shape = interpreter.getInputTensor(0).shape().toList()
         require(shape == manifest.input.shape) { "model input $shape, manifest ${manifest.input.shape}" }
@@ -151,7 +151,7 @@ class Classifier(context: Context, accelerator: Accelerator = Accelerator.CPU, t
             logits = out
             times.add(ms)
         }
-        return Classification(TopK.topK(logits, 5, labels), TopK.median(times), runs, accelerator)
+        return Classification(TopK.topK(logits, 5, labels), TopK.median(times), runs, runsOn)
     }
 
     override fun close() {
