@@ -23,6 +23,7 @@ COMMANDS = (
     "verify",
     "bench",
     "report",
+    "bundle",
 )
 
 EXIT_BAD_INPUT = 2

@@ -115,3 +115,16 @@ def failures(metrics: dict[str, float], thresholds: dict[str, float]) -> list[st
             op = "<=" if name in LOWER_IS_BETTER else ">="
             failed.append(f"{name}={value:.6g} (needs {op} {bound:g})")
     return failed
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax of one logit vector, in the logits' dtype (float32 for model outputs)."""
+    probs = np.exp(logits - logits.max())
+    return probs / probs.sum()
+
+
+def top_k(logits: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """(class index, softmax probability) of the k best classes, best first (ties: lower index)."""
+    probs = softmax(logits)
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(int(i), float(probs[i])) for i in order]

@@ -55,8 +55,14 @@ class Preprocessing:
 _RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
-def resize_and_crop(image: Image.Image, prep: Preprocessing) -> Image.Image:
-    """RGB image, short side resized to prep.resize, centre-cropped to prep.resolution."""
+def resize_short_side(image: Image.Image, prep: Preprocessing) -> Image.Image:
+    """RGB image with its short side resized to prep.resize (unchanged if it already is).
+
+    The other side is `int(round(long * resize / short))` (round half to even), never
+    below prep.resize. PIL returns an exact copy when the size does not change, which is
+    why the demo apps ship a sample photo already at this size: their own resize is then
+    skipped and their crop + normalisation reproduce `preprocess` bit for bit.
+    """
     image = image.convert("RGB")
     w, h = image.size
     short = prep.resize
@@ -64,10 +70,19 @@ def resize_and_crop(image: Image.Image, prep: Preprocessing) -> Image.Image:
         size = (short, max(short, int(round(h * short / w))))
     else:
         size = (max(short, int(round(w * short / h))), short)
-    image = image.resize(size, _RESAMPLE[prep.interpolation])
-    left = (size[0] - prep.resolution) // 2
-    top = (size[1] - prep.resolution) // 2
+    return image.resize(size, _RESAMPLE[prep.interpolation])
+
+
+def center_crop(image: Image.Image, prep: Preprocessing) -> Image.Image:
+    """The centred prep.resolution square; the offsets round down ((size - res) // 2)."""
+    left = (image.size[0] - prep.resolution) // 2
+    top = (image.size[1] - prep.resolution) // 2
     return image.crop((left, top, left + prep.resolution, top + prep.resolution))
+
+
+def resize_and_crop(image: Image.Image, prep: Preprocessing) -> Image.Image:
+    """RGB image, short side resized to prep.resize, centre-cropped to prep.resolution."""
+    return center_crop(resize_short_side(image, prep), prep)
 
 
 def normalize(pixels: np.ndarray, prep: Preprocessing) -> np.ndarray:

@@ -16,6 +16,7 @@ from mfdeploy.commands.export import add_common_model_arguments
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import load_source
 from mfdeploy.labels import imagenet_labels
+from mfdeploy.metrics import top_k
 from mfdeploy.preprocessing import load_image, preprocess
 
 NAME = "predict"
@@ -34,14 +35,6 @@ def _read(path: Path):
         return load_image(path)
     except (OSError, ValueError) as exc:
         raise MfdeployError(f"{path}: not a readable image ({exc})") from None
-
-
-def top_k(logits: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """(class index, softmax probability) of the k best classes, best first."""
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
-    order = np.argsort(-probs, kind="stable")[:k]
-    return [(int(i), float(probs[i])) for i in order]
 
 
 def run(args: argparse.Namespace) -> int:

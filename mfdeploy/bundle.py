@@ -1,0 +1,195 @@
+"""Put an exported artifact into a demo app: model, manifest, labels, sample photo, golden.
+
+Each app declares where it reads its bundle in ONE contract file (Kotlin `BundleContract.kt`,
+Swift `BundleContract.swift`); this module parses that file instead of keeping its own list
+of names, so the app code and the bundler cannot drift apart.
+
+The bundle directory is written by `staged_directory`: everything (including the golden,
+computed by running the copied model on its Python runtime) is staged beside it and moved
+into place only when complete; any refusal happens before anything is written, so the app's
+previous bundle is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from mfdeploy.artifact import Manifest, staged_directory, verify_artifact_hash
+from mfdeploy.console import info
+from mfdeploy.errors import MfdeployError
+from mfdeploy.golden import make_golden
+from mfdeploy.preprocessing import Preprocessing, load_image, resize_short_side
+from mfdeploy.runtimes import open_runtime
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str
+    default_dir: str  # project directory name, in the working directory or the repository
+    contract_file: str  # relative to the project root
+    constant: str  # regex: (name, "value") of one string constant in the contract file
+
+
+_KOTLIN_CONST = r'const\s+val\s+([A-Z][A-Z0-9_]*)\s*(?::\s*String)?\s*=\s*"([^"]*)"'
+_SWIFT_CONST = r'static\s+let\s+([a-z][A-Za-z0-9]*)\s*(?::\s*String)?\s*=\s*"([^"]*)"'
+
+APPS: dict[str, AppSpec] = {
+    "android": AppSpec(
+        "android",
+        "android_demo",
+        "app/src/main/java/org/mfdeploy/demo/core/BundleContract.kt",
+        _KOTLIN_CONST,
+    ),
+    "ios": AppSpec(
+        "ios",
+        "ios_demo",
+        "MobileFormerCore/Sources/MobileFormerCore/BundleContract.swift",
+        _SWIFT_CONST,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The app's bundle contract (values from its contract file)."""
+
+    target: str  # the artifact target the app runs ("tflite" / "coreml")
+    bundle_dir: str  # where the bundle goes, relative to the project root
+    model: str
+    manifest: str
+    labels: str
+    golden: str
+    sample_image: str  # the resized sample written into the bundle
+    sample_source: str  # the committed photo it is made from, relative to the project root
+
+    @property
+    def bundle_files(self) -> tuple[str, ...]:
+        return (self.model, self.manifest, self.labels, self.golden, self.sample_image)
+
+
+def _snake(name: str) -> str:
+    """bundleDir / BUNDLE_DIR -> bundle_dir."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def read_contract(app: str, project: Path) -> Contract:
+    spec = app_spec(app)
+    path = project / spec.contract_file
+    if not path.is_file():
+        raise MfdeployError(
+            f"{project} is not the {app} demo app (no {spec.contract_file}); "
+            f"pass --project PATH/{spec.default_dir}"
+        )
+    values = {_snake(k): v for k, v in re.findall(spec.constant, path.read_text("utf-8"))}
+    fields = Contract.__dataclass_fields__
+    missing = [f for f in fields if f not in values]
+    if missing:
+        raise MfdeployError(f"{path}: contract constants missing: {', '.join(missing)}")
+    return Contract(**{f: values[f] for f in fields})
+
+
+def app_spec(app: str) -> AppSpec:
+    if app not in APPS:
+        raise MfdeployError(f"unknown app {app!r}; choose one of: {', '.join(APPS)}")
+    return APPS[app]
+
+
+def default_project(app: str) -> Path:
+    """./android_demo (or ./ios_demo) if present, else the one in this repository."""
+    name = app_spec(app).default_dir
+    here = Path.cwd() / name
+    return here if here.is_dir() else REPO_ROOT / name
+
+
+def check_artifact(app: str, artifact: Path, manifest: Manifest, contract: Contract) -> None:
+    """Refuse what the app cannot run or an artifact that is not what its manifest says."""
+    if manifest.target != contract.target:
+        raise MfdeployError(
+            f"{artifact} is a {manifest.target} artifact; the {app} app runs "
+            f"{contract.target} models (export with --target {contract.target})"
+        )
+    if manifest.model_file != contract.model:
+        raise MfdeployError(
+            f"{artifact}: model file {manifest.model_file!r}, "
+            f"the {app} app loads {contract.model!r}"
+        )
+    if manifest.input.shape[0] != 1 or len(manifest.input.shape) != 4:
+        raise MfdeployError(
+            f"{artifact}: input shape {manifest.input.shape}; the app feeds one image "
+            "(export with --batch 1)"
+        )
+    coreml = manifest.extra.get("coreml", {})
+    if coreml.get("input_kind", "tensor") != "tensor" or coreml.get("classifier"):
+        raise MfdeployError(
+            f"{artifact}: the iOS app feeds a float tensor and reads logits; "
+            "export without --image-input / --classifier"
+        )
+    verify_artifact_hash(artifact, manifest)  # missing model file, sha256 mismatch
+    labels = artifact / manifest.labels_file
+    if not labels.is_file():
+        raise MfdeployError(f"{artifact}: incomplete artifact, {manifest.labels_file} is missing")
+    count = len(read_labels(labels))
+    if count != manifest.num_classes:
+        raise MfdeployError(
+            f"{labels}: {count} labels for a model with {manifest.num_classes} classes"
+        )
+
+
+def read_labels(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.is_dir():  # .mlpackage
+        shutil.copytree(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+def write_sample(source: Path, manifest: Manifest, dest: Path) -> None:
+    """The sample photo resized exactly as `preprocess` resizes it (no crop), as PNG.
+
+    PNG without colour profile: decoders on Android and iOS return its pixels unchanged.
+    """
+    prep = Preprocessing.from_dict(manifest.preprocessing)
+    resize_short_side(load_image(source), prep).save(dest, format="PNG")
+
+
+def bundle(app: str, artifact: str | Path, project: str | Path | None = None) -> Path:
+    """Copy an artifact into the app, with a sample photo and its golden file."""
+    artifact = Path(artifact)
+    project = Path(project) if project else default_project(app)
+    contract = read_contract(app, project)
+    manifest = Manifest.load(artifact)
+    check_artifact(app, artifact, manifest, contract)
+    source = project / contract.sample_source
+    if not source.is_file():
+        raise MfdeployError(f"{project}: the sample photo {contract.sample_source} is missing")
+
+    final = project / contract.bundle_dir
+    with staged_directory(final) as staging:
+        staging.chmod(0o755)  # mkdtemp makes it 0700; the app build and other users read it
+        info(f"copying {manifest.model_file} ({manifest.target} {manifest.precision})")
+        _copy(artifact / manifest.model_file, staging / contract.model)
+        shutil.copy2(artifact / "manifest.json", staging / contract.manifest)
+        shutil.copy2(artifact / manifest.labels_file, staging / contract.labels)
+        write_sample(source, manifest, staging / contract.sample_image)
+        # The staged copy is itself an artifact dir: opening it re-checks the copied sha256.
+        runtime = open_runtime(staging)
+        info(f"golden: {contract.sample_image} on {runtime.info().runtime}")
+        golden = make_golden(
+            staging / contract.sample_image,
+            manifest,
+            runtime,
+            read_labels(staging / contract.labels),
+        )
+        text = json.dumps(golden, indent=2) + "\n"
+        (staging / contract.golden).write_text(text, encoding="utf-8")
+    info(f"bundled {manifest.model} ({manifest.target} {manifest.precision}) for {app}")
+    return final

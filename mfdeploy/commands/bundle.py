@@ -1,0 +1,50 @@
+"""Bundle an exported artifact into a demo app (android_demo/ or ios_demo/).
+
+Copies the model (model.tflite for Android, model.mlpackage for iOS), manifest.json and
+labels.txt into the app's bundle directory, with the sample photo resized as the manifest
+says and a golden file: the preprocessed input tensor's checksum and sample values and the
+top-5 classes and scores the artifact's Python runtime computes on that photo (LiteRT for
+.tflite, the Core ML adapter for .mlpackage), which the app's tests check on the device.
+
+Where the files go is read from the app's contract file (BundleContract.kt /
+BundleContract.swift). The bundle is staged and moved into place only when complete.
+Refused with exit code 2, leaving the app's previous bundle untouched: an artifact whose
+model does not match its manifest's sha256, a target the app cannot run (Core ML into
+Android, ONNX / PyTorch into either), a missing model or labels file, a --project that is
+not the app.
+
+examples:
+  mfdeploy export --target tflite --variant 26m --out artifacts/26m-tflite
+  mfdeploy bundle --app android artifacts/26m-tflite
+  mfdeploy export --target coreml --variant 26m --out artifacts/26m-coreml
+  mfdeploy bundle --app ios artifacts/26m-coreml --project ~/src/mfdeploy/ios_demo
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mfdeploy.bundle import APPS, bundle
+
+NAME = "bundle"
+HELP = "copy an artifact + golden vectors into the Android or iOS demo app"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app",
+        required=True,
+        choices=list(APPS),
+        help="android (takes a tflite artifact) or ios (takes a coreml artifact)",
+    )
+    parser.add_argument("artifact", help="artifact directory (model + manifest.json + labels)")
+    parser.add_argument(
+        "--project",
+        help="the app's project directory (default: ./android_demo or ./ios_demo, else the "
+        "one in the mfdeploy repository)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    print(bundle(args.app, args.artifact, args.project))
+    return 0

@@ -1,0 +1,341 @@
+"""`mfdeploy bundle` into copies of android_demo/ and ios_demo/ (26m, synthetic weights).
+
+The apps are not compiled here (no Android SDK / Gradle / Swift toolchain); what is checked
+is the contract between the bundler and the app sources: file names read from the apps'
+contract files, the bundled manifest against the real model signature, the golden file
+against the Python runtime, and the refusals leaving the previous bundle intact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mfdeploy.artifact import Manifest, path_sha256
+from mfdeploy.bundle import APPS, read_contract
+from mfdeploy.cli import main
+from mfdeploy.export import export_artifact
+from mfdeploy.golden import compare, model_input, tensor_sha256
+from mfdeploy.preprocessing import Preprocessing, center_crop, load_image, normalize, preprocess
+from mfdeploy.runtimes import open_runtime
+from tests.conftest import ROOT
+
+pytest.importorskip("litert_torch")
+pytest.importorskip("coremltools")
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundle-artifacts")
+    return {
+        target: export_artifact(target, "26m", out=root / target)[0]
+        for target in ("tflite", "coreml")
+    }
+
+
+def copy_app(app: str, dest: Path) -> Path:
+    """A copy of the app project (sources + sample photo, no earlier bundle)."""
+    src = ROOT / APPS[app].default_dir
+    project = dest / src.name
+    shutil.copytree(src, project)
+    shutil.rmtree(project / read_contract(app, project).bundle_dir, ignore_errors=True)
+    return project
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def bundled(artifacts, tmp_path_factory):
+    """{app: project dir} with the matching fp32 artifact bundled."""
+    root = tmp_path_factory.mktemp("apps")
+    made = {}
+    for app, target in (("android", "tflite"), ("ios", "coreml")):
+        project = copy_app(app, root)
+        assert (
+            main(["bundle", "--app", app, str(artifacts[target]), "--project", str(project)]) == 0
+        )
+        made[app] = project
+    return made
+
+
+def bundle_dir(app: str, project: Path) -> Path:
+    return project / read_contract(app, project).bundle_dir
+
+
+# ---------------------------------------------------------------- the contract
+def test_contract_files_are_the_apps_own(bundled):
+    android = read_contract("android", bundled["android"])
+    assert android.target == "tflite" and android.model == "model.tflite"
+    ios = read_contract("ios", bundled["ios"])
+    assert ios.target == "coreml" and ios.model == "model.mlpackage"
+    # Android: the bundle dir is an assets dir, and the app reads it under ASSET_DIR.
+    kotlin = (bundled["android"] / APPS["android"].contract_file).read_text()
+    asset_dir = re.search(r'const val ASSET_DIR = "([^"]+)"', kotlin).group(1)
+    assert android.bundle_dir == f"app/src/main/assets/{asset_dir}"
+    # iOS: project.yml copies the bundle dir into the app as the folder resourceDir.
+    swift = (bundled["ios"] / APPS["ios"].contract_file).read_text()
+    resource_dir = re.search(r'static let resourceDir = "([^"]+)"', swift).group(1)
+    project_yml = (bundled["ios"] / "project.yml").read_text()
+    assert f"- path: {ios.bundle_dir}\n        type: folder" in project_yml
+    assert Path(ios.bundle_dir).name == resource_dir
+
+
+@pytest.mark.parametrize(
+    "app, sources, reference",
+    [
+        ("android", "app/src", "BundleContract.{}"),
+        ("ios", "MobileFormerDemo*", "BundleContract.{}"),
+    ],
+)
+def test_app_code_reads_every_bundled_file_through_the_contract(bundled, app, sources, reference):
+    project = bundled[app]
+    contract = read_contract(app, project)
+    code = "\n".join(
+        p.read_text()
+        for pattern in (f"{sources}/**/*.kt", f"{sources}/**/*.swift")
+        for p in project.glob(pattern)
+        if p.name != Path(APPS[app].contract_file).name
+    )
+    constants = {"android": ("MODEL", "MANIFEST", "LABELS", "GOLDEN", "SAMPLE_IMAGE")}.get(
+        app, ("model", "manifest", "labels", "golden", "sampleImage")
+    )
+    for name in constants:
+        assert reference.format(name) in code, f"{app} app never reads BundleContract.{name}"
+    for name in contract.bundle_files:
+        assert (bundle_dir(app, project) / name).exists(), name
+    assert not list(bundle_dir(app, project).parent.glob(".mfdeploy.*"))  # no staging left
+
+
+# ------------------------------------------------------- manifest vs real model
+def test_android_manifest_matches_the_tflite_signature(bundled):
+    from ai_edge_litert.interpreter import Interpreter
+
+    folder = bundle_dir("android", bundled["android"])
+    manifest = Manifest.load(folder)
+    interpreter = Interpreter(model_path=str(folder / "model.tflite"))
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert list(inp["shape"]) == manifest.input.shape == [1, 224, 224, 3]
+    assert manifest.input.layout == "NHWC"
+    assert np.dtype(inp["dtype"]).name == manifest.input.dtype
+    assert list(out["shape"]) == manifest.output.shape
+    assert np.dtype(out["dtype"]).name == manifest.output.dtype
+    assert manifest.input.scale is None and manifest.input.zero_point is None
+    assert path_sha256(folder / "model.tflite") == manifest.artifact_sha256
+
+
+def test_ios_manifest_matches_the_coreml_spec(bundled):
+    import coremltools as ct
+
+    folder = bundle_dir("ios", bundled["ios"])
+    manifest = Manifest.load(folder)
+    spec = ct.models.MLModel(str(folder / "model.mlpackage"), skip_model_load=True).get_spec()
+    (inp,), (out,) = spec.description.input, spec.description.output
+    float32 = ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32
+    assert inp.name == manifest.input.name and out.name == manifest.output.name
+    assert list(inp.type.multiArrayType.shape) == manifest.input.shape == [1, 3, 224, 224]
+    assert inp.type.multiArrayType.dataType == float32 and manifest.input.dtype == "float32"
+    assert list(out.type.multiArrayType.shape) == manifest.output.shape
+    assert path_sha256(folder / "model.mlpackage") == manifest.artifact_sha256
+
+
+# ------------------------------------------------------------------- golden file
+@pytest.mark.parametrize("app", ["android", "ios"])
+def test_golden_is_reproduced_by_the_python_runtime(bundled, app):
+    folder = bundle_dir(app, bundled[app])
+    contract = read_contract(app, bundled[app])
+    golden = json.loads((folder / contract.golden).read_text())
+    manifest = Manifest.load(folder)
+    assert golden["artifact_sha256"] == manifest.artifact_sha256
+    assert golden["runtime"]["runtime"] == {"tflite": "litert", "coreml": "coreml"}[manifest.target]
+    assert len(golden["top_k"]) == 5 and golden["input"]["tolerance"] <= 1e-6
+    nchw, x = model_input(folder / golden["sample_image"], manifest)
+    logits = open_runtime(folder).run(nchw)[0]
+    assert compare(golden, x, logits) == []
+    # and the check is not vacuous: a nudged tensor or other logits fail it
+    nudged = x.copy()
+    nudged.reshape(-1)[golden["input"]["samples"][2]["index"]] += 1e-4
+    assert compare(golden, nudged, logits)
+    assert compare(golden, x, np.roll(logits, 1))
+
+
+def test_golden_tflite_top5_from_the_bare_interpreter(bundled):
+    """The bundled .tflite run without the adapter (what the app does) gives the golden."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    folder = bundle_dir("android", bundled["android"])
+    golden = json.loads((folder / "golden.json").read_text())
+    _, x = model_input(folder / "sample.png", Manifest.load(folder))
+    interpreter = Interpreter(model_path=str(folder / "model.tflite"))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    logits = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+    assert compare(golden, x, logits) == []
+
+
+@pytest.mark.parametrize("app", ["android", "ios"])
+def test_shipped_sample_needs_no_resampling(bundled, app):
+    """The app's path (crop + normalise, no resize) equals `preprocess` bit for bit."""
+    folder = bundle_dir(app, bundled[app])
+    manifest = Manifest.load(folder)
+    prep = Preprocessing.from_dict(manifest.preprocessing)
+    image = load_image(folder / "sample.png")
+    assert min(image.size) == prep.resize
+    no_resize = normalize(np.asarray(center_crop(image, prep)), prep)
+    assert np.array_equal(no_resize, preprocess(image, prep))
+    golden = json.loads((folder / "golden.json").read_text())
+    _, x = model_input(folder / "sample.png", manifest)
+    assert tensor_sha256(x) == golden["input"]["sha256"]
+
+
+# ---------------------------------------------------------------------- refusals
+def _tampered(artifact: Path, dest: Path) -> Path:
+    shutil.copytree(artifact, dest)
+    model = dest / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    return dest
+
+
+def _other_target(artifact: Path, dest: Path, target: str, model_file: str) -> Path:
+    shutil.copytree(artifact, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest.update(target=target, model_file=model_file)
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+def _without(artifact: Path, dest: Path, name: str) -> Path:
+    shutil.copytree(artifact, dest)
+    (dest / name).unlink()
+    return dest
+
+
+REFUSALS = {
+    "sha256 mismatch": ("android", lambda a, d: _tampered(a["tflite"], d), "does not match"),
+    "coreml into android": ("android", lambda a, d: a["coreml"], "coreml artifact"),
+    "onnx into ios": (
+        "ios",
+        lambda a, d: _other_target(a["coreml"], d, "onnx", "model.onnx"),
+        "onnx artifact",
+    ),
+    "pytorch into android": (
+        "android",
+        lambda a, d: _other_target(a["tflite"], d, "pytorch", "model.safetensors"),
+        "pytorch artifact",
+    ),
+    "missing model": (
+        "android",
+        lambda a, d: _without(a["tflite"], d, "model.tflite"),
+        "model.tflite is missing",
+    ),
+    "missing labels": (
+        "ios",
+        lambda a, d: _without(a["coreml"], d, "labels.txt"),
+        "labels.txt is missing",
+    ),
+    "missing manifest": (
+        "android",
+        lambda a, d: _without(a["tflite"], d, "manifest.json"),
+        "not an artifact",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_refusals_exit_2_with_one_line_and_keep_the_previous_bundle(
+    case, artifacts, bundled, tmp_path, capsys
+):
+    app, make, message = REFUSALS[case]
+    project = bundled[app]
+    before = path_sha256(bundle_dir(app, project))
+    code, out, err = run_cli(
+        capsys, "bundle", "--app", app, str(make(artifacts, tmp_path / "artifact")), "--project",
+        str(project),
+    )  # fmt: skip
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("mfdeploy: error:"), err
+    assert message in err and out == ""
+    assert path_sha256(bundle_dir(app, project)) == before
+    assert not list(bundle_dir(app, project).parent.glob(".mfdeploy.*"))
+
+
+@pytest.mark.parametrize("app", ["android", "ios"])
+def test_wrong_project_is_refused(app, artifacts, bundled, tmp_path, capsys):
+    other = bundled["ios" if app == "android" else "android"]
+    target = "tflite" if app == "android" else "coreml"
+    for project in (other, tmp_path):
+        before = path_sha256(other)
+        code, _, err = run_cli(
+            capsys, "bundle", "--app", app, str(artifacts[target]), "--project", str(project)
+        )
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert f"is not the {app} demo app" in err
+        assert path_sha256(other) == before
+
+
+def test_rebundling_replaces_the_bundle_whole(artifacts, tmp_path, capsys):
+    project = copy_app("android", tmp_path)
+    args = ("bundle", "--app", "android", str(artifacts["tflite"]), "--project", str(project))
+    assert run_cli(capsys, *args)[0] == 0
+    folder = bundle_dir("android", project)
+    (folder / "stale.bin").write_bytes(b"left over from an older bundle")
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and Path(out.strip()) == folder
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        read_contract("android", project).bundle_files
+    )
+
+
+def test_help_explains(capsys):
+    with pytest.raises(SystemExit):
+        main(["bundle", "--help"])
+    text = capsys.readouterr().out
+    for phrase in ("--app", "--project", "golden", "sha256", "exit code 2"):
+        assert phrase in text
+
+
+# --------------------------------------------- the Kotlin logic, where it can run
+def test_kotlin_core_reproduces_the_golden_tensor(bundled, tmp_path):
+    """Compile the app's pure Kotlin + JVM unit tests with kotlinc and run them on the bundle.
+
+    Runs only where kotlinc and JUnit 4 are installed (Debian: kotlin, junit4); the
+    GoldenFileTest there checks the Kotlin preprocessing against the golden checksum.
+    """
+    kotlinc = shutil.which("kotlinc")
+    junit = [Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar")]
+    if not kotlinc or not all(p.is_file() for p in junit):
+        pytest.skip("kotlinc / junit4 not installed")
+    stdlib = Path(kotlinc).resolve().parent.parent / "lib" / "kotlin-stdlib.jar"
+    app = bundled["android"] / "app"
+    cp = ":".join(map(str, junit))
+    core, tests = tmp_path / "core.jar", tmp_path / "tests.jar"
+    main_src = sorted(map(str, (app / "src/main/java/org/mfdeploy/demo/core").glob("*.kt")))
+    test_src = sorted(map(str, (app / "src/test/java/org/mfdeploy/demo/core").glob("*.kt")))
+    subprocess.run([kotlinc, *main_src, "-d", str(core)], check=True, capture_output=True)
+    subprocess.run(
+        [kotlinc, "-cp", f"{core}:{cp}", *test_src, "-d", str(tests)],
+        check=True,
+        capture_output=True,
+    )
+    classes = [f"org.mfdeploy.demo.core.{Path(p).stem}" for p in test_src]
+    classes.append("org.mfdeploy.demo.core.GoldenCheckTest")  # second class in TopKTest.kt
+    result = subprocess.run(
+        ["java", "-cp", f"{core}:{tests}:{cp}:{stdlib}", "org.junit.runner.JUnitCore", *classes],
+        cwd=app,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "OK (" in result.stdout
