@@ -126,9 +126,9 @@ def main() -> None:
             chosen.append(best[0])
             print(f"greedy step {step}: keep {chosen} in float", flush=True)
         score(
-            f"default ({', '.join(quant.DEFAULT_FLOAT_SCOPES)} float)",
+            f"default ({', '.join(quant.DEFAULT_FLOAT_SCOPES["mobile_former"])} float)",
             "conv",
-            quant.DEFAULT_FLOAT_SCOPES,
+            quant.DEFAULT_FLOAT_SCOPES["mobile_former"],
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_path = RESULTS / f"onnx_int8_recipes_{args.variant}.json"
