@@ -126,7 +126,7 @@ def main() -> None:
             chosen.append(best[0])
             print(f"greedy step {step}: keep {chosen} in float", flush=True)
         score(
-            f"default ({', '.join(quant.DEFAULT_FLOAT_SCOPES["mobile_former"])} float)",
+            f"default ({', '.join(quant.DEFAULT_FLOAT_SCOPES['mobile_former'])} float)",
             "conv",
             quant.DEFAULT_FLOAT_SCOPES["mobile_former"],
         )
