@@ -81,7 +81,7 @@ def test_int8_recipe_is_recorded_and_applied(artifacts):
     available = len(resolve_images(None, "calibration"))
     assert extra["calibration_images"] == min(available, onnx_export.DEFAULT_CALIB_COUNT)
     assert extra["recipe"] == quant.DEFAULT_RECIPE and extra["calibration_method"] == "minmax"
-    assert "Conv" in extra["quantized_op_types"] and extra["quantized_nodes"] > 20
+    assert extra["quantized_op_types"] == ["Conv"] and extra["quantized_nodes"] > 20
     model = onnx.load(str(artifacts["int8"] / "model.onnx"))
     producers = {o: n for n in model.graph.node for o in n.output}
     int8_convs, float_convs = set(), set()

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from mfdeploy.harness.plots import DPI, FIGSIZE
+from mfdeploy.photos import labelled_in_cache
 from tests.harness_helpers import run_cli
 
 
@@ -37,6 +38,11 @@ def test_report_writes_md_json_and_real_plots(tmp_path, monkeypatch, capsys):
         assert row["error"] is None, row["error"]
         assert row["verify"]["passed"] is True
         assert row["bench"]["latency_ms"]["median"] > 0
+    for row in rows:  # accuracy only where it means something: trained weights
+        if row["model"] == "26m":
+            assert row["top1_accuracy"] is None
+        elif labelled_in_cache():
+            assert row["top1_accuracy"] >= 0.5, row
     md = (out / "report.md").read_text()
     assert "SYNTHETIC" in md and "| pytorch | fp32 |" in md
     for name in ("latency.png", "parity_vs_latency.png"):

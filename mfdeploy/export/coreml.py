@@ -317,10 +317,15 @@ def export(
     )
     extra: dict = {}
     if precision == "int8":
-        from mfdeploy.export.coreml_w8a8 import quantize_w8a8
+        from mfdeploy.export.coreml_w8a8 import DEFAULT_FLOAT_MODULES, quantize_w8a8
 
         calib_batch = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
-        module, extra["w8a8"] = quantize_w8a8(module, calib_batch, batch=batch)
+        module, extra["w8a8"] = quantize_w8a8(
+            module,
+            calib_batch,
+            batch=batch,
+            float_modules=DEFAULT_FLOAT_MODULES.get(source.family, ()),
+        )
     if image_input:
         module = ImageNormalization(module, prep.mean, prep.std, prep.pixel_scale)
     if classifier:

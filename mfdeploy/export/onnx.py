@@ -362,6 +362,7 @@ def export(
             int8_recipe,
             quant.parse_float_ops(float_ops, int8_recipe, source.family),
             calib_method,
+            source.family,
         )
         info(
             f"int8 static QDQ ({int8_recipe} recipe), {len(calibration)} calibration photos, "

@@ -51,7 +51,7 @@ MODEL_FILE = "model.tflite"
 LAYOUTS = ("nhwc", "nchw")
 PACKAGES = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 DYNAMIC_RANGE_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
-DEFAULT_CALIB_COUNT = 32  # the project's calibration split has fewer: all of them are used
+DEFAULT_CALIB_COUNT = 32  # spread over every photo source (resolve_images)
 # int8: modules whose ops stay float (regex on the module path, per form). Measured with
 # `benchmarks/tflite_int8_recipes.py` (docs/tflite_int8.md): the token path (both bridges and
 # the head) sees activation ranges on unseen photos up to 2.6x those of the calibration

@@ -79,6 +79,7 @@ def _cell(
         )
         row["verify"] = result.to_json()
         row["verify"]["failed"] = result.failed
+        row["top1_accuracy"] = _accuracy(artifact, synthetic=result.synthetic_weights)
         measured = bench.run_worker(artifact, threads, runs, warmup)
         row["bench"] = {
             k: measured[k]
@@ -89,6 +90,24 @@ def _cell(
         row["error"] = str(exc)
         info(f"{model} {target} {precision}: {exc}")
     return row
+
+
+def _accuracy(artifact: Path, *, synthetic: bool) -> float | None:
+    """Top-1 on the labelled photos; None for synthetic weights (it would mean nothing) or
+    when the labelled photos are not fetched."""
+    if synthetic:
+        return None
+    from mfdeploy.evaluation import accuracy, labelled_images
+    from mfdeploy.preprocessing import Preprocessing
+    from mfdeploy.runtimes import open_runtime
+
+    try:
+        pairs = labelled_images(None)
+    except MfdeployError:
+        return None
+    runtime = open_runtime(artifact)
+    prep = Preprocessing.from_dict(runtime.manifest.preprocessing)
+    return accuracy(runtime.run, pairs, prep).top1
 
 
 def build_report(
@@ -181,8 +200,8 @@ def render_markdown(report: dict) -> str:
     lines += [
         "",
         "| model | target | precision | runtime / executor | max abs | cosine | SQNR dB | "
-        "top-1 agr | verify | init ms | median ms | p90 ms | peak RSS MB | size MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "top-1 agr | verify | top-1 acc | init ms | median ms | p90 ms | peak RSS MB | size MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         v, b = r.get("verify"), r.get("bench")
@@ -193,7 +212,8 @@ def render_markdown(report: dict) -> str:
             f"{v['runtime'] + ' / ' + v['executor'] if v else '-'} | "
             f"{_fmt(m.get('max_abs'), '.2e')} | {_fmt(m.get('cosine'), '.6f')} | "
             f"{_fmt(m.get('sqnr_db'), '.1f')} | {_fmt(m.get('top1_agreement'), '.2f')} | "
-            f"{verdict} | {_fmt(b and b['init_ms'], '.1f')} | "
+            f"{verdict} | {_fmt(r.get('top1_accuracy'), '.3f')} | "
+            f"{_fmt(b and b['init_ms'], '.1f')} | "
             f"{_fmt(b and b['latency_ms']['median'], '.2f')} | "
             f"{_fmt(b and b['latency_ms']['p90'], '.2f')} | "
             f"{_fmt(b and b['peak_rss_mb'], '.0f')} | "
