@@ -24,12 +24,7 @@ def latency_bars(rows: list[dict], path: Path) -> Path:
     ax.set_xticks(range(len(ok)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("median latency (ms, batch 1)")
     ax.set_title("latency per target / precision")
-    if not ok:
-        ax.text(0.5, 0.5, "no benchmark results", ha="center", transform=ax.transAxes)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, empty="no benchmark results" if not ok else None)
 
 
 def parity_scatter(rows: list[dict], path: Path) -> Path:
@@ -51,8 +46,13 @@ def parity_scatter(rows: list[dict], path: Path) -> Path:
     ax.set_xlabel("median latency (ms)")
     ax.set_ylabel("logit SQNR vs PyTorch (dB, capped at 200)")
     ax.set_title("parity vs latency (green: verify passed, red: failed)")
-    if not ok:
-        ax.text(0.5, 0.5, "no results", ha="center", transform=ax.transAxes)
+    return _save(fig, ax, path, empty="no results" if not ok else None)
+
+
+def _save(fig, ax, path: Path, empty: str | None) -> Path:
+    """Write the figure (with a note in place of an empty plot) and free it."""
+    if empty:
+        ax.text(0.5, 0.5, empty, ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

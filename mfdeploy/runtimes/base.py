@@ -97,15 +97,18 @@ def run_static_batches(batch: np.ndarray, static: int | str | None, run_once) ->
     """
     if not isinstance(static, int) or static <= 0 or static == len(batch):
         return run_once(batch)
-    outputs = []
-    for start in range(0, len(batch), static):
-        chunk = batch[start : start + static]
+    return np.concatenate([run_once(chunk)[:real] for chunk, real in padded_chunks(batch, static)])
+
+
+def padded_chunks(batch: np.ndarray, size: int):
+    """(chunk, number of real rows): chunks of exactly `size`, the last one zero-padded."""
+    for start in range(0, len(batch), size):
+        chunk = batch[start : start + size]
         real = len(chunk)
-        if real < static:
-            pad = np.zeros((static - real, *chunk.shape[1:]), dtype=chunk.dtype)
+        if real < size:
+            pad = np.zeros((size - real, *chunk.shape[1:]), dtype=chunk.dtype)
             chunk = np.concatenate([chunk, pad])
-        outputs.append(run_once(chunk)[:real])
-    return np.concatenate(outputs)
+        yield chunk, real
 
 
 def chunked_intermediates(
@@ -116,14 +119,10 @@ def chunked_intermediates(
     An anchor missing from any chunk is left out.
     """
     size = static if isinstance(static, int) and static > 0 else len(batch)
-    parts: list[dict[str, np.ndarray]] = []
-    for start in range(0, len(batch), size):
-        chunk = batch[start : start + size]
-        real = len(chunk)
-        if real < size:
-            pad = np.zeros((size - real, *chunk.shape[1:]), dtype=chunk.dtype)
-            chunk = np.concatenate([chunk, pad])
-        parts.append({k: v[:real] for k, v in run_once(chunk).items()})
+    parts = [
+        {k: v[:real] for k, v in run_once(chunk).items()}
+        for chunk, real in padded_chunks(batch, size)
+    ]
     common = set.intersection(*(set(p) for p in parts)) if parts else set()
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k in common}
 
