@@ -22,6 +22,7 @@ from mfdeploy.artifact import Manifest, staged_directory, verify_artifact_hash
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.golden import make_golden
+from mfdeploy.labels import parse_labels
 from mfdeploy.preprocessing import Preprocessing, load_image, resize_short_side
 from mfdeploy.runtimes import open_runtime
 
@@ -142,7 +143,7 @@ def check_artifact(app: str, artifact: Path, manifest: Manifest, contract: Contr
 
 
 def read_labels(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return list(parse_labels(path.read_text("utf-8")))
 
 
 def _copy(src: Path, dst: Path) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from mfdeploy.errors import MfdeployError
 from mfdeploy.photos import IMAGE_SUFFIXES, labelled_in_cache
-from mfdeploy.preprocessing import Preprocessing, load_image, preprocess
+from mfdeploy.preprocessing import Preprocessing, preprocess_batch
 
 BATCH = 16
 
@@ -93,7 +93,7 @@ def accuracy(
     predictions: list[int] = []
     for start in range(0, len(pairs), BATCH):
         chunk = pairs[start : start + BATCH]
-        batch = np.stack([preprocess(load_image(p), prep) for p, _ in chunk])
+        batch = preprocess_batch([p for p, _ in chunk], prep)
         logits = np.asarray(run(batch), dtype=np.float32).reshape(len(chunk), -1)
         top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
         for (_, label), best in zip(chunk, top5):

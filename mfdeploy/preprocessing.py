@@ -6,11 +6,14 @@ Every stage (calibration, verification, golden files for the apps) goes through
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from mfdeploy.errors import MfdeployError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -105,5 +108,12 @@ def load_image(path: str | Path) -> Image.Image:
         return image.convert("RGB")
 
 
-def preprocess_batch(paths: list[Path], prep: Preprocessing | None = None) -> np.ndarray:
-    return np.stack([preprocess(load_image(p), prep) for p in paths])
+def preprocess_batch(paths: Iterable[Path], prep: Preprocessing | None = None) -> np.ndarray:
+    """Images -> one NCHW batch; a file that is not a readable image is bad input."""
+    batch = []
+    for path in paths:
+        try:
+            batch.append(preprocess(load_image(path), prep))
+        except (OSError, ValueError) as exc:
+            raise MfdeployError(f"{path}: not a readable image ({exc})") from None
+    return np.stack(batch)

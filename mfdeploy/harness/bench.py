@@ -93,9 +93,7 @@ def weights_hash(model_name: str, weights: str | None) -> str:
     from mfdeploy.models import create_model
 
     weights = weights or default_weights(model_name)
-    if str(weights) == "pretrained" or Path(weights).is_file():
-        return weights_sha256(weights)
-    return weights_sha256(weights, create_model(model_name, weights=weights))
+    return weights_sha256(weights, lambda: create_model(model_name, weights=weights))
 
 
 def cache_key(model: str, target: str, precision: str, form: str, whash: str) -> str:

@@ -18,7 +18,7 @@ from mfdeploy.export.common import weights_sha256
 from mfdeploy.harness.batching import static_batch
 from mfdeploy.metrics import compare_logits, default_thresholds, failures
 from mfdeploy.photos import resolve_images
-from mfdeploy.preprocessing import Preprocessing, load_image, preprocess
+from mfdeploy.preprocessing import Preprocessing, preprocess_batch
 from mfdeploy.runtimes import Runtime, open_runtime
 from mfdeploy.runtimes.base import run_static_batches
 
@@ -122,13 +122,8 @@ def verification_inputs(
     on noise), so they are judged on photos only.
     """
     prep = Preprocessing.from_dict(manifest.preprocessing)
-    batch = []
-    for path in resolve_images(images, "evaluation", num_images):
-        try:
-            batch.append(preprocess(load_image(path), prep))
-        except (OSError, ValueError) as exc:
-            raise MfdeployError(f"{path}: not a readable image ({exc})") from None
-    photos = np.stack(batch).astype(np.float32)
+    photos = preprocess_batch(resolve_images(images, "evaluation", num_images), prep)
+    photos = photos.astype(np.float32)
     if manifest.precision not in FLOAT_PRECISIONS:
         return photos
     rng = np.random.default_rng(RANDOM_SEED)
@@ -168,7 +163,7 @@ def verify_artifact(
             return reference(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
     expected = run_static_batches(inputs, batch, ref_fn)
-    actual = run_static_batches(inputs, batch, runtime.run).astype(np.float32)
+    actual = runtime.run(inputs).astype(np.float32)  # adapters chunk static batches
     metrics = compare_logits(expected, actual)
     thresholds = default_thresholds(manifest.precision, manifest.target) | (overrides or {})
     info = runtime.info()

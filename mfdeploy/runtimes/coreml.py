@@ -24,6 +24,7 @@ from mfdeploy.runtimes.base import (
     RuntimeInfo,
     chunked_intermediates,
     mobile_former_spec,
+    run_static_batches,
 )
 
 COMPUTE_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "ALL", "CPU_AND_NE")
@@ -90,16 +91,6 @@ class CoreMLRuntime(Runtime):
             np.float32
         )
 
-    def _chunks(self, batch: np.ndarray):
-        size = int(self.manifest.input.shape[0])
-        for start in range(0, len(batch), size):
-            chunk = batch[start : start + size]
-            if len(chunk) < size:  # static batch: pad the last chunk, drop the padding later
-                pad = np.repeat(chunk[-1:], size - len(chunk), axis=0)
-                yield np.concatenate([chunk, pad]), len(chunk)
-            else:
-                yield chunk, size
-
     def _feed(self, chunk: np.ndarray) -> np.ndarray:
         return self._pixels(chunk) if self.image_input else np.ascontiguousarray(chunk, np.float32)
 
@@ -139,8 +130,9 @@ class CoreMLRuntime(Runtime):
                 f"Core ML model expects (N, {', '.join(map(str, self.manifest.input.shape[1:]))})"
                 f" inputs, got {batch.shape}"
             )
-        outputs = [self._run_chunk(self._feed(chunk))[:n] for chunk, n in self._chunks(batch)]
-        out = np.concatenate(outputs).reshape(len(batch), -1)
+        static = int(self.manifest.input.shape[0])
+        out = run_static_batches(batch, static, lambda c: self._run_chunk(self._feed(c)))
+        out = out.reshape(len(batch), -1)
         if self.classifier:
             out = np.log(np.maximum(out, np.finfo(np.float32).tiny))
         return out.astype(np.float32)
