@@ -83,6 +83,22 @@ def test_synthetic_weights_are_deterministic_and_non_trivial():
     assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
 
 
+def test_synthetic_weights_do_not_depend_on_the_thread_count():
+    """Their sha256 is the artifact's identity: export and verify may run at other counts."""
+    from mfdeploy.export.common import state_dict_sha256
+
+    threads = torch.get_num_threads()
+    try:
+        hashes = set()
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            hashes.add(state_dict_sha256(create_model("26m", weights="synthetic")))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(hashes) == 1
+    assert torch.get_num_threads() == threads
+
+
 def test_unknown_variant_is_a_clear_error():
     from mfdeploy.errors import UnknownVariantError
 
