@@ -1,41 +1,138 @@
-"""Reference form vs deploy form, exported to ONNX and TFLite float32, timed on
-ONNX Runtime and LiteRT at 1 and 2 threads (median of >= 50 runs after warm-up).
+"""Reference form vs deploy form (and deploy layout alternatives), exported to ONNX and
+TFLite float32, timed on ONNX Runtime and LiteRT at 1 and 2 threads.
 
     .venv/bin/python benchmarks/deploy_vs_reference.py [--variants 26m 294m] [--runs 50]
+    .venv/bin/python benchmarks/deploy_vs_reference.py --layouts   # + every layout alternative
 
-Prints a table and writes benchmarks/results/deploy_vs_reference.json.
+The forms of one variant, runtime and thread count are timed in interleaved rounds (each
+round opens every form in turn, 10 warm-up runs, then its share of the `--runs` timed runs),
+so that load from elsewhere on the machine falls on all forms alike; the table shows the
+median. Prints the table and writes benchmarks/results/deploy_vs_reference.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-from mfdeploy.console import print_table
+from mfdeploy.console import print_table, progress
 from mfdeploy.export import export_artifact
+from mfdeploy.export.common import load_source
 from mfdeploy.graph_audit import audit
+from mfdeploy.models.deploy import to_deploy
 from mfdeploy.runtimes import open_runtime
-from mfdeploy.timing import time_runtime
 
 TARGETS = {"onnx": "onnxruntime", "tflite": "litert"}
+FORMS = ["reference", "deploy"]
+LAYOUT_FORMS = [
+    "deploy:pixel_sum=flat",
+    "deploy:dyrelu=relu",
+    "deploy:features=nhwc",
+    "deploy:bridge=pixels",
+    "deploy:features=nhwc,bridge=pixels",
+]
+# Not a form of the model: the deploy form with its token path removed (no bridges, no Former,
+# dynamic ReLU as ReLU). Its latency is a floor: what no rewrite of the same function beats.
+CONVS_ONLY = "convolutions only"
 RESULTS = Path(__file__).parent / "results" / "deploy_vs_reference.json"
 
 
-def measure(variant: str, runs: int, threads: list[int], workdir: Path) -> list[dict]:
+class _ReLUIgnoringTokens(nn.Module):
+    def forward(self, x: torch.Tensor, token0: torch.Tensor | None) -> torch.Tensor:
+        return F.relu(x)
+
+
+class _FeaturesOnly(nn.Module):
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
+        return x
+
+
+class _ZeroTokens(nn.Module):
+    """Batch-1 constant tokens (the floor is timed at batch 1 only)."""
+
+    def __init__(self, num_tokens: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("tokens", torch.zeros(1, num_tokens, dim))
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
+        return self.tokens
+
+
+def convolutions_only(model: nn.Module) -> nn.Module:
+    """The Mobile path and head of the deploy form, without any token work."""
+    floor = copy.deepcopy(to_deploy(model))
+    spec = model.variant
+    for block in floor.blocks:
+        block.tokens = lambda x, tokens: (None, None)
+        block.act1, block.act2 = _ReLUIgnoringTokens(), _ReLUIgnoringTokens()
+        block.bridge_out = _FeaturesOnly()
+    floor.bridge_final = _ZeroTokens(spec.num_tokens, spec.token_dim)
+    return floor
+
+
+def export_forms(variant: str, target: str, forms: list[str], workdir: Path) -> dict[str, Path]:
+    paths = {}
+    source = load_source(variant)
+    for form in forms:
+        out = workdir / f"{variant}-{target}-{form.replace(':', '-').replace(',', '-')}"
+        options = {"ort_format": False} if target == "onnx" else {}
+        if form == CONVS_ONLY:
+            floor = dataclasses.replace(source, model=convolutions_only(source.model))
+            options.update(source=floor, form="reference")
+        else:
+            options.update(source=source, form=form)
+        paths[form], _ = export_artifact(target, variant, out=out, **options)
+    return paths
+
+
+def interleaved_medians(paths: dict, threads: int, x: np.ndarray, runs: int, rounds: int) -> dict:
+    """Per form: median / p90 / min latency (ms) of `runs` runs taken in `rounds` rounds.
+
+    One runtime is open at a time: idle ONNX Runtime sessions keep their threads spinning,
+    which would slow whichever form is being timed.
+    """
+    samples: dict[str, list[float]] = {form: [] for form in paths}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for form, path in paths.items():
+            runtime = open_runtime(path, threads=threads)
+            for _ in range(10):
+                runtime.run(x)
+            for _ in range(per_round):
+                start = time.perf_counter()
+                runtime.run(x)
+                samples[form].append((time.perf_counter() - start) * 1000.0)
+            del runtime
+    return {
+        form: {
+            "median": float(np.median(v)),
+            "p90": float(np.percentile(v, 90)),
+            "min": float(np.min(v)),
+            "runs": len(v),
+        }
+        for form, v in samples.items()
+    }
+
+
+def measure(args: argparse.Namespace, variant: str, forms: list[str], workdir: Path) -> list[dict]:
     rows = []
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     for target, runtime_name in TARGETS.items():
-        for form in ("reference", "deploy"):
-            out = workdir / f"{variant}-{target}-{form}"
-            options = {"ort_format": False} if target == "onnx" else {}
-            path, _ = export_artifact(target, variant, form=form, out=out, **options)
-            report = audit(path)
-            for n in threads:
-                timing = time_runtime(open_runtime(path, threads=n), x, runs=runs)
+        paths = export_forms(variant, target, forms, workdir)
+        audits = {form: audit(path) for form, path in paths.items()}
+        for n in args.threads:
+            latency = interleaved_medians(paths, n, x, args.runs, args.rounds)
+            for form, report in audits.items():
                 rows.append(
                     {
                         "variant": variant,
@@ -45,28 +142,15 @@ def measure(variant: str, runs: int, threads: list[int], workdir: Path) -> list[
                         "ops": sum(report.ops.values()),
                         "transposes": report.ops.get("Transpose", report.ops.get("TRANSPOSE", 0)),
                         "max_rank": report.max_rank,
-                        **timing,
+                        "latency_ms": latency[form],
                     }
                 )
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", nargs="+", default=["26m", "294m"])
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    args = parser.parse_args()
-    rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for variant in args.variants:
-            rows += measure(variant, args.runs, args.threads, Path(tmp))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
+def table_rows(rows: list[dict]) -> list[list]:
     table = []
     for row in rows:
-        if row["form"] != "deploy":
-            continue
         ref = next(
             r
             for r in rows
@@ -79,28 +163,38 @@ def main() -> None:
                 row["variant"],
                 row["runtime"],
                 row["threads"],
-                f"{ref['latency_ms']['median']:.2f}",
+                row["form"],
                 f"{row['latency_ms']['median']:.2f}",
                 f"{speedup:.2f}x",
-                f"{ref['ops']} / {row['ops']}",
-                f"{ref['transposes']} / {row['transposes']}",
-                f"{ref['max_rank']} / {row['max_rank']}",
+                row["ops"],
+                row["transposes"],
+                row["max_rank"],
             ]
         )
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=["26m", "294m"])
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per form (>= 50)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--layouts", action="store_true", help="also time the deploy layout alternatives"
+    )
+    args = parser.parse_args()
+    forms = FORMS + (LAYOUT_FORMS if args.layouts else []) + [CONVS_ONLY]
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in progress(args.variants, description="variants"):
+            rows += measure(args, variant, forms, Path(tmp))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
     print_table(
-        f"deploy vs reference form, float32, median of {args.runs} runs (ms)",
-        [
-            "variant",
-            "runtime",
-            "threads",
-            "reference",
-            "deploy",
-            "speed-up",
-            "ops ref/dep",
-            "transposes ref/dep",
-            "max rank ref/dep",
-        ],
-        table,
+        f"float32, batch 1, median of {args.runs} runs in {args.rounds} interleaved rounds (ms)",
+        ["variant", "runtime", "threads", "form", "ms", "vs ref", "ops", "transposes", "rank"],
+        table_rows(rows),
     )
     print(f"wrote {RESULTS}")
 

@@ -35,6 +35,12 @@ class TensorSpec:
     zero_point: int | None = None
 
 
+def form_kind(form: str) -> str:
+    """The kind of a form, deploy or reference; a deploy form may name a layout after a colon
+    ("deploy:bridge=pixels", see mfdeploy.models.DeployLayout)."""
+    return form.partition(":")[0]
+
+
 @dataclass
 class Manifest:
     model_family: str  # "mobile_former" | "efficientnet_lite"
@@ -42,7 +48,7 @@ class Manifest:
     variant: str | None
     target: str  # "pytorch" | "onnx" | "tflite" | "coreml"
     precision: str  # "fp32" | "fp16" | "int8" | ...
-    form: str  # "deploy" | "reference"
+    form: str  # "deploy" | "reference" | "deploy:<layout>" (see form_kind)
     model_file: str
     input: TensorSpec
     output: TensorSpec

@@ -7,8 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from mfdeploy.errors import MfdeployError
+from mfdeploy.export.common import export_module, load_source
 from mfdeploy.models import create_model, variant_names
-from mfdeploy.models.deploy import to_deploy
+from mfdeploy.models.deploy import LAYOUT_CHOICES, DeployLayout, to_deploy
 from tests.conftest import max_abs, official_file
 
 SMALL = ["26m", "151m"]  # one 128-dim (with the 26m shuffles) and one 192-dim variant
@@ -32,6 +34,43 @@ def test_same_function_in_float64(variant, resolution):
         x = _inputs(batch, resolution, torch.float64)
         with torch.no_grad():
             assert max_abs(deploy(x).numpy(), model(x).numpy()) < 1e-9
+
+
+LAYOUTS = [
+    "features=nhwc",
+    "bridge=pixels",
+    "features=nhwc,bridge=pixels",
+    "dyrelu=relu",
+    "features=nhwc,bridge=pixels,dyrelu=relu",
+    "pixel_sum=flat",
+]
+
+
+@pytest.mark.parametrize("variant", SMALL)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_layout_alternatives_are_the_same_function(variant, layout):
+    """Each measured alternative (docs/deploy_form.md) is exact in float64 as well."""
+    model = create_model(variant, weights="synthetic").double()
+    deploy = to_deploy(model, 256, DeployLayout.parse(layout))
+    x = _inputs(3, 256, torch.float64)
+    with torch.no_grad():
+        assert max_abs(deploy(x).numpy(), model(x).numpy()) < 1e-9
+
+
+def test_layout_spec_round_trips_and_rejects_nonsense():
+    for spec in LAYOUTS:
+        assert DeployLayout.parse(DeployLayout.parse(spec).spec()) == DeployLayout.parse(spec)
+    assert DeployLayout.parse("").spec() == ""
+    assert set(LAYOUT_CHOICES) == {"features", "bridge", "pixel_sum", "dyrelu"}
+    for bad in ("bridge=diagonal", "colour=red", "bridge", "dyrelu=prelu"):
+        with pytest.raises(ValueError):
+            DeployLayout.parse(bad)
+
+
+@pytest.mark.parametrize("form", ["deploy:bridge=diagonal", "reference:bridge=pixels", "fused"])
+def test_export_rejects_unknown_forms_with_one_clear_error(form):
+    with pytest.raises(MfdeployError, match="bridge|form"):
+        export_module(load_source("26m", None, 224, "mobile_former"), form)
 
 
 @pytest.mark.parametrize("variant", ["26m", "52m", "96m"])

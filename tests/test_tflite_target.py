@@ -32,11 +32,9 @@ def test_fp32_matches_pytorch_on_fixture_and_photos(artifacts, reference_26m, fi
     photos = np.stack([preprocess(load_image(p)) for p in resolve_images(None, "evaluation")])
     runtime = open_runtime(artifacts["fp32"], threads=1)
     assert max_abs(runtime.run(fixture_inputs), reference_26m(fixture_inputs)) <= 1e-4
-    # On all evaluation photos (logits up to ~26) LiteRT's float32 kernels, XNNPACK or builtin,
-    # sit 1.8-2.8e-4 from a float64 run, PyTorch float32 4.4e-5: rounding, not a conversion
-    # fault. The bound there is relative to the logit scale (1e-5), still far below fp16 noise.
-    ref = reference_26m(photos)
-    assert max_abs(runtime.run(photos), ref) <= 1e-5 * max(1.0, float(np.abs(ref).max()))
+    # Every evaluation photo (logits up to ~26). With one flat 3136-term sum in the first
+    # Mobile->Former bridges (pixel_sum=flat) this was 2.1e-4: see DeployLayout.pixel_sum.
+    assert max_abs(runtime.run(photos), reference_26m(photos)) <= 1e-4
 
 
 def test_fp16_keeps_cosine_and_top1(artifacts, reference_26m, fixture_inputs):

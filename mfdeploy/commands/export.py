@@ -47,9 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--form",
-        choices=["deploy", "reference"],
         default="deploy",
-        help="export the export-friendly deploy form (default) or the reference form",
+        help="deploy (default): the export-friendly form; reference: the authors' arithmetic; "
+        "deploy:KEY=VALUE,... picks a deploy layout alternative, e.g. deploy:bridge=pixels "
+        "or deploy:dyrelu=relu (see docs/deploy_form.md)",
     )
     parser.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
     parser.add_argument(

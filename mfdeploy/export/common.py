@@ -184,15 +184,18 @@ def export_module(source: SourceModel, form: str) -> nn.Module:
 
     Only Mobile-Former has a separate deploy form; other families export as they are.
     """
-    if form == "reference" or source.family != "mobile_former":
+    kind, _, layout_spec = form.partition(":")
+    if kind not in ("deploy", "reference") or (kind == "reference" and layout_spec):
+        raise MfdeployError(f"unknown form {form!r}; choose deploy, deploy:LAYOUT or reference")
+    if kind == "reference" or source.family != "mobile_former":
         return source.model
-    if form != "deploy":
-        raise MfdeployError(f"unknown form {form!r}; choose deploy or reference")
+    from mfdeploy.models.deploy import DeployLayout, to_deploy
+
     try:
-        from mfdeploy.models.deploy import to_deploy
-    except ImportError:
-        raise MfdeployError("the deploy form is not in this build; use --form reference") from None
-    return to_deploy(source.model, resolution=source.preprocessing.resolution)
+        layout = DeployLayout.parse(layout_spec)
+    except ValueError as exc:
+        raise MfdeployError(str(exc)) from None
+    return to_deploy(source.model, source.preprocessing.resolution, layout)
 
 
 def calibration_inputs(

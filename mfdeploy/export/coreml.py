@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from mfdeploy import __version__
-from mfdeploy.artifact import Manifest, TensorSpec
+from mfdeploy.artifact import Manifest, TensorSpec, form_kind
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
 from mfdeploy.labels import imagenet_labels
@@ -354,7 +354,7 @@ def export(
     del exported
 
     highest, offenders = program_ranks(mlmodel)
-    if offenders and form == "deploy":
+    if offenders and form_kind(form) == "deploy":
         raise MfdeployError(
             f"the Core ML program has tensors of rank > {MAX_RANK}: {', '.join(offenders[:3])}"
         )

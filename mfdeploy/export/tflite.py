@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfdeploy.artifact import Manifest, TensorSpec
+from mfdeploy.artifact import Manifest, TensorSpec, form_kind
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import (
@@ -213,7 +213,7 @@ def export(
     in_spec = TensorSpec("input", shape, "float32", layout.upper())
     out_spec = TensorSpec("logits", [batch, source.num_classes], "float32")
     if precision == "int8":
-        form_key = "reference" if form == "reference" or source.family != "mobile_former" else form
+        form_key = form_kind(form) if source.family == "mobile_former" else "reference"
         float_modules = INT8_FLOAT_MODULES[int8_float][form_key]
         info(
             f"int8 full-integer (PT2E) {source.name} ({form} form, {layout.upper()} input), "

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from mfdeploy.artifact import form_kind
+
 MAP, TOKENS, LOGITS = "map", "tokens", "logits"
 ROOT_CLASSES = ("MobileFormerDeploy", "MobileFormer")
 OUTSIDE = "<outside>"  # scope of nodes outside the model (wrappers): in no module
@@ -50,7 +52,7 @@ def _out_size(size: int, stride: int) -> int:
 
 def module_anchors(spec, form: str = "deploy") -> list[ModuleAnchor]:
     """The anchors of a Mobile-Former variant (`VariantSpec`) in its deploy or reference form."""
-    deploy = form == "deploy"
+    deploy = form_kind(form) == "deploy"
     lite = [i for i, b in enumerate(spec.blocks) if b.kind == "lite_bneck"]
     first = ("lite.0" if lite else "blocks.0") if deploy else "features.0"
     out = [ModuleAnchor("stem", first, "in", MAP)]
@@ -108,7 +110,7 @@ def layout_perms(form: str, nhwc: bool = False) -> dict[int, tuple]:
     reference layout: tokens of the reference form are sequence-first (M, B, d); LiteRT
     may keep feature maps NHWC."""
     return {
-        3: (SEQ_FIRST_TO_BATCH_FIRST,) if form != "deploy" else (None,),
+        3: (SEQ_FIRST_TO_BATCH_FIRST,) if form_kind(form) != "deploy" else (None,),
         4: (None, NHWC_TO_NCHW) if nhwc else (None,),
     }
 
@@ -320,9 +322,11 @@ def litert_scopes(name: str, table: dict[str, str]) -> frozenset:
 def structure_model(manifest):
     """The exported form of the artifact's variant with untrained weights (names only)."""
     from mfdeploy.models import create_model, get_variant
-    from mfdeploy.models.deploy import to_deploy
+    from mfdeploy.models.deploy import DeployLayout, to_deploy
 
     model = create_model(get_variant(manifest.variant or manifest.model).name)
-    if manifest.form == "deploy":
-        return to_deploy(model, int(manifest.preprocessing["resolution"]))
+    kind, _, layout = manifest.form.partition(":")
+    if kind == "deploy":
+        resolution = int(manifest.preprocessing["resolution"])
+        return to_deploy(model, resolution, DeployLayout.parse(layout))
     return model

@@ -8,6 +8,7 @@ from torch import nn
 
 from mfdeploy.errors import CheckpointError
 from mfdeploy.models.checkpoint import load_into, read_state_dict
+from mfdeploy.models.deploy import DeployLayout, to_deploy
 from mfdeploy.models.efficientnet_lite import create_efficientnet_lite0
 from mfdeploy.models.mobile_former import MobileFormer
 from mfdeploy.models.synthetic import DEFAULT_SEED, synthetic_model
@@ -24,6 +25,7 @@ SYNTHETIC = "synthetic"
 EFFICIENTNET_NAMES = ("efficientnet_lite0",)
 
 __all__ = [
+    "DeployLayout",
     "MobileFormer",
     "VariantSpec",
     "all_variants",
@@ -31,6 +33,7 @@ __all__ = [
     "get_variant",
     "normalize_variant_name",
     "variant_names",
+    "to_deploy",
     "SYNTHETIC",
 ]
 
