@@ -163,6 +163,13 @@ def test_reduce_mean():
     close(out, T(x).mean(dim=(-2, -1), keepdim=True))
 
 
+@pytest.mark.parametrize("axes, keep", [([1], False), ([-2, -1], True)])
+def test_reduce_sum(axes, keep):
+    x = rand(2, 8, 5, 6)
+    out = run_one(lambda v: mb.reduce_sum(x=v, axes=axes, keep_dims=keep), x)
+    close(out, T(x).sum(dim=tuple(axes), keepdim=keep))
+
+
 @pytest.mark.parametrize("kind", ["avg_pool", "max_pool"])
 def test_pooling(kind):
     x = rand(2, 4, 9, 9)
@@ -327,6 +334,6 @@ def test_keep_all_returns_every_intermediate():
 #: op types the cases above check (plus const, which is the stored value itself)
 OP_CASES = {
     "const", "conv", "linear", "matmul", "softmax", "layer_norm", "batch_norm", "reduce_mean",
-    "avg_pool", "max_pool", *ACTIVATIONS, *BINARY, "reshape", "transpose", "slice_by_index",
-    "concat", "cast", "constexpr_affine_dequantize", "quantize", "dequantize",
+    "reduce_sum", "avg_pool", "max_pool", *ACTIVATIONS, *BINARY, "reshape", "transpose",
+    "slice_by_index", "concat", "cast", "constexpr_affine_dequantize", "quantize", "dequantize",
 }  # fmt: skip
