@@ -3,6 +3,8 @@ TFLite float32, timed on ONNX Runtime and LiteRT at 1 and 2 threads.
 
     .venv/bin/python benchmarks/deploy_vs_reference.py [--variants 26m 294m] [--runs 50]
     .venv/bin/python benchmarks/deploy_vs_reference.py --layouts   # + every layout alternative
+    .venv/bin/python benchmarks/deploy_vs_reference.py --forms deploy:tokens=conv  # + these
+    .venv/bin/python benchmarks/deploy_vs_reference.py --ablations  # + token path parts removed
 
 The forms of one variant, runtime and thread count are timed in interleaved rounds (each
 round opens every form in turn, 10 warm-up runs, then its share of the `--runs` timed runs),
@@ -16,6 +18,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -40,9 +43,11 @@ LAYOUT_FORMS = [
     "deploy:features=nhwc",
     "deploy:bridge=pixels",
     "deploy:features=nhwc,bridge=pixels",
+    "deploy:tokens=conv",
 ]
-# Not a form of the model: the deploy form with its token path removed (no bridges, no Former,
-# dynamic ReLU as ReLU). Its latency is a floor: what no rewrite of the same function beats.
+# Not forms of the model: the deploy form with parts of its token path removed. "convolutions
+# only" (no bridges, no Former, dynamic ReLU as ReLU) is a floor no rewrite of the same function
+# beats; the ablations say what each part of the token path costs.
 CONVS_ONLY = "convolutions only"
 RESULTS = Path(__file__).parent / "results" / "deploy_vs_reference.json"
 
@@ -68,6 +73,17 @@ class _ZeroTokens(nn.Module):
         return self.tokens
 
 
+class _TokensThrough(nn.Module):
+    """A Mobile->Former bridge that passes the tokens on (the token table in the first block)."""
+
+    def __init__(self, bridge: nn.Module) -> None:
+        super().__init__()
+        self.table = getattr(bridge, "tokens_in", None)
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
+        return self.table if tokens is None else tokens
+
+
 def convolutions_only(model: nn.Module) -> nn.Module:
     """The Mobile path and head of the deploy form, without any token work."""
     floor = copy.deepcopy(to_deploy(model))
@@ -80,15 +96,40 @@ def convolutions_only(model: nn.Module) -> nn.Module:
     return floor
 
 
+def without(part: str):
+    """The deploy form with one part of every block's token path removed."""
+
+    def build(model: nn.Module) -> nn.Module:
+        ablated = copy.deepcopy(to_deploy(model))
+        for block in ablated.blocks:
+            if part == "dynamic ReLU":
+                block.act1, block.act2 = _ReLUIgnoringTokens(), _ReLUIgnoringTokens()
+            elif part == "Former->Mobile":
+                block.bridge_out = _FeaturesOnly()
+            elif part == "Former":
+                block.former = nn.Identity()
+            else:
+                block.bridge_in = _TokensThrough(block.bridge_in)
+        return ablated
+
+    return build
+
+
+NOT_THE_MODEL = {CONVS_ONLY: convolutions_only} | {
+    f"without {part}": without(part)
+    for part in ("dynamic ReLU", "Mobile->Former", "Former", "Former->Mobile")
+}
+
+
 def export_forms(variant: str, target: str, forms: list[str], workdir: Path) -> dict[str, Path]:
     paths = {}
     source = load_source(variant)
     for form in forms:
-        out = workdir / f"{variant}-{target}-{form.replace(':', '-').replace(',', '-')}"
+        out = workdir / f"{variant}-{target}-{re.sub(r'[^A-Za-z0-9=]+', '-', form)}"
         options = {"ort_format": False} if target == "onnx" else {}
-        if form == CONVS_ONLY:
-            floor = dataclasses.replace(source, model=convolutions_only(source.model))
-            options.update(source=floor, form="reference")
+        if form in NOT_THE_MODEL:
+            stripped = dataclasses.replace(source, model=NOT_THE_MODEL[form](source.model))
+            options.update(source=stripped, form="reference")
         else:
             options.update(source=source, form=form)
         paths[form], _ = export_artifact(target, variant, out=out, **options)
@@ -142,6 +183,7 @@ def measure(args: argparse.Namespace, variant: str, forms: list[str], workdir: P
                         "ops": sum(report.ops.values()),
                         "transposes": report.ops.get("Transpose", report.ops.get("TRANSPOSE", 0)),
                         "max_rank": report.max_rank,
+                        "xnnpack_partitions": report.xnnpack_partitions,
                         "latency_ms": latency[form],
                     }
                 )
@@ -169,6 +211,7 @@ def table_rows(rows: list[dict]) -> list[list]:
                 row["ops"],
                 row["transposes"],
                 row["max_rank"],
+                "-" if row.get("xnnpack_partitions") is None else row["xnnpack_partitions"],
             ]
         )
     return table
@@ -181,22 +224,44 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
-        "--layouts", action="store_true", help="also time the deploy layout alternatives"
+        "--layouts", action="store_true", help="also time every deploy layout alternative"
+    )
+    parser.add_argument(
+        "--forms", nargs="+", default=[], help="also time these forms (e.g. deploy:tokens=conv)"
+    )
+    parser.add_argument("--json", type=Path, default=RESULTS, help=f"results file ({RESULTS})")
+    parser.add_argument(
+        "--ablations",
+        action="store_true",
+        help="also time the deploy form without each part of its token path (not the model)",
     )
     args = parser.parse_args()
-    forms = FORMS + (LAYOUT_FORMS if args.layouts else []) + [CONVS_ONLY]
+    extra = LAYOUT_FORMS if args.layouts else []
+    forms = FORMS + extra + [f for f in args.forms if f not in FORMS + extra]
+    forms += [form for form in NOT_THE_MODEL if args.ablations or form == CONVS_ONLY]
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in progress(args.variants, description="variants"):
             rows += measure(args, variant, forms, Path(tmp))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(rows, indent=2) + "\n")
     print_table(
         f"float32, batch 1, median of {args.runs} runs in {args.rounds} interleaved rounds (ms)",
-        ["variant", "runtime", "threads", "form", "ms", "vs ref", "ops", "transposes", "rank"],
+        [
+            "variant",
+            "runtime",
+            "threads",
+            "form",
+            "ms",
+            "vs ref",
+            "ops",
+            "transposes",
+            "rank",
+            "XNNPACK parts",
+        ],
         table_rows(rows),
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 The rules every deploy-form graph must pass: no runtime shape / gather / einsum / scatter
 ops in ONNX, only builtin ops in TFLite (no Flex / custom), and no tensor of rank > 4
-(Core ML's limit is 5, NPUs and LiteRT prefer <= 4).
+(Core ML's limit is 5, NPUs and LiteRT prefer <= 4). For TFLite it also counts the XNNPACK
+partitions: each op the delegate does not take splits the graph, and every split costs a
+hand-over between XNNPACK and LiteRT's own kernels on each run.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class AuditReport:
     tensors_over_rank: list[str]
     model_bytes: int
     violations: list[str] = field(default_factory=list)
+    xnnpack_partitions: int | None = None  # TFLite only; 1 = the whole graph in XNNPACK
 
     @property
     def passed(self) -> bool:
@@ -93,6 +96,66 @@ def _tflite_report(path: Path) -> AuditReport:
         over,
         path_size(path),
         violations,
+        xnnpack_partitions(path),
+    )
+
+
+def xnnpack_partitions(path: Path) -> int:
+    """Delegate nodes XNNPACK puts in the graph when LiteRT opens it (its default CPU path)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()  # delegation happens here
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+
+
+def tensor_rank(var) -> int:
+    """Rank of a MIL tensor var; 0 for scalars, strings, lists (the classifier's label list)."""
+    try:
+        shape = var.shape
+    except ValueError:
+        return 0
+    return len(shape) if shape is not None else 0
+
+
+def program_ranks(program) -> tuple[int, list[str]]:
+    """Highest tensor rank in a MIL program and the ops producing rank > MAX_RANK."""
+    highest, offenders = 0, []
+    for function in program.functions.values():
+        for op in function.operations:
+            for var in op.outputs:
+                rank = tensor_rank(var)
+                highest = max(highest, rank)
+                if rank > MAX_RANK:
+                    offenders.append(f"{op.op_type}:{op.name} (rank {rank})")
+    return highest, offenders
+
+
+def op_histogram(program) -> dict[str, int]:
+    """MIL op types of a program, most frequent first."""
+    counts: Counter[str] = Counter(
+        op.op_type for function in program.functions.values() for op in function.operations
+    )
+    return dict(counts.most_common())
+
+
+def _coreml_report(path: Path) -> AuditReport:
+    from mfdeploy.runtimes.mil_executor import load_program
+
+    try:
+        program = load_program(path)
+    except Exception as exc:
+        raise MfdeployError(f"{path}: not a readable Core ML package ({exc})") from None
+    highest, offenders = program_ranks(program)
+    violations = [f"{len(offenders)} tensors of rank > {MAX_RANK}"] if offenders else []
+    return AuditReport(
+        str(path),
+        "coreml",
+        op_histogram(program),
+        highest,
+        offenders,
+        path_size(path),
+        violations,
     )
 
 
@@ -106,7 +169,7 @@ def model_path(path: str | Path) -> Path:
     return path
 
 
-AUDITORS = {".onnx": _onnx_report, ".tflite": _tflite_report}
+AUDITORS = {".onnx": _onnx_report, ".tflite": _tflite_report, ".mlpackage": _coreml_report}
 
 
 def audit(path: str | Path) -> AuditReport:

@@ -19,7 +19,7 @@ from mfdeploy.artifact import Manifest  # noqa: E402
 from mfdeploy.cli import main  # noqa: E402
 from mfdeploy.export import export_artifact  # noqa: E402
 from mfdeploy.export.common import load_source  # noqa: E402
-from mfdeploy.export.coreml import tensor_rank  # noqa: E402
+from mfdeploy.graph_audit import audit, tensor_rank  # noqa: E402
 from mfdeploy.metrics import sqnr_db  # noqa: E402
 from mfdeploy.photos import resolve_images  # noqa: E402
 from mfdeploy.preprocessing import preprocess_batch  # noqa: E402
@@ -118,6 +118,16 @@ def test_programs_have_rank_at_most_4_and_only_executor_ops(artifacts):
                 assert tensor_rank(var) <= 4, (op.op_type, var.name)
     untested = seen - OP_CASES - {"classify"}  # classify: checked by the classifier test below
     assert not untested, f"op types without an op-by-op executor test: {untested}"
+
+
+def test_inspect_audits_the_saved_package(artifacts, capsys):
+    """`mfdeploy inspect` reads the .mlpackage itself (not the manifest's record of it)."""
+    report = audit(artifacts["fp32"])
+    assert report.format == "coreml" and report.passed, report.violations
+    assert report.max_rank <= 4 and report.ops.get("conv", 0) > 0
+    assert report.model_bytes > 1_000_000
+    assert main(["inspect", str(artifacts["fp32"])]) == 0
+    assert "coreml" in capsys.readouterr().out
 
 
 def test_executor_is_what_ran(outputs):

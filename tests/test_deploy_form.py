@@ -43,6 +43,8 @@ LAYOUTS = [
     "dyrelu=relu",
     "features=nhwc,bridge=pixels,dyrelu=relu",
     "pixel_sum=flat",
+    "tokens=conv",
+    "features=nhwc,tokens=conv,dyrelu=relu",
 ]
 
 
@@ -61,8 +63,14 @@ def test_layout_spec_round_trips_and_rejects_nonsense():
     for spec in LAYOUTS:
         assert DeployLayout.parse(DeployLayout.parse(spec).spec()) == DeployLayout.parse(spec)
     assert DeployLayout.parse("").spec() == ""
-    assert set(LAYOUT_CHOICES) == {"features", "bridge", "pixel_sum", "dyrelu"}
-    for bad in ("bridge=diagonal", "colour=red", "bridge", "dyrelu=prelu"):
+    assert set(LAYOUT_CHOICES) == {"features", "bridge", "pixel_sum", "dyrelu", "tokens"}
+    for bad in (
+        "bridge=diagonal",
+        "colour=red",
+        "bridge",
+        "dyrelu=prelu",
+        "tokens=conv,bridge=pixels",
+    ):
         with pytest.raises(ValueError):
             DeployLayout.parse(bad)
 

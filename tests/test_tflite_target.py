@@ -37,6 +37,20 @@ def test_fp32_matches_pytorch_on_fixture_and_photos(artifacts, reference_26m, fi
     assert max_abs(runtime.run(photos), reference_26m(photos)) <= 1e-4
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["deploy:tokens=conv", "deploy:features=nhwc,bridge=pixels"])
+def test_layout_alternatives_convert_and_match_on_litert(
+    form, tmp_path, reference_26m, fixture_inputs
+):
+    """The layouts measured in docs/deploy_form.md are real exports, not only torch modules."""
+    path, manifest = export_artifact("tflite", "26m", weights=WEIGHTS, out=tmp_path, form=form)
+    assert manifest.form == form
+    report = audit(path)
+    assert report.passed and report.max_rank <= 4, report.violations
+    out = open_runtime(path, threads=1).run(fixture_inputs)
+    assert max_abs(out, reference_26m(fixture_inputs)) <= 1e-4
+
+
 def test_fp16_keeps_cosine_and_top1(artifacts, reference_26m, fixture_inputs):
     out, ref = open_runtime(artifacts["fp16"]).run(fixture_inputs), reference_26m(fixture_inputs)
     assert cosine(ref, out) >= 0.9995
@@ -61,6 +75,8 @@ def test_builtin_ops_only_and_rank_at_most_4(artifacts, precision):
     report = audit(artifacts[precision])
     assert report.passed, report.violations
     assert report.max_rank <= 4
+    if precision != "int8-weights":  # hybrid int8 ops run outside XNNPACK (docs/tflite.md)
+        assert report.xnnpack_partitions == 1  # every float op delegated: no hand-overs
 
 
 def test_nhwc_input_by_default_without_input_transpose(artifacts):

@@ -1,7 +1,7 @@
 """Show what an exported graph contains: op histogram, tensor ranks, size, rule check.
 
-The deploy-form rules: no Shape / Gather / Einsum / ScatterND ops and no tensor of
-rank > 4. Exit code 1 when a rule is broken.
+The deploy-form rules: no Shape / Gather / Einsum / ScatterND ops (ONNX), builtin ops only
+(TFLite), no tensor of rank > 4 (all). Exit code 1 when a rule is broken.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from mfdeploy.console import print_table
 from mfdeploy.graph_audit import audit
 
 NAME = "inspect"
-HELP = "op histogram, tensor ranks and size of an exported model (ONNX, TFLite)"
+HELP = "op histogram, tensor ranks and size of an exported model (ONNX, TFLite, Core ML)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,5 +32,7 @@ def run(args: argparse.Namespace) -> int:
             ["op", "count"],
             [[op, count] for op, count in report.ops.items()],
         )
+        if report.xnnpack_partitions is not None:
+            print(f"XNNPACK partitions: {report.xnnpack_partitions} (1: every op delegated)")
         print("rules: " + ("passed" if report.passed else "; ".join(report.violations)))
     return 0 if report.passed else 1

@@ -40,6 +40,7 @@ from mfdeploy import __version__
 from mfdeploy.artifact import Manifest, TensorSpec, form_kind
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
+from mfdeploy.graph_audit import MAX_RANK, op_histogram, program_ranks
 from mfdeploy.labels import imagenet_labels
 
 MODEL_FILE = "model.mlpackage"
@@ -47,7 +48,6 @@ PRECISIONS = ("fp32", "fp16", "int8-weights", "int8")
 MIN_IOS = (16, 17, 18)
 DEFAULT_MIN_IOS = 16
 W8A8_MIN_IOS = 17
-MAX_RANK = 4  # Core ML allows 5; the Neural Engine prefers <= 4 and the deploy form keeps 4
 INPUT_NAME = "input"
 IMAGE_INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -155,36 +155,6 @@ def capture(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedPr
         sub.training = False
     with torch.no_grad():
         return torch.export.export(module, (example,)).run_decompositions({})
-
-
-def tensor_rank(var) -> int:
-    """Rank of a tensor var; 0 for scalars, strings, lists (the classifier's label list)."""
-    try:
-        shape = var.shape
-    except ValueError:
-        return 0
-    return len(shape) if shape is not None else 0
-
-
-def program_ranks(mlmodel) -> tuple[int, list[str]]:
-    """Highest tensor rank in the MIL program and the ops producing rank > MAX_RANK."""
-    highest, offenders = 0, []
-    for function in mlmodel._mil_program.functions.values():
-        for op in function.operations:
-            for var in op.outputs:
-                rank = tensor_rank(var)
-                highest = max(highest, rank)
-                if rank > MAX_RANK:
-                    offenders.append(f"{op.op_type}:{op.name} (rank {rank})")
-    return highest, offenders
-
-
-def op_histogram(mlmodel) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for function in mlmodel._mil_program.functions.values():
-        for op in function.operations:
-            counts[op.op_type] = counts.get(op.op_type, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def set_metadata(mlmodel, source: SourceModel, precision: str, form: str, image: bool) -> None:
@@ -353,7 +323,7 @@ def export(
     extra["anchors"] = anchor_names(exported, source, form, batch)
     del exported
 
-    highest, offenders = program_ranks(mlmodel)
+    highest, offenders = program_ranks(mlmodel._mil_program)
     if offenders and form_kind(form) == "deploy":
         raise MfdeployError(
             f"the Core ML program has tensors of rank > {MAX_RANK}: {', '.join(offenders[:3])}"
@@ -401,7 +371,7 @@ def export(
             "output_kind": "probabilities" if classifier else "logits",
             "capture": "torch.export",
             "max_tensor_rank": highest,
-            "op_histogram": op_histogram(mlmodel),
+            "op_histogram": op_histogram(mlmodel._mil_program),
             # Nothing was executed by Core ML at export time; `mfdeploy verify` records runs.
             "checked_with": {
                 "exported_on": platform.system(),

@@ -12,8 +12,8 @@ What each precision's model.tflite contains:
   photos (`--calib DIR`, `--calib-count N`; default the project's calibration split) for
   every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED and MUL outside the float modules.
   Stays float32 (DEQUANTIZE -> float op -> QUANTIZE): ops litert-torch's quantizer has no
-  int8 pattern for (add, softmax, layer norm, GELU, batch matmul, maximum) and the modules
-  of the `--int8-float` recipe (default `tokens`: both bridges and the head, with their
+  int8 pattern for (add, softmax, layer norm, batch matmul) and the modules of the
+  `--int8-float` recipe (default `tokens`: both bridges and the head, with their
   float32 weights; see docs/tflite_int8.md). Input and output tensors are int8 with
   scale / zero point in the manifest (the output range is the calibration logits' range
   widened 3x); `--float-io` keeps float32 input and output.
@@ -235,7 +235,7 @@ def export(
         extra["contents"] = (
             f"int8 per-channel weights and int8 activations (static, calibrated); "
             f"{in_spec.dtype} input, {out_spec.dtype} output; float32 where litert-torch's "
-            f"quantizer has no int8 pattern (softmax, layer norm, GELU, batch matmul) and in "
+            f"quantizer has no int8 pattern (add, softmax, layer norm, batch matmul) and in "
             f"the float modules ({int8_float})"
         )
         return _manifest(source, precision, form, in_spec, out_spec, extra)

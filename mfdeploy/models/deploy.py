@@ -49,12 +49,17 @@ class DeployLayout:
     dyrelu  "max":    y = max(x * a1, x * a2);
             "relu":   y = x * a2 + relu(x * (a1 - a2)), the same function
                       (max(p, q) = q + relu(p - q)).
+    tokens  "linear": tokens (B, M, d), token projections are linears;
+            "conv":   tokens as a channels-first map (B, d, 1, M), projections are 1x1
+                      convolutions and LayerNorm runs over the channel axis: per-head views
+                      of tokens and bridge outputs need no transposes (heads bridges only).
     """
 
     features: str = "nchw"
     bridge: str = "heads"
     pixel_sum: str = "rows"
     dyrelu: str = "max"
+    tokens: str = "linear"
 
     def __post_init__(self) -> None:
         for name, allowed in LAYOUT_CHOICES.items():
@@ -62,6 +67,8 @@ class DeployLayout:
                 raise ValueError(
                     f"deploy layout {name}={getattr(self, name)!r}; choose {' or '.join(allowed)}"
                 )
+        if self.tokens == "conv" and self.bridge != "heads":
+            raise ValueError("deploy layout tokens=conv works with bridge=heads only")
 
     @property
     def nhwc(self) -> bool:
@@ -96,6 +103,7 @@ LAYOUT_CHOICES: dict[str, tuple[str, ...]] = {
     "bridge": ("heads", "pixels"),
     "pixel_sum": ("rows", "flat"),
     "dyrelu": ("max", "relu"),
+    "tokens": ("linear", "conv"),
 }
 LONG_SUM = 1024  # pixels; above this the Mobile->Former bridge sums per image row
 
@@ -145,6 +153,29 @@ def scaled_linear(linear: nn.Linear, scale: float, shift: float = 0.0) -> nn.Lin
     out.weight.data = (linear.weight.double() * scale).to(linear.weight.dtype)
     out.bias.data = (linear.bias.double() * scale + shift).to(linear.weight.dtype)
     return out
+
+
+def conv1x1(linear: nn.Linear) -> nn.Conv2d:
+    """The same map as a 1x1 convolution, for tokens held as (B, d, 1, M)."""
+    conv = nn.Conv2d(linear.in_features, linear.out_features, 1)
+    conv.weight.data = linear.weight.data[:, :, None, None].clone()
+    conv.bias.data = linear.bias.data.clone()
+    return conv
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of (B, d, 1, M) tokens, written out."""
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        self.eps = norm.eps
+        self.weight = nn.Parameter(norm.weight.data.reshape(1, -1, 1, 1).clone())
+        self.bias = nn.Parameter(norm.bias.data.reshape(1, -1, 1, 1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(dim=1, keepdim=True)
+        variance = (centred * centred).mean(dim=1, keepdim=True)
+        return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
 
 
 def rows(linear: nn.Linear, start: int, stop: int) -> nn.Linear:
@@ -223,7 +254,9 @@ def hard_swish(x: torch.Tensor) -> torch.Tensor:
 
 
 def first_token(tokens: torch.Tensor, dim: int) -> torch.Tensor:
-    """Token 0 as (B, d) with a slice, not a gather."""
+    """Token 0 as (B, d) with a slice, not a gather; tokens (B, M, d) or (B, d, 1, M)."""
+    if tokens.dim() == 4:
+        return tokens[:, :, :, 0:1].reshape(-1, dim)
     return tokens[:, 0:1, :].reshape(-1, dim)
 
 
@@ -284,6 +317,11 @@ class MobileToFormer(nn.Module):
 
     def attend(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """Attention output (B, M, C) of the tokens' queries over the pixels of x."""
+        m, c = self.num_tokens, self.channels
+        return self.attend_heads(x, q).permute(0, 3, 1, 2).reshape(-1, m, c)
+
+    def attend_heads(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Attention output per head, channels first: (B, N, C/N, M)."""
         n, c, m = self.heads, self.channels, self.num_tokens
         if self.nhwc:  # the per-head view needs channels-first
             x = x.permute(0, 3, 1, 2)
@@ -293,10 +331,8 @@ class MobileToFormer(nn.Module):
             r, length = self.rows, self.hw // self.rows
             row_pixels = pixels.reshape(-1, c // n, r, length).transpose(1, 2)
             row_attn = attn.reshape(-1, m, r, length).permute(0, 2, 3, 1)
-            out = (row_pixels @ row_attn).sum(dim=1).reshape(-1, n, c // n, m)
-        else:
-            out = pixels @ attn.transpose(-1, -2)  # B,N,C/N,M
-        return out.permute(0, 3, 1, 2).reshape(-1, m, c)  # B,M,C
+            return (row_pixels @ row_attn).sum(dim=1).reshape(-1, n, c // n, m)
+        return pixels @ attn.transpose(-1, -2)  # B,N,C/N,M
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
         if self.constant:
@@ -365,10 +401,16 @@ class FormerToMobile(nn.Module):
         self.v = copy.deepcopy(bridge.proj)
         self.register_buffer("mask", head_mask(self.heads, self.channels).to(bridge.k.weight))
 
-    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def keys_values(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys (B, N, M, C/N) and values (B, N, C/N, M) of the tokens."""
         n, c, m = self.heads, self.channels, self.m
-        k = self.k(tokens).reshape(-1, m, n, c // n).transpose(1, 2)  # B,N,M,C/N
-        v = self.v(tokens).reshape(-1, m, n, c // n).permute(0, 2, 3, 1)  # B,N,C/N,M
+        k = self.k(tokens).reshape(-1, m, n, c // n).transpose(1, 2)
+        v = self.v(tokens).reshape(-1, m, n, c // n).permute(0, 2, 3, 1)
+        return k, v
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        n, c = self.heads, self.channels
+        k, v = self.keys_values(tokens)
         x_nchw = x.permute(0, 3, 1, 2) if self.nhwc else x
         pixels = x_nchw.reshape(-1, n, c // n, self.h * self.w)  # B,N,C/N,HW
         attn = torch.softmax(k @ pixels, dim=2)  # B,N,M,HW (normalised over tokens)
@@ -391,10 +433,74 @@ class FormerToMobilePixels(FormerToMobile):
         return x + (out if self.nhwc else out.permute(0, 3, 1, 2))
 
 
+class MobileToFormerConvTokens(MobileToFormer):
+    """The heads bridge for tokens held as (B, d, 1, M): the per-head output (B, N, C/N, M)
+    is already channels-first, so it reaches the 1x1-conv projection by a reshape alone."""
+
+    def __init__(self, bridge: ref.MobileToFormer, num_tokens: int, *args, **kwargs) -> None:
+        super().__init__(bridge, num_tokens, *args, **kwargs)
+        self.proj = conv1x1(self.proj)
+        self.norm = ChannelLayerNorm(self.norm)
+        if self.constant:  # (1, M, d) / (1, M, C) constants -> (1, d, 1, M) / (1, C, 1, M)
+            self.tokens_in = self.tokens_in.transpose(1, 2)[:, :, None, :].contiguous()
+            self.gate = self.gate.transpose(1, 2)[:, :, None, :].contiguous()
+        else:
+            self.q = conv1x1(self.q)
+            self.alpha = conv1x1(self.alpha)
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
+        n, c, m = self.heads, self.channels, self.num_tokens
+        if self.constant:
+            tokens, q, gate = self.tokens_in, self.q_heads, self.gate
+        else:
+            q = self.q(tokens).reshape(-1, n, c // n, m).transpose(2, 3)  # B,N,M,C/N
+            gate = F.relu6(self.alpha(tokens) + 3.0) / 3.0
+        out = self.attend_heads(x, q).reshape(-1, c, 1, m) * gate
+        return self.norm(tokens + self.proj(out))
+
+
+class FormerConvTokens(Former):
+    """The Former on (B, d, 1, M) tokens: 1x1 convolutions, LayerNorm over channels."""
+
+    def __init__(self, former: ref.Former, num_tokens: int) -> None:
+        super().__init__(former, num_tokens)
+        for name in ("q", "channel_mlp", "fc1", "fc2"):
+            setattr(self, name, conv1x1(getattr(self, name)))
+        self.norm1, self.norm2 = ChannelLayerNorm(self.norm1), ChannelLayerNorm(self.norm2)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        n, m, d = self.heads, self.m, self.d
+        q = self.q(tokens).reshape(-1, n, d // n, m).transpose(2, 3)  # B,N,M,d/N
+        kv = tokens.reshape(-1, n, d // n, m)  # B,N,d/N,M
+        attn = torch.softmax(q @ kv, dim=-1)  # B,N,M,M
+        out = (kv @ attn.transpose(2, 3)).reshape(-1, d, 1, m)
+        tokens = self.norm1(tokens + self.channel_mlp(out))
+        return self.norm2(tokens + self.fc2(F.gelu(self.fc1(tokens))))
+
+
+class FormerToMobileConvTokens(FormerToMobile):
+    """Keys and values from (B, d, 1, M) tokens: values need no transpose."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.k, self.v = conv1x1(self.k), conv1x1(self.v)
+
+    def keys_values(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, c, m = self.heads, self.channels, self.m
+        v = self.v(tokens).reshape(-1, n, c // n, m)
+        return self.k(tokens).reshape(-1, n, c // n, m).transpose(2, 3), v
+
+
 BRIDGES: dict[str, tuple[type[MobileToFormer], type[FormerToMobile]]] = {
     "heads": (MobileToFormer, FormerToMobile),
     "pixels": (MobileToFormerPixels, FormerToMobilePixels),
+    "conv": (MobileToFormerConvTokens, FormerToMobileConvTokens),  # heads, tokens=conv
 }
+FORMERS: dict[str, type[Former]] = {"linear": Former, "conv": FormerConvTokens}
+
+
+def bridges(layout: DeployLayout) -> tuple[type[MobileToFormer], type[FormerToMobile]]:
+    return BRIDGES["conv" if layout.tokens == "conv" else layout.bridge]
 
 
 def _out_size(size: int, stride: int) -> int:
@@ -434,11 +540,11 @@ class _TokenPath(nn.Module):
         super().__init__()
         m = variant.num_tokens
         self.d = variant.token_dim
-        bridge_in = BRIDGES[layout.bridge][0]
+        bridge_in = bridges(layout)[0]
         self.bridge_in = bridge_in(
             block.local_global, m, height, width, constant_tokens, layout.nhwc, layout.pixel_sum
         )
-        self.former = Former(block.global_block, m)
+        self.former = FORMERS[layout.tokens](block.global_block, m)
 
     def tokens(self, x: torch.Tensor, tokens: torch.Tensor | None):
         """Updated tokens and token 0 (the dynamic-ReLU input)."""
@@ -470,9 +576,7 @@ class MobileFormerBlock(_TokenPath):
             shuffle_of(block.conv3), self.pw2.out_channels, height, width, layout.nhwc
         )
         self.residual = block.residual
-        self.bridge_out = BRIDGES[layout.bridge][1](
-            block.global_local, m, height, width, layout.nhwc
-        )
+        self.bridge_out = bridges(layout)[1](block.global_local, m, height, width, layout.nhwc)
         self.out_hw = (height, width)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None):
@@ -510,7 +614,7 @@ class MobileFormerDownBlock(_TokenPath):
         )
         self.act2 = DynamicReLU(block.hyper3, layout.dyrelu, layout.nhwc)
         self.pw2 = conv_bn_from(block.conv4, layout.nhwc)
-        self.bridge_out = BRIDGES[layout.bridge][1](block.global_local, m, h, w, layout.nhwc)
+        self.bridge_out = bridges(layout)[1](block.global_local, m, h, w, layout.nhwc)
         self.out_hw = (h, w)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None):
@@ -577,7 +681,7 @@ class MobileFormerDeploy(nn.Module):
             h, w = blocks[-1].out_hw
         self.lite = nn.ModuleList(b for b in blocks if isinstance(b, LiteBottleneck))
         self.blocks = nn.ModuleList(b for b in blocks if not isinstance(b, LiteBottleneck))
-        bridge_final = BRIDGES[layout.bridge][0]
+        bridge_final = bridges(layout)[0]
         self.bridge_final = bridge_final(
             model.local_global, variant.num_tokens, h, w, None, layout.nhwc, layout.pixel_sum
         )
