@@ -96,15 +96,13 @@ def _tflite_report(path: Path) -> AuditReport:
         over,
         path_size(path),
         violations,
-        xnnpack_partitions(path),
+        xnnpack_partitions(interpreter),
     )
 
 
-def xnnpack_partitions(path: Path) -> int:
-    """Delegate nodes XNNPACK puts in the graph when LiteRT opens it (its default CPU path)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
+def xnnpack_partitions(interpreter) -> int:
+    """Delegate nodes XNNPACK (LiteRT's default CPU path) adds to the graph when tensors are
+    allocated; read the model's own ops before calling this."""
     interpreter.allocate_tensors()  # delegation happens here
     return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
 

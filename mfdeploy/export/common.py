@@ -180,22 +180,27 @@ def finish_artifact(staging: Path, manifest: Manifest) -> Manifest:
 
 
 def export_module(source: SourceModel, form: str) -> nn.Module:
-    """The module an exporter traces: the deploy form (default) or the reference form.
+    """The module an exporter traces: the deploy form (default) or the reference form."""
+    return module_in_form(source.model, source.family, source.preprocessing.resolution, form)
+
+
+def module_in_form(model: nn.Module, family: str, resolution: int, form: str) -> nn.Module:
+    """A reference model in `form` ("deploy", "deploy:LAYOUT" or "reference").
 
     Only Mobile-Former has a separate deploy form; other families export as they are.
     """
     kind, _, layout_spec = form.partition(":")
     if kind not in ("deploy", "reference") or (kind == "reference" and layout_spec):
         raise MfdeployError(f"unknown form {form!r}; choose deploy, deploy:LAYOUT or reference")
-    if kind == "reference" or source.family != "mobile_former":
-        return source.model
+    if kind == "reference" or family != "mobile_former":
+        return model
     from mfdeploy.models.deploy import DeployLayout, to_deploy
 
     try:
         layout = DeployLayout.parse(layout_spec)
     except ValueError as exc:
         raise MfdeployError(str(exc)) from None
-    return to_deploy(source.model, source.preprocessing.resolution, layout)
+    return to_deploy(model, resolution, layout)
 
 
 def calibration_inputs(

@@ -321,12 +321,9 @@ def litert_scopes(name: str, table: dict[str, str]) -> frozenset:
 
 def structure_model(manifest):
     """The exported form of the artifact's variant with untrained weights (names only)."""
+    from mfdeploy.export.common import module_in_form
     from mfdeploy.models import create_model, get_variant
-    from mfdeploy.models.deploy import DeployLayout, to_deploy
 
     model = create_model(get_variant(manifest.variant or manifest.model).name)
-    kind, _, layout = manifest.form.partition(":")
-    if kind == "deploy":
-        resolution = int(manifest.preprocessing["resolution"])
-        return to_deploy(model, resolution, DeployLayout.parse(layout))
-    return model
+    resolution = int(manifest.preprocessing["resolution"])
+    return module_in_form(model, manifest.model_family, resolution, manifest.form)
