@@ -1,3 +1,3 @@
 """mfdeploy: Mobile-Former from PyTorch checkpoint to verified mobile artifacts."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"

@@ -302,11 +302,20 @@ class MobileToFormer(nn.Module):
         self.norm = copy.deepcopy(bridge.layer_norm)
         self.constant = constant_tokens is not None
         if self.constant:
+            # In float64 and rounded once: a float32 product here would round differently
+            # with the thread count, and one ulp in these constants moves 294m's logits ~7e-6.
             with torch.no_grad():
                 z = constant_tokens[None]  # (1, M, d)
+                z64, dtype = z.double(), z.dtype
+                q_heads = self.queries(
+                    F.linear(z64, bridge.q.weight.double(), bridge.q.bias.double())
+                )
+                gate = (
+                    F.relu6(F.linear(z64, alpha.weight.double(), alpha.bias.double()) + 3.0) / 3.0
+                )
                 self.register_buffer("tokens_in", z.clone())
-                self.register_buffer("q_heads", self.queries(q(z)))
-                self.register_buffer("gate", F.relu6(alpha(z) + 3.0) / 3.0)
+                self.register_buffer("q_heads", (q_heads * bridge.scale).to(dtype))
+                self.register_buffer("gate", gate.to(dtype))
         else:
             self.q = q
             self.alpha = copy.deepcopy(alpha)
