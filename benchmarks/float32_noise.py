@@ -35,15 +35,16 @@ from mfdeploy.models.deploy import to_deploy
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_DIRS = [ROOT / "tests" / "fixtures", ROOT.parent / "shared" / "reference" / "official"]
 RESULTS = Path(__file__).parent / "results" / "float32_noise.json"
-COLUMNS = [
-    "ref - exact",
-    "deploy - exact",
-    "deploy - ref",
-    "ref: 2 threads - 1",
-    "ref: channels-last - default",
-    "ref: one by one - batched",
-    "ref: float32 convs only - exact",
-]
+# Each column is max |a - b| over the logits of two evaluations (named as in `outputs`).
+COLUMNS = {
+    "ref - exact": ("ref", "exact"),
+    "deploy - exact": ("deploy", "exact"),
+    "deploy - ref": ("deploy", "ref"),
+    "ref: 2 threads - 1": ("ref_2_threads", "ref"),
+    "ref: channels-last - default": ("ref_channels_last", "ref"),
+    "ref: one by one - batched": ("ref_one_by_one", "ref"),
+    "ref: float32 convs only - exact": ("ref_float32_convs", "exact"),
+}
 
 
 def default_weights(variant: str) -> str:
@@ -91,31 +92,40 @@ def float32_convolutions(exact: nn.Module) -> nn.Module:
     return model
 
 
-@torch.no_grad()
-def differences(reference: nn.Module, exact: nn.Module, x: torch.Tensor) -> list[float]:
-    """The table row of one input set (all at 1 thread unless the column says otherwise)."""
-    deploy = to_deploy(reference, x.shape[-1])
-    channels_last = copy.deepcopy(reference).to(memory_format=torch.channels_last)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-    outputs = {
-        "ref": with_threads(1, lambda: reference(x)),
-        "deploy": with_threads(1, lambda: deploy(x)),
-        "exact": exact(x.double()),
-        "ref2": with_threads(2, lambda: reference(x)),
-        "ref_cl": with_threads(1, lambda: channels_last(x_cl)),
-        "ref_single": with_threads(1, lambda: torch.cat([reference(i[None]) for i in x])),
-        "convs32": with_threads(1, lambda: float32_convolutions(exact)(x.double())),
-    }
-    pairs = [
-        ("ref", "exact"),
-        ("deploy", "exact"),
-        ("deploy", "ref"),
-        ("ref2", "ref"),
-        ("ref_cl", "ref"),
-        ("ref_single", "ref"),
-        ("convs32", "exact"),
-    ]
-    return [float((outputs[a].double() - outputs[b].double()).abs().max()) for a, b in pairs]
+class Evaluations:
+    """Every model the table evaluates for one variant, built once."""
+
+    def __init__(self, variant: str, weights: str) -> None:
+        self.reference = create_model(variant, weights=weights).eval()
+        self.exact = create_model(variant, weights=weights).double().eval()
+        self.channels_last = copy.deepcopy(self.reference).to(memory_format=torch.channels_last)
+        self.float32_convs = float32_convolutions(self.exact)
+        self.deploys: dict[int, nn.Module] = {}
+
+    def deploy(self, resolution: int) -> nn.Module:
+        if resolution not in self.deploys:
+            self.deploys[resolution] = to_deploy(self.reference, resolution)
+        return self.deploys[resolution]
+
+    @torch.no_grad()
+    def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The logits of every evaluation (1 thread unless the name says otherwise)."""
+        reference, deploy = self.reference, self.deploy(x.shape[-1])
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        return {
+            "ref": with_threads(1, lambda: reference(x)),
+            "deploy": with_threads(1, lambda: deploy(x)),
+            "exact": self.exact(x.double()),
+            "ref_2_threads": with_threads(2, lambda: reference(x)),
+            "ref_channels_last": with_threads(1, lambda: self.channels_last(x_cl)),
+            "ref_one_by_one": with_threads(1, lambda: torch.cat([reference(i[None]) for i in x])),
+            "ref_float32_convs": with_threads(1, lambda: self.float32_convs(x.double())),
+        }
+
+    def differences(self, x: torch.Tensor) -> list[float]:
+        """The table row of one input set."""
+        logits = {name: out.double() for name, out in self.outputs(x).items()}
+        return [float((logits[a] - logits[b]).abs().max()) for a, b in COLUMNS.values()]
 
 
 def main() -> None:
@@ -128,11 +138,10 @@ def main() -> None:
     records = []
     for variant in args.variants:
         weights = args.weights or default_weights(variant)
-        reference = create_model(variant, weights=weights).eval()
-        exact = create_model(variant, weights=weights).double().eval()
+        evaluations = Evaluations(variant, weights)
         rows = []
         for name, x in progress(input_sets(), f"{variant}: float32 evaluations"):
-            values = differences(reference, exact, x)
+            values = evaluations.differences(x)
             rows.append([name, *(f"{v:.2e}" for v in values)])
             records.append(
                 {"variant": variant, "weights": Path(weights).name, "inputs": name}

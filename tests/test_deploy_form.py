@@ -98,13 +98,16 @@ def _rms(error: torch.Tensor) -> float:
     return float(error.pow(2).mean().sqrt())
 
 
-def _float32_errors(weights: str, x: torch.Tensor, variant: str) -> tuple[torch.Tensor, ...]:
-    """Float32 reference, float32 deploy form and exact (float64) logits, as float64."""
+def _float32_logits(
+    variant: str, weights: str, inputs: list[torch.Tensor]
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per input (all of one resolution): float32 reference, float32 deploy form and exact
+    (float64) logits, as float64; the three models are built once."""
     model = create_model(variant, weights=weights)
-    deploy = to_deploy(model, x.shape[-1])
+    deploy = to_deploy(model, inputs[0].shape[-1])
     exact_model = create_model(variant, weights=weights).double()
     with torch.no_grad():
-        return model(x).double(), deploy(x).double(), exact_model(x.double())
+        return [(model(x).double(), deploy(x).double(), exact_model(x.double())) for x in inputs]
 
 
 @pytest.mark.parametrize(
@@ -119,7 +122,7 @@ def test_float32_deploy_is_as_accurate_as_the_reference(variant):
     a 1e-5 bound between two float32 computations would measure rounding, not the rewrite;
     exactness of the rewrite is proven in float64 above.
     """
-    ref32, dep32, exact = _float32_errors("synthetic", _inputs(8, 224), variant)
+    [(ref32, dep32, exact)] = _float32_logits(variant, "synthetic", [_inputs(8, 224)])
     assert _rms(dep32 - exact) <= 1.5 * _rms(ref32 - exact)
     if variant in ("26m", "52m", "96m"):
         assert max_abs(dep32.numpy(), ref32.numpy()) <= 1e-5
@@ -134,8 +137,7 @@ def test_float32_deploy_on_official_294m_weights(resolution, fixture_inputs):
     inputs = [_inputs(1, resolution), _inputs(4, resolution)]
     if resolution == 224:
         inputs.append(torch.from_numpy(fixture_inputs))
-    for x in inputs:
-        ref32, dep32, exact = _float32_errors(weights, x, "294m")
+    for ref32, dep32, exact in _float32_logits("294m", weights, inputs):
         assert _rms(dep32 - exact) <= 1.5 * _rms(ref32 - exact)
         assert max_abs(dep32.numpy(), ref32.numpy()) <= 2e-5
 

@@ -221,6 +221,11 @@ def maybe_shuffle(
     return ChannelShuffle4d(groups, channels, height, width, nhwc) if groups else nn.Identity()
 
 
+def twice_hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """2 * hsig(x) = relu6(x + 3) / 3: the Mobile->Former gate and the dynamic-ReLU slopes."""
+    return F.relu6(x + 3.0) / 3.0
+
+
 class DynamicReLU(nn.Module):
     """Slopes from token 0: a1 = 2*hsig(u), a2 = 2*hsig(v) - 1; y = max(x*a1, x*a2)."""
 
@@ -240,8 +245,8 @@ class DynamicReLU(nn.Module):
 
     def forward(self, x: torch.Tensor, token0: torch.Tensor) -> torch.Tensor:
         hidden = F.relu(self.fc1(token0))
-        a1 = F.relu6(self.slope1(hidden) + 3.0) / 3.0
-        a2 = F.relu6(self.slope2(hidden) + 3.0) / 3.0 - 1.0
+        a1 = twice_hard_sigmoid(self.slope1(hidden))
+        a2 = twice_hard_sigmoid(self.slope2(hidden)) - 1.0
         a1, a2 = a1.reshape(self.shape), a2.reshape(self.shape)
         if self.form == "relu":
             return x * a2 + F.relu(x * (a1 - a2))
@@ -258,6 +263,11 @@ def first_token(tokens: torch.Tensor, dim: int) -> torch.Tensor:
     if tokens.dim() == 4:
         return tokens[:, :, :, 0:1].reshape(-1, dim)
     return tokens[:, 0:1, :].reshape(-1, dim)
+
+
+def linear64(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """linear(x) in float64, for constants that are rounded once."""
+    return F.linear(x.double(), linear.weight.double(), linear.bias.double())
 
 
 def head_mask(heads: int, channels: int) -> torch.Tensor:
@@ -295,8 +305,6 @@ class MobileToFormer(nn.Module):
         self.rows = height if pixel_sum == "rows" and self.hw > LONG_SUM else 1
         self.token_dim = bridge.proj.out_features
         self.register_buffer("mask", head_mask(self.heads, self.channels).to(bridge.q.weight))
-        q = scaled_linear(bridge.q, bridge.scale)
-        # gate = 2 * hsig(alpha(z)) = relu6(alpha(z) + 3) / 3
         alpha = bridge.alpha[0]
         self.proj = copy.deepcopy(bridge.proj)
         self.norm = copy.deepcopy(bridge.layer_norm)
@@ -306,18 +314,12 @@ class MobileToFormer(nn.Module):
             # with the thread count, and one ulp in these constants moves 294m's logits ~7e-6.
             with torch.no_grad():
                 z = constant_tokens[None]  # (1, M, d)
-                z64, dtype = z.double(), z.dtype
-                q_heads = self.queries(
-                    F.linear(z64, bridge.q.weight.double(), bridge.q.bias.double())
-                )
-                gate = (
-                    F.relu6(F.linear(z64, alpha.weight.double(), alpha.bias.double()) + 3.0) / 3.0
-                )
+                q_heads = self.queries(linear64(bridge.q, z) * bridge.scale)
                 self.register_buffer("tokens_in", z.clone())
-                self.register_buffer("q_heads", (q_heads * bridge.scale).to(dtype))
-                self.register_buffer("gate", gate.to(dtype))
+                self.register_buffer("q_heads", q_heads.to(z.dtype))
+                self.register_buffer("gate", twice_hard_sigmoid(linear64(alpha, z)).to(z.dtype))
         else:
-            self.q = q
+            self.q = scaled_linear(bridge.q, bridge.scale)
             self.alpha = copy.deepcopy(alpha)
 
     def queries(self, q: torch.Tensor) -> torch.Tensor:
@@ -348,7 +350,7 @@ class MobileToFormer(nn.Module):
             tokens, q, gate = self.tokens_in, self.q_heads, self.gate
         else:
             q = self.queries(self.q(tokens))
-            gate = F.relu6(self.alpha(tokens) + 3.0) / 3.0
+            gate = twice_hard_sigmoid(self.alpha(tokens))
         return self.norm(tokens + self.proj(self.attend(x, q) * gate))
 
 
@@ -463,7 +465,7 @@ class MobileToFormerConvTokens(MobileToFormer):
             tokens, q, gate = self.tokens_in, self.q_heads, self.gate
         else:
             q = self.q(tokens).reshape(-1, n, c // n, m).transpose(2, 3)  # B,N,M,C/N
-            gate = F.relu6(self.alpha(tokens) + 3.0) / 3.0
+            gate = twice_hard_sigmoid(self.alpha(tokens))
         out = self.attend_heads(x, q).reshape(-1, c, 1, m) * gate
         return self.norm(tokens + self.proj(out))
 
