@@ -31,7 +31,7 @@ from torch import nn
 from mfdeploy.console import print_table, progress
 from mfdeploy.export import export_artifact
 from mfdeploy.export.common import load_source
-from mfdeploy.graph_audit import audit
+from mfdeploy.harness.inspect import audit
 from mfdeploy.models.deploy import to_deploy
 from mfdeploy.runtimes import open_runtime
 

@@ -23,12 +23,12 @@ import torch
 from mfdeploy.console import print_table
 from mfdeploy.export import export_artifact
 from mfdeploy.export.common import load_source
-from mfdeploy.graph_audit import audit
+from mfdeploy.harness.inspect import audit
+from mfdeploy.harness.timing import time_runtime
 from mfdeploy.metrics import cosine, sqnr_db, top1_agreement
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import load_image, preprocess
 from mfdeploy.runtimes import open_runtime
-from mfdeploy.timing import time_runtime
 
 RESULTS = Path(__file__).parent / "results" / "tflite_int8_recipes.json"
 DEFAULT_CONFIGS = ["fp32", "fp16", "int8-weights", "int8:tokens", "int8:tokens:float-io"]

@@ -11,6 +11,7 @@ import sys
 
 from mfdeploy import __version__
 from mfdeploy.errors import MfdeployError
+from mfdeploy.extras import missing_module_message
 
 # Each module defines NAME, HELP, add_arguments(parser) and run(args) -> int.
 COMMANDS = (
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except MfdeployError as exc:
         print(f"mfdeploy: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ImportError as exc:  # an optional extra that is not installed
+        print(f"mfdeploy: error: {missing_module_message(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("mfdeploy: interrupted", file=sys.stderr)

@@ -22,5 +22,13 @@ def imagenet_labels() -> tuple[str, ...]:
     return labels
 
 
-def labels_text() -> str:
-    return "\n".join(imagenet_labels()) + "\n"
+def class_labels(num_classes: int = 1000) -> tuple[str, ...]:
+    """The ImageNet-1k names for a 1000-class head; "class_<i>" for any other head (a
+    fine-tuned checkpoint's class names are not in it)."""
+    if num_classes == 1000:
+        return imagenet_labels()
+    return tuple(f"class_{i}" for i in range(num_classes))
+
+
+def labels_text(num_classes: int = 1000) -> str:
+    return "\n".join(class_labels(num_classes)) + "\n"

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mfdeploy.apps.bundle import APPS, read_contract
+from mfdeploy.apps.golden import compare, model_input, tensor_sha256
 from mfdeploy.artifact import Manifest, path_sha256
-from mfdeploy.bundle import APPS, read_contract
 from mfdeploy.cli import main
 from mfdeploy.export import export_artifact
-from mfdeploy.golden import compare, model_input, tensor_sha256
 from mfdeploy.preprocessing import Preprocessing, center_crop, load_image, normalize, preprocess
 from mfdeploy.runtimes import open_runtime
 from tests.conftest import ROOT

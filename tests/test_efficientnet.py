@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mfdeploy.evaluation import accuracy
+from mfdeploy.harness.accuracy import accuracy
 from mfdeploy.models import create_model
 from mfdeploy.models.efficientnet_lite import PREPROCESSING
 from mfdeploy.photos import labelled_in_cache

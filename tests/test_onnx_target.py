@@ -18,9 +18,9 @@ from mfdeploy.errors import MfdeployError
 from mfdeploy.export import export_artifact
 from mfdeploy.export import onnx as onnx_export
 from mfdeploy.export import onnx_quant as quant
-from mfdeploy.graph_audit import audit
+from mfdeploy.export.onnx_drift import tensor_drift
+from mfdeploy.harness.inspect import audit
 from mfdeploy.metrics import SQNR_CAP_DB, cosine, sqnr_db
-from mfdeploy.onnx_drift import tensor_drift
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import load_image, preprocess
 from mfdeploy.runtimes import open_runtime

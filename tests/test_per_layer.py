@@ -12,10 +12,11 @@ import pytest
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import export_artifact
-from mfdeploy.harness import anchors as A
-from mfdeploy.harness.layers import block_report, capture
+from mfdeploy.export import scopes as A
+from mfdeploy.harness.per_layer import block_report, capture, runtime_anchors
 from mfdeploy.harness.verify import verify_artifact
-from mfdeploy.models import create_model
+from mfdeploy.models import create_model, get_family
+from mfdeploy.models.mobile_former_layers import anchor_layouts, module_anchors
 from mfdeploy.runtimes import open_runtime, runtime_class
 from tests.conftest import WEIGHTS_26M
 from tests.harness_helpers import run_cli
@@ -55,8 +56,8 @@ def _export(target: str, out: Path, precision: str = "fp32", **options) -> Path:
 @pytest.mark.parametrize("target", TARGETS)
 def test_fp32_every_anchor_at_fp32_parity(target, artifacts, reference, sample):
     runtime = open_runtime(_export(target, artifacts))
-    expected = capture(reference, sample)
-    found = runtime.intermediates(sample)
+    expected = capture(reference, sample, get_family("mobile_former"))
+    found = runtime_anchors(runtime, sample)
     assert set(found) == set(expected)  # stem, every block's anchors, final_bridge, head
     for anchor, value in found.items():  # reference layout: NCHW maps, (B, M, d) tokens
         assert value.shape == expected[anchor].shape and value.dtype == np.float32, anchor
@@ -74,8 +75,13 @@ def test_coreml_names_rederived_for_artifacts_without_them(artifacts):
     manifest = Manifest.load(old)
     del manifest.extra["coreml"]["anchors"]
     manifest.save(old)
-    assert open_runtime(old).anchor_names() == recorded
-    assert len(recorded) == len(A.module_anchors(create_model("26m").variant))
+    rederived = open_runtime(old)
+    assert rederived.recorded_anchors() is None
+    reference = create_model("26m", weights=WEIGHTS_26M)
+    sample = np.zeros((1, 3, 224, 224), np.float32)
+    found = runtime_anchors(rederived, sample)
+    assert set(found) >= set(recorded)
+    assert len(recorded) == len(module_anchors(reference.variant))
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +108,14 @@ def test_cli_per_layer_json_and_table(int8_artifact, capsys):
 
 
 def test_layout_conversion_keeps_only_unambiguous_matches():
-    nhwc = A.layout_perms("deploy", nhwc=True)
+    nhwc = A.with_nhwc(anchor_layouts("deploy"))
     x = np.arange(2 * 5 * 6 * 3, dtype=np.float32).reshape(2, 5, 6, 3)
     assert A.to_reference(x, (2, 3, 5, 6), nhwc).shape == (2, 3, 5, 6)
     assert A.to_reference(x, (2, 3, 5, 7), nhwc) is None  # no layout gives the shape
     assert A.to_reference(np.zeros((1, 4, 4, 4)), (1, 4, 4, 4), nhwc) is None  # ambiguous
     tokens = np.zeros((3, 2, 8))  # reference form: sequence-first
-    assert A.to_reference(tokens, (2, 3, 8), A.layout_perms("reference")).shape == (2, 3, 8)
-    assert A.to_reference(tokens, (2, 3, 8), A.layout_perms("deploy")) is None
+    assert A.to_reference(tokens, (2, 3, 8), anchor_layouts("reference")).shape == (2, 3, 8)
+    assert A.to_reference(tokens, (2, 3, 8), anchor_layouts("deploy")) is None
     found = A.pick({"stem": ["a", "b"]}, {"a": np.zeros((1, 2)), "b": x}.get, {"stem": x.shape}, {})
     assert found["stem"].shape == x.shape  # the wrongly shaped candidate is skipped
 

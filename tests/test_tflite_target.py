@@ -12,7 +12,7 @@ from mfdeploy.artifact import Manifest, path_sha256
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import export_artifact
 from mfdeploy.export import tflite as tflite_export
-from mfdeploy.graph_audit import audit
+from mfdeploy.harness.inspect import audit
 from mfdeploy.metrics import cosine, sqnr_db
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import load_image, preprocess

@@ -17,6 +17,7 @@ import argparse
 import json
 
 from mfdeploy.artifact import Manifest
+from mfdeploy.commands.common import add_model_arguments, model_from_args
 from mfdeploy.console import info, print_table
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench
@@ -32,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=[*bench.BACKEND_TARGETS, "all"],
         help="runtime to measure (default: all installed)",
     )
-    parser.add_argument("--variant", default="294m", help="Mobile-Former variant (default 294m)")
-    parser.add_argument("--model", help="another registry model instead, e.g. efficientnet_lite0")
-    parser.add_argument("--weights", help="checkpoint (default: seeded synthetic weights)")
+    add_model_arguments(parser)
     parser.add_argument("--precision", default="fp32", help="comma list, e.g. fp32,fp16,int8")
     parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
     parser.add_argument("--artifact", help="measure this artifact directory (no export)")
@@ -59,7 +58,8 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, object]]:
     if args.artifact:
         manifest = Manifest.load(args.artifact)
         return [(bench.backend_of(manifest.target), args.artifact)]
-    model = args.model if args.model and args.model != "mobile_former" else args.variant
+    entry, variant = model_from_args(args)
+    model = entry.model_name(variant)
     precisions = [p for p in args.precision.split(",") if p]
     backends = bench.resolve_backends(args.backend)
     whash = bench.weights_hash(model, args.weights)

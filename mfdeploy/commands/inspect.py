@@ -10,7 +10,7 @@ import argparse
 import json
 
 from mfdeploy.console import print_table
-from mfdeploy.graph_audit import audit
+from mfdeploy.harness.inspect import audit
 
 NAME = "inspect"
 HELP = "op histogram, tensor ranks and size of an exported model (ONNX, TFLite, Core ML)"

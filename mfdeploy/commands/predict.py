@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mfdeploy.commands.export import add_common_model_arguments
+from mfdeploy.commands.common import add_model_arguments, source_from_args
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.common import load_source
 from mfdeploy.labels import imagenet_labels
 from mfdeploy.metrics import top_k
 from mfdeploy.preprocessing import load_image, preprocess
@@ -25,7 +24,7 @@ HELP = "top-5 classes of images with the PyTorch reference model"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, help="image files")
-    add_common_model_arguments(parser)
+    add_model_arguments(parser, resolution=True)
     parser.add_argument("--top", type=int, default=5, help="how many classes to show")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
@@ -38,7 +37,7 @@ def _read(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    source = load_source(args.variant, args.weights, args.resolution, args.model)
+    source = source_from_args(args)
     model, prep = source.model, source.preprocessing
     batch = np.stack([preprocess(_read(p), prep) for p in args.images])
     with torch.no_grad():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mfdeploy.commands.common import add_model_arguments, model_from_args
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness.report import build_report
@@ -27,8 +28,7 @@ def _list(text: str | None) -> list[str] | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", default="294m", help="Mobile-Former variant (default 294m)")
-    parser.add_argument("--weights", help="checkpoint (default: seeded synthetic weights)")
+    add_model_arguments(parser)
     parser.add_argument("--out", default="reports", help="output directory (default reports/)")
     parser.add_argument("--targets", help="comma list (default: every installed target)")
     parser.add_argument("--precisions", help="comma list (default: every precision)")
@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=10, help="timed runs (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up runs (default 2)")
     parser.add_argument(
-        "--no-efficientnet", action="store_true", help="leave EfficientNet-Lite0 out"
+        "--no-yardstick",
+        action="store_true",
+        help="leave out the yardstick models reported beside every model (trained weights)",
     )
 
 
@@ -45,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1 or args.runs < 1 or args.warmup < 0:
         raise MfdeployError("--threads and --runs must be >= 1, --warmup >= 0")
     out = Path(args.out)
+    entry, variant = model_from_args(args)
     report = build_report(
-        args.variant,
+        entry.model_name(variant),
         out,
         targets=_list(args.targets),
         precisions=_list(args.precisions),
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         runs=args.runs,
         warmup=args.warmup,
-        include_efficientnet=not args.no_efficientnet,
+        include_yardsticks=not args.no_yardstick,
     )
     bad = [r for r in report["rows"] if r["error"] or not r["verify"]["passed"]]
     info(

@@ -1,8 +1,9 @@
 """Exporters, one module per target. `export_artifact` is the one entry point.
 
 A target module defines PRECISIONS, `export(source, staging, **options) -> Manifest` (writes
-the model file into `staging`), and optionally `add_arguments(parser)` for its own CLI flags.
-Heavy converters are imported inside `export`, so listing targets stays cheap.
+the model file into `staging`), and optionally `add_arguments(parser)` for its own CLI flags
+and OPTIONS, the names of the options it takes beyond the common ones. Heavy converters are
+imported inside `export`, so listing targets stays cheap.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 from mfdeploy.artifact import Manifest, staged_directory
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.common import SourceModel, finish_artifact, load_source
+from mfdeploy.export.common import SourceModel, finish_artifact
+from mfdeploy.models import load_source
+from mfdeploy.models.registry import resolve_model_args
 
 # target -> (module, pip extra)
 TARGETS: dict[str, tuple[str, str]] = {
@@ -24,6 +27,8 @@ TARGETS: dict[str, tuple[str, str]] = {
     "tflite": ("mfdeploy.export.tflite", "tflite"),
     "coreml": ("mfdeploy.export.coreml", "coreml"),
 }
+# Options every export takes (the rest belong to one target's `export`).
+COMMON_OPTIONS = ("precision", "form")
 
 __all__ = ["TARGETS", "default_out_dir", "export_artifact", "target_module"]
 
@@ -38,27 +43,46 @@ def default_out_dir(source: SourceModel, target: str, precision: str) -> Path:
     return Path("artifacts") / f"{source.name}-{target}-{precision}"
 
 
+def target_options(target: str) -> set[str]:
+    """The keyword options a target's `export` takes."""
+    params = inspect.signature(target_module(target).export).parameters
+    return {name for name, p in params.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def refused_options(target: str, given: set[str]) -> list[str]:
+    """Options in `given` that belong to other targets, not to `target`."""
+    own = target_options(target)
+    others = set().union(*(target_options(t) for t in TARGETS if t != target)) - own
+    return sorted(given & others)
+
+
 def export_artifact(
     target: str,
-    variant: str,
+    variant: str | None = None,
     *,
     precision: str = "fp32",
     weights: str | Path | None = None,
     out: str | Path | None = None,
-    resolution: int = 224,
+    resolution: int | None = None,
     source: SourceModel | None = None,
-    model: str = "mobile_former",
+    model: str | None = None,
     **options: Any,
 ) -> tuple[Path, Manifest]:
-    """checkpoint -> model -> exporter -> artifact dir (written atomically)."""
+    """checkpoint -> model -> exporter -> artifact dir (written atomically).
+
+    `model` / `variant` name the registry model (`resolve_model_args`). Options the target
+    does not take are ignored here; the command line refuses them (`refused_options`).
+    """
     module = target_module(target)
     if precision not in module.PRECISIONS:
         raise MfdeployError(
             f"target {target} has no precision {precision!r}; choose one of: "
             f"{', '.join(module.PRECISIONS)}"
         )
-    source = source or load_source(variant, weights, resolution, model)
-    accepted = inspect.signature(module.export).parameters
+    accepted = target_options(target)
+    if source is None:
+        entry, name = resolve_model_args(model, variant)
+        source = load_source(name, weights, resolution, entry.name)
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     out_dir = Path(out) if out else default_out_dir(source, target, precision)
     with staged_directory(out_dir) as staging:

@@ -40,8 +40,9 @@ from mfdeploy import __version__
 from mfdeploy.artifact import Manifest, TensorSpec, form_kind
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
-from mfdeploy.graph_audit import MAX_RANK, op_histogram, program_ranks
-from mfdeploy.labels import imagenet_labels
+from mfdeploy.export.coreml_mil import MAX_RANK, op_histogram, program_ranks
+from mfdeploy.export.scopes import fx_anchor_names
+from mfdeploy.labels import class_labels
 
 MODEL_FILE = "model.mlpackage"
 PRECISIONS = ("fp32", "fp16", "int8-weights", "int8")
@@ -158,21 +159,22 @@ def capture(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedPr
 
 
 def set_metadata(mlmodel, source: SourceModel, precision: str, form: str, image: bool) -> None:
+    classes = "ImageNet-1k" if source.num_classes == 1000 else f"{source.num_classes}-class"
     mlmodel.short_description = (
-        f"Mobile-Former {source.variant} ImageNet-1k classifier ({form} form, {precision}); "
-        "exported by mfdeploy"
+        f"{source.entry.title} {source.manifest_variant or ''} {classes} classifier "
+        f"({source.form(form)} form, {precision}); exported by mfdeploy".replace("  ", " ")
         + ("; synthetic stand-in weights: not an ImageNet classifier" if source.synthetic else "")
     )
     mlmodel.author = AUTHOR
     mlmodel.license = LICENSE
     mlmodel.version = __version__
     meta = mlmodel.user_defined_metadata
-    meta["variant"] = str(source.variant)
+    meta["variant"] = source.manifest_variant or ""
     meta["model"] = source.name
     meta["source_checkpoint_sha256"] = source.checkpoint_sha256
     meta["mfdeploy_version"] = __version__
     meta["precision"] = precision
-    meta["form"] = form
+    meta["form"] = source.form(form)
     prep = source.preprocessing
     meta["mean"] = ",".join(f"{m:.6g}" for m in prep.mean)
     meta["std"] = ",".join(f"{s:.6g}" for s in prep.std)
@@ -230,16 +232,23 @@ def convert(
     return mlmodel, exported
 
 
-def anchor_names(exported, source: SourceModel, form: str, batch: int) -> dict[str, str]:
+def anchor_names(
+    exported, source: SourceModel, root_class: str, form: str, batch: int
+) -> dict[str, str]:
     """Per-layer anchor -> MIL value name (the torch.export node names survive conversion),
     found from the exported graph's module stacks; `verify --per-layer` reads them."""
-    if source.family != "mobile_former":
+    entry = source.entry
+    if entry.module_anchors is None or entry.anchor_shapes is None:
         return {}
-    from mfdeploy.harness.anchors import fx_anchor_names
-    from mfdeploy.models import get_variant
-
-    spec = get_variant(str(source.variant))
-    return fx_anchor_names(exported, spec, form, batch, source.preprocessing.resolution)
+    form = source.form(form)
+    res = source.preprocessing.resolution
+    return fx_anchor_names(
+        exported,
+        root_class,
+        entry.module_anchors(source.variant, form),
+        entry.anchor_shapes(source.variant, res, batch, 0),
+        entry.anchor_layouts(form),
+    )
 
 
 def quantize_weights(mlmodel):
@@ -280,21 +289,18 @@ def export(
     prep = source.preprocessing
     res = prep.resolution
     module: nn.Module = export_module(source, form).eval()
-    labels = (
-        list(imagenet_labels())
-        if source.num_classes == 1000
-        else [str(i) for i in range(source.num_classes)]
-    )
+    root_class = type(module).__name__
+    labels = list(class_labels(source.num_classes))
     extra: dict = {}
     if precision == "int8":
-        from mfdeploy.export.coreml_w8a8 import DEFAULT_FLOAT_MODULES, quantize_w8a8
+        from mfdeploy.export.coreml_w8a8 import quantize_w8a8
 
         calib_batch = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
         module, extra["w8a8"] = quantize_w8a8(
             module,
             calib_batch,
             batch=batch,
-            float_modules=DEFAULT_FLOAT_MODULES.get(source.family, ()),
+            float_modules=tuple(source.entry.int8_float.get("coreml", ())),
         )
     if image_input:
         module = ImageNormalization(module, prep.mean, prep.std, prep.pixel_scale)
@@ -320,7 +326,7 @@ def export(
         raise MfdeployError(f"Core ML conversion failed: {first}") from exc
     if precision == "int8-weights":
         mlmodel = quantize_weights(mlmodel)
-    extra["anchors"] = anchor_names(exported, source, form, batch)
+    extra["anchors"] = anchor_names(exported, source, root_class, form, batch)
     del exported
 
     highest, offenders = program_ranks(mlmodel._mil_program)

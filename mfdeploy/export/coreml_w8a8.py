@@ -26,22 +26,6 @@ from torch import nn
 from mfdeploy.console import progress
 from mfdeploy.errors import MfdeployError
 
-#: Deploy-form module classes kept in float in the default recipe, chosen by measurement
-#: (benchmarks/coreml_w8a8_sensitivity.py): see FLOAT_MODULES_REASON.
-FLOAT_MODULES: tuple[str, ...] = (
-    "MergeHead",
-    "Former",
-    "MobileToFormer",
-    "FormerToMobile",
-    "DynamicReLU",
-)
-FLOAT_MODULES_REASON = (
-    "26m fixture weights, PyTorch-side logits SQNR vs float (10 calibration photos, evaluation "
-    "photos + 4 random inputs): all int8 10.0 dB; float Former+bridges 10.3; +DyReLU 10.5; "
-    "float head only 14.1; head+Former+bridges 16.4; head+Former+bridges+DyReLU (affine "
-    "activations) 19.6. The convolution path (stem, depthwise / pointwise convs, residual "
-    "adds) is int8; the token path, dynamic-ReLU coefficient MLPs and the head stay float16."
-)
 ACTIVATION_OBSERVER = "min_max"
 QUANTIZATION_SCHEME = "symmetric"
 
@@ -106,26 +90,26 @@ def _pt2e():
     return prepare_pt2e, convert_pt2e
 
 
-#: Per model family: module classes or module paths kept in float by default.
-DEFAULT_FLOAT_MODULES: dict[str, tuple[str, ...]] = {
-    "mobile_former": FLOAT_MODULES,
-    # The stem conv, as in the ONNX int8 recipe: logits SQNR vs PyTorch on 32 evaluation
-    # photos 17.1 dB all-int8 -> 17.9 dB (the 18 dB target is not met yet).
-    "efficientnet_lite": ("_conv_stem",),
-}
+def _class_names(kind: object) -> set[str]:
+    """A module class's name and its base classes' names (a subclass of a listed class, such
+    as a layout variant of a bridge, is that class too)."""
+    if isinstance(kind, type):
+        return {k.__name__ for k in kind.__mro__}
+    return {str(kind).rsplit(".", 1)[-1].strip("'>")}
 
 
 def _in_float_module(node, float_modules: tuple[str, ...]) -> bool:
-    """Inside a module whose class name or path (e.g. "_conv_stem") is listed."""
+    """Inside a module whose class (or a base class) or module path (e.g. "_conv_stem",
+    "head", "blocks.3.former") is listed."""
     stack = node.meta.get("nn_module_stack") or {}
-    names = {str(kind).rsplit(".", 1)[-1] for _, kind in stack.values()}
+    names = set().union(*(_class_names(kind) for _, kind in stack.values()))
     paths = {str(path).removeprefix("L['self'].") for path, _ in stack.values()}
     return bool((names | paths).intersection(float_modules))
 
 
-def quantizer_config(float_modules: tuple[str, ...] = FLOAT_MODULES) -> Any:
+def quantizer_config(float_modules: tuple[str, ...] = ()) -> Any:
     """int8 per-channel symmetric weights, int8 activations; ops inside `float_modules`
-    (deploy-form class names) stay float.
+    (module class names or paths) stay float.
 
     coremltools' own module_type/name configs re-run every pattern matcher per entry (minutes
     per entry on this graph), so the global annotation runs once and the annotations of nodes
@@ -159,7 +143,7 @@ def quantize_w8a8(
     calibration: np.ndarray,
     *,
     batch: int = 1,
-    float_modules: tuple[str, ...] = FLOAT_MODULES,
+    float_modules: tuple[str, ...] = (),
 ) -> tuple[nn.Module, dict]:
     """PT2E W8A8 of `module`, calibrated on `calibration` (N, 3, R, R) normalised photos."""
     prepare_pt2e, convert_pt2e = _pt2e()
@@ -182,6 +166,5 @@ def quantize_w8a8(
         "activations": f"int8 per-tensor symmetric, {ACTIVATION_OBSERVER} observer",
         "calibration_images": int(len(calibration)),
         "float_modules": list(float_modules),
-        "float_modules_reason": FLOAT_MODULES_REASON,
     }
     return converted, info

@@ -156,7 +156,7 @@ def fp16_measured(model, io_fp16: bool, forced: tuple[str, ...], probe: np.ndarr
     """
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
 
-    from mfdeploy.onnx_drift import local_drops, tensor_drift
+    from mfdeploy.export.onnx_drift import local_drops, tensor_drift
 
     blocked = list(forced)
     parity: dict = {}
@@ -279,8 +279,8 @@ def probe_inputs(calib: str | None, prep, count: int = 2) -> tuple[np.ndarray, s
 
 def logits_parity(reference, candidate, inputs: np.ndarray) -> dict[str, float]:
     """cosine / SQNR of a converted graph's logits against the fp32 graph's (ORT CPU)."""
+    from mfdeploy.export.onnx_drift import run_tensors
     from mfdeploy.metrics import cosine, sqnr_db
-    from mfdeploy.onnx_drift import run_tensors
 
     name = reference.graph.output[0].name
     ref = run_tensors(reference, {"input": inputs}, [name])[name]
@@ -360,9 +360,9 @@ def export(
             onnx.load(str(prepared)),
             scopes,
             int8_recipe,
-            quant.parse_float_ops(float_ops, int8_recipe, source.family),
+            quant.parse_float_ops(float_ops, int8_recipe, source.entry.int8_float.get("onnx", ())),
             calib_method,
-            source.family,
+            fuse_activations=bool(source.entry.int8_float.get("onnx_fuse_activations")),
         )
         info(
             f"int8 static QDQ ({int8_recipe} recipe), {len(calibration)} calibration photos, "
@@ -393,7 +393,7 @@ def export(
         source,
         target="onnx",
         precision=precision,
-        form=form if source.family == "mobile_former" else "reference",
+        form=form,
         model_file=MODEL_FILE,
         input_spec=TensorSpec("input", [batch_dim, 3, res, res], in_dtype, "NCHW"),
         output_spec=TensorSpec("logits", [batch_dim, source.num_classes], out_dtype),

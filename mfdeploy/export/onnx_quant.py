@@ -25,7 +25,7 @@ import numpy as np
 
 from mfdeploy.console import progress
 from mfdeploy.errors import MfdeployError
-from mfdeploy.onnx_drift import SCOPE_KEY
+from mfdeploy.export.onnx_drift import SCOPE_KEY
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # recipe -> (op types quantised, () = all the quantiser supports; default float entries)
@@ -96,14 +96,14 @@ def _in_scope(module: str, scope: str) -> bool:
 
 
 def parse_float_ops(
-    spec: str | None, recipe: str, family: str = "mobile_former"
+    spec: str | None, recipe: str, default_scopes: tuple[str, ...] = ()
 ) -> tuple[str, ...]:
     """--float-ops: comma-separated op types and/or module scopes; 'none' = nothing extra.
 
-    The default recipe's float scopes were measured per model family (DEFAULT_FLOAT_SCOPES).
+    Without --float-ops the default recipe keeps `default_scopes` (the model's) float too.
     """
     if spec is None:
-        scopes = DEFAULT_FLOAT_SCOPES.get(family, ()) if recipe == DEFAULT_RECIPE else ()
+        scopes = tuple(default_scopes) if recipe == DEFAULT_RECIPE else ()
         return RECIPES[recipe][1] + scopes
     if spec.strip().lower() == "none":
         return ()
@@ -144,18 +144,13 @@ def _with_fused_activations(
     return sorted(set(op_types) | types), excluded | others
 
 
-# Families whose default recipe also quantises the ReLU / ReLU6 right after a Conv (measured
-# on EfficientNet-Lite0; Mobile-Former's recipe above was measured without it).
-FUSES_ACTIVATIONS = ("efficientnet_lite",)
-
-
 def make_plan(
     model,
     scopes: dict[str, str],
     recipe: str,
     float_entries: tuple[str, ...],
     method: str,
-    family: str = "mobile_former",
+    fuse_activations: bool = False,
 ) -> Int8Plan:
     """Split --float-ops into op types and module scopes, and list the nodes they exclude."""
     if recipe not in RECIPES:
@@ -182,7 +177,7 @@ def make_plan(
         for n in model.graph.node
         if n.op_type in op_types and any(_in_scope(modules[n.name], s) for s in float_scopes)
     }
-    if family in FUSES_ACTIVATIONS:
+    if fuse_activations:
         op_types, excluded = _with_fused_activations(model, op_types, excluded, float_types)
     quantized = sum(1 for n in model.graph.node if n.op_type in op_types) - len(excluded)
     excluded = sorted(excluded)
@@ -257,21 +252,3 @@ def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8)
-
-
-# Kept in float under the default recipe: the high-resolution stage (stride <= 4). Measured on
-# 26m (fixture weights; logits SQNR / cosine vs fp32, calibration photos | evaluation photos):
-#   Conv only                                   18.3 dB 0.9920 | 20.1 dB 0.9918
-#   greedy leave-blocks-out on calibration photos picked lite, blocks.5, blocks.1, blocks.0:
-#   + lite, blocks.0, blocks.1 in float (shipped)   21.2 dB 0.9960 | 22.8 dB 0.9966
-#   + lite, blocks.0, blocks.1, blocks.5        22.4 dB 0.9969 | 23.6 dB 0.9974
-# blocks.5 is a different stage in each variant, the early stage is the same everywhere.
-# Reproduce: `benchmarks/onnx_int8_recipes.py` (leave-one-block-out and greedy selection).
-#
-# EfficientNet-Lite0 (trained weights, 32 evaluation photos, `mfdeploy verify`): Conv + its
-# ReLU6 17.9 dB; + stem in float (its conv carries the folded BN's scope `_bn0`) 20.5 dB
-# 0.9958; + head conv (`_bn1`) instead 19.6 dB; stem + head 20.6 dB; stem + _blocks.0 21.5 dB.
-DEFAULT_FLOAT_SCOPES: dict[str, tuple[str, ...]] = {
-    "mobile_former": ("lite", "blocks.0", "blocks.1"),
-    "efficientnet_lite": ("_bn0",),
-}

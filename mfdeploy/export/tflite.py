@@ -52,15 +52,9 @@ LAYOUTS = ("nhwc", "nchw")
 PACKAGES = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 DYNAMIC_RANGE_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 DEFAULT_CALIB_COUNT = 32  # spread over every photo source (resolve_images)
-# int8: modules whose ops stay float (regex on the module path, per form). Measured with
-# `benchmarks/tflite_int8_recipes.py` (docs/tflite_int8.md): the token path (both bridges and
-# the head) sees activation ranges on unseen photos up to 2.6x those of the calibration
-# photos, and clipping there costs most of the SQNR.
-INT8_FLOAT_MODULES = {
-    "tokens": {"deploy": r"bridge|^head", "reference": r"local_global|global_local|^classifier"},
-    "head": {"deploy": r"^head", "reference": r"^classifier"},
-    "none": {"deploy": "", "reference": ""},
-}
+# int8: which modules stay float is the model's (`ModelFamily.int8_float["tflite"]`: recipe ->
+# form -> regex on the module path); docs/tflite_int8.md has the measurements.
+INT8_RECIPES = ("tokens", "head", "none")
 DEFAULT_INT8_FLOAT = "tokens"
 # int8 logits: the calibration range widened 3x about its centre (top logits must not clip).
 OUTPUT_RANGE_MARGIN = 3.0
@@ -78,7 +72,7 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "--int8-float",
-        choices=list(INT8_FLOAT_MODULES),
+        choices=list(INT8_RECIPES),
         help=f"TFLite int8: which modules stay float (default {DEFAULT_INT8_FLOAT}: bridges "
         "and head; head; none)",
     )
@@ -191,9 +185,9 @@ def export(
     if layout not in LAYOUTS:
         raise MfdeployError(f"unknown layout {layout!r}; choose nhwc or nchw")
     int8_float = int8_float or DEFAULT_INT8_FLOAT
-    if int8_float not in INT8_FLOAT_MODULES:
+    if int8_float not in INT8_RECIPES:
         raise MfdeployError(
-            f"unknown int8 float recipe {int8_float!r}; choose {', '.join(INT8_FLOAT_MODULES)}"
+            f"unknown int8 float recipe {int8_float!r}; choose {', '.join(INT8_RECIPES)}"
         )
     prep = source.preprocessing
     res = prep.resolution
@@ -213,8 +207,8 @@ def export(
     in_spec = TensorSpec("input", shape, "float32", layout.upper())
     out_spec = TensorSpec("logits", [batch, source.num_classes], "float32")
     if precision == "int8":
-        form_key = form_kind(form) if source.family == "mobile_former" else "reference"
-        float_modules = INT8_FLOAT_MODULES[int8_float][form_key]
+        recipes = source.entry.int8_float.get("tflite", {})
+        float_modules = recipes.get(int8_float, {}).get(form_kind(source.form(form)), "")
         info(
             f"int8 full-integer (PT2E) {source.name} ({form} form, {layout.upper()} input), "
             f"{len(calibration)} calibration photos, float modules: {int8_float}"
@@ -264,7 +258,7 @@ def _manifest(source, precision, form, in_spec, out_spec, extra) -> Manifest:
         source,
         target="tflite",
         precision=precision,
-        form=form if source.family == "mobile_former" else "reference",
+        form=form,
         model_file=MODEL_FILE,
         input_spec=in_spec,
         output_spec=out_spec,

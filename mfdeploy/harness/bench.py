@@ -34,10 +34,13 @@ TOOL_PACKAGES = (
     "onnx",
     "onnxruntime",
     "onnxscript",
+    "onnxsim",
+    "onnxslim",
     "litert-torch",
     "ai-edge-litert",
     "ai-edge-quantizer",
     "coremltools",
+    "torchao",
 )
 WORKER_TIMEOUT_S = 1800
 
@@ -79,8 +82,20 @@ def target_precisions(target: str) -> tuple[str, ...]:
     return tuple(target_module(target).PRECISIONS)
 
 
+def code_sha256() -> str:
+    """Content hash of the package's own code: an edit to an exporter (or to a model it
+    traces) changes what an export produces even when no version number moves."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".json", ".txt", ".csv") and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _tool_versions() -> dict[str, str]:
-    versions = {"mfdeploy": __version__}
+    versions = {"mfdeploy": __version__, "mfdeploy-code": code_sha256()}
     for name in TOOL_PACKAGES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
@@ -88,12 +103,12 @@ def _tool_versions() -> dict[str, str]:
 
 
 def weights_hash(model_name: str, weights: str | None) -> str:
-    """The manifest's weights identity, without an export (see export.common.weights_sha256)."""
-    from mfdeploy.export.common import default_weights, weights_sha256
-    from mfdeploy.models import create_model
+    """The manifest's weights identity, without an export (mfdeploy.models.weights_sha256)."""
+    from mfdeploy.models import resolve_model, weights_sha256
 
-    weights = weights or default_weights(model_name)
-    return weights_sha256(weights, lambda: create_model(model_name, weights=weights))
+    entry, variant = resolve_model(model_name)
+    weights = weights or entry.default_weights
+    return weights_sha256(weights, lambda: entry.build(variant, weights, None), entry)
 
 
 def cache_key(model: str, target: str, precision: str, form: str, whash: str) -> str:
@@ -132,11 +147,7 @@ def cached_artifact(
         with contextlib.suppress(MfdeployError):
             Manifest.load(out)
             return out, True
-    family = model if model.startswith("efficientnet") else "mobile_former"
-    variant = model if family == "mobile_former" else None
-    export_artifact(
-        target, variant, model=family, precision=precision, weights=weights, out=out, form=form
-    )
+    export_artifact(target, model, precision=precision, weights=weights, out=out, form=form)
     return out, False
 
 
@@ -145,7 +156,7 @@ def run_worker(artifact: Path, threads: int, runs: int, warmup: int) -> dict:
     cmd = [
         sys.executable,
         "-m",
-        "mfdeploy.bench_worker",
+        "mfdeploy.harness.bench_worker",
         str(artifact),
         "--threads",
         str(threads),

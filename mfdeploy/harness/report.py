@@ -15,22 +15,24 @@ from mfdeploy import __version__
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench
-from mfdeploy.harness.plots import latency_bars, parity_scatter
 from mfdeploy.harness.verify import verify_artifact
 
-EFFICIENTNET = "efficientnet_lite0"
-EFFICIENTNET_WEIGHTS = "pretrained"
 
+def yardsticks() -> list[tuple[str, str]]:
+    """(model, weights) of the registry's yardstick models whose trained weights load here."""
+    from mfdeploy.models import families
 
-def efficientnet_available() -> bool:
-    """The registry may or may not have EfficientNet-Lite0 (another issue adds it)."""
-    from mfdeploy.models import create_model
-
-    try:
-        create_model(EFFICIENTNET, weights=EFFICIENTNET_WEIGHTS)
-    except (MfdeployError, KeyError, ValueError, ImportError, OSError):
-        return False
-    return True
+    found = []
+    for entry in families().values():
+        if not entry.yardstick:
+            continue
+        try:
+            entry.build(entry.default_variant, entry.default_weights, None)
+        except (MfdeployError, ImportError, OSError):
+            info(f"{entry.title}: trained weights not installed, left out of the report")
+            continue
+        found.append((entry.model_name(entry.default_variant), entry.default_weights))
+    return found
 
 
 def plan_cells(targets: list[str] | None, precisions: list[str] | None) -> list[tuple[str, str]]:
@@ -97,7 +99,7 @@ def _accuracy(artifact: Path, *, synthetic: bool) -> float | None:
     when the labelled photos are not fetched."""
     if synthetic:
         return None
-    from mfdeploy.evaluation import accuracy, labelled_images
+    from mfdeploy.harness.accuracy import accuracy, labelled_images
     from mfdeploy.preprocessing import Preprocessing
     from mfdeploy.runtimes import open_runtime
 
@@ -121,7 +123,7 @@ def build_report(
     threads: int = 1,
     runs: int = 10,
     warmup: int = 2,
-    include_efficientnet: bool = True,
+    include_yardsticks: bool = True,
 ) -> dict:
     from mfdeploy.console import progress
 
@@ -132,13 +134,13 @@ def build_report(
     cells = plan_cells(targets, precisions)
     if not cells:
         raise MfdeployError("no target / precision to report on (check --targets / --precisions)")
+    from mfdeploy.models import resolve_model
+
+    entry, name = resolve_model(variant)
     models = [(variant, weights)]
-    notes = []
-    if include_efficientnet:
-        if efficientnet_available():
-            models.append((EFFICIENTNET, EFFICIENTNET_WEIGHTS))
-        else:
-            notes.append("EfficientNet-Lite0 is not in this build's model registry: not covered.")
+    notes: list[str] = []
+    if include_yardsticks:
+        models += [m for m in yardsticks() if resolve_model(m[0])[1] != name]
     jobs = [(m, w, t, p) for m, w in models for t, p in cells]
     rows = []
     started = time.time()
@@ -150,11 +152,11 @@ def build_report(
                 m, w, t, p, form=form, threads=threads, runs=runs, warmup=warmup, whash=whashes[m]
             )
         )
-    synthetic = weights is None
+    synthetic = (weights or entry.default_weights) == "synthetic"
     if synthetic:
         notes.insert(
             0,
-            f"Mobile-Former {variant} uses the seeded SYNTHETIC weights: parity and "
+            f"{entry.title} {name} uses the seeded SYNTHETIC weights: parity and "
             "latency are meaningful, ImageNet accuracy is not.",
         )
     report = {
@@ -176,6 +178,8 @@ def build_report(
         "rows": rows,
         "plots": {"latency": "latency.png", "parity_vs_latency": "parity_vs_latency.png"},
     }
+    from mfdeploy.harness.plots import latency_bars, parity_scatter  # the [report] extra
+
     latency_bars(rows, out / "latency.png")
     parity_scatter(rows, out / "parity_vs_latency.png")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -189,7 +193,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def render_markdown(report: dict) -> str:
     lines = [
-        f"# mfdeploy report: Mobile-Former {report['variant']}",
+        f"# mfdeploy report: {report['variant']}",
         "",
         f"mfdeploy {report['mfdeploy']}, {report['form']} form, weights: {report['weights']}, "
         f"{report['threads']} thread(s), {report['runs']} timed runs after "

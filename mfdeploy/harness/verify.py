@@ -14,9 +14,9 @@ from torch import nn
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.common import weights_sha256
 from mfdeploy.harness.batching import static_batch
 from mfdeploy.metrics import compare_logits, default_thresholds, failures
+from mfdeploy.models import get_family, resolve_model, weights_sha256
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import Preprocessing, preprocess_batch
 from mfdeploy.runtimes import Runtime, open_runtime
@@ -65,10 +65,6 @@ class VerifyResult:
         return out
 
 
-def _model_name(manifest: Manifest) -> str:
-    return manifest.variant or manifest.model
-
-
 def _find_checkpoint(manifest: Manifest, artifact_dir: Path) -> Path:
     """A file checkpoint named in the manifest: beside the artifact, its parent, or the cwd."""
     name = manifest.source_checkpoint or ""
@@ -89,8 +85,6 @@ def reference_model(
     Without --weights: non-file sources ("synthetic", a registry's "pretrained") are rebuilt
     and hashed by content; a file source is looked up beside the artifact.
     """
-    from mfdeploy.models import create_model
-
     source = manifest.source_checkpoint
     if weights is None:
         if source is None:
@@ -99,9 +93,11 @@ def reference_model(
         weights = _find_checkpoint(manifest, artifact_dir) if looks_like_file else source
     elif not Path(weights).is_file():
         raise MfdeployError(f"{weights}: no such checkpoint file")
-    model = create_model(_model_name(manifest), weights=str(weights))
+    entry = get_family(manifest.model_family)
+    variant = resolve_model(manifest.variant or manifest.model, entry.name)[1]
+    model = entry.build(variant, str(weights), None)
     expected = manifest.source_checkpoint_sha256
-    actual = weights_sha256(weights, model)
+    actual = weights_sha256(weights, model, entry)
     if expected and actual != expected:
         raise MfdeployError(
             f"weights {weights} (sha256 {actual[:12]}…) are not the ones the artifact was "
@@ -133,10 +129,9 @@ def verification_inputs(
 
 
 def _per_layer(runtime: Runtime, reference: nn.Module, inputs: np.ndarray, batch: int | None):
-    from mfdeploy.harness.layers import block_report, capture
+    from mfdeploy.harness.per_layer import per_layer_rows
 
-    sample = inputs[: batch or 1]
-    return block_report(capture(reference, sample), runtime.intermediates(sample))
+    return per_layer_rows(runtime, reference, inputs[: batch or 1])
 
 
 def verify_artifact(

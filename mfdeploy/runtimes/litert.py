@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from mfdeploy.export import scopes
+from mfdeploy.export.scopes import Graph, Node
 from mfdeploy.runtimes.base import (
     Runtime,
     RuntimeInfo,
-    chunked_intermediates,
     dequantize,
-    mobile_former_spec,
     quantize,
     run_static_batches,
     to_input_layout,
@@ -76,36 +76,30 @@ class LiteRTRuntime(Runtime):
             self._debug.allocate_tensors()
         return self._debug
 
-    def intermediates(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Block anchors found by tensor name: litert-torch names each tensor after the torch
-        modules that produced it; feature maps kept NHWC are transposed back to NCHW."""
-        from mfdeploy.harness import anchors as A
+    maps_may_be_nhwc = True
 
-        spec, manifest = mobile_former_spec(self.manifest), self.manifest
+    def scoped_graph(self, structure) -> Graph:
+        """Nodes scoped by tensor name: litert-torch names each tensor after the torch
+        modules that produced it (`Class_attribute` segments below the exported form)."""
         interpreter = self._debug_interpreter()
         details = {t["index"]: t for t in interpreter.get_tensor_details()}
-        table = A.litert_scope_table(A.structure_model(manifest))
+        table, root = scopes.litert_scope_table(structure), type(structure).__name__
         nodes = []
         for op in interpreter._get_ops_details():
             names = [details[o]["name"] for o in op["outputs"] if o in details]
-            scopes = frozenset().union(*(A.litert_scopes(n, table) for n in names))
-            nodes.append(A.Node(scopes, tuple(op["inputs"]), tuple(op["outputs"])))
-        graph = A.Graph(nodes, {self.input["index"]}, {self.output["index"]})
-        candidates = A.locate(graph, A.module_anchors(spec, manifest.form))
-        perms = A.layout_perms(manifest.form, nhwc=True)
-        resolution = int(manifest.preprocessing["resolution"])
+            found = frozenset().union(*(scopes.litert_scopes(n, table, root) for n in names))
+            nodes.append(Node(found, tuple(op["inputs"]), tuple(op["outputs"])))
+        return Graph(nodes, {self.input["index"]}, {self.output["index"]})
 
-        def value_of(index):
-            return self._value(interpreter, details[index]) if index in details else None
+    def output_id(self) -> int:
+        return self.output["index"]
 
-        def once(chunk: np.ndarray) -> dict[str, np.ndarray]:
-            self._invoke(interpreter, chunk)
-            shapes = A.anchor_shapes(spec, resolution, len(chunk), manifest.num_classes)
-            found = A.pick(candidates, value_of, shapes, perms)
-            head = A.to_reference(value_of(self.output["index"]), shapes["head"], perms)
-            return found if head is None else {**found, "head": head}
-
-        return chunked_intermediates(np.asarray(batch, np.float32), manifest.input.shape[0], once)
+    def tensor_values(self, chunk: np.ndarray, ids: list) -> dict[object, np.ndarray]:
+        """Values kept by the debug interpreter (no delegate), dequantised."""
+        interpreter = self._debug_interpreter()
+        details = {t["index"]: t for t in interpreter.get_tensor_details()}
+        self._invoke(interpreter, chunk)
+        return {i: self._value(interpreter, details[i]) for i in ids if i in details}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The model's batch is static (manifest input shape): larger batches run in chunks."""

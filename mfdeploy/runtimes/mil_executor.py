@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export.coreml_mil import load_program
 
 Values = dict[str, Any]
 OpFn = Callable[[Any, Values], Any]
@@ -49,18 +50,6 @@ class _Held:
 
     def __init__(self, val: Any) -> None:
         self.val = val
-
-
-def load_program(mlpackage: str | Path):
-    """`.mlpackage` -> MIL Program (coremltools' milproto loader; works without Core ML)."""
-    import coremltools as ct
-    from coremltools.converters.mil.frontend.milproto.load import load
-
-    path = Path(mlpackage)
-    model = ct.models.MLModel(str(path), skip_model_load=True)
-    spec = model.get_spec()
-    weights = path / "Data" / "com.apple.CoreML" / "weights"
-    return load(spec, spec.specificationVersion, str(weights) if weights.is_dir() else "")
 
 
 def _np_dtype(var) -> np.dtype | None:

@@ -13,11 +13,10 @@ import numpy as np
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export.scopes import Graph, Node
 from mfdeploy.runtimes.base import (
     Runtime,
     RuntimeInfo,
-    chunked_intermediates,
-    mobile_former_spec,
     run_static_batches,
     to_input_layout,
 )
@@ -75,39 +74,36 @@ class OnnxRuntime(Runtime):
     def run(self, batch: np.ndarray) -> np.ndarray:
         return run_static_batches(batch, self.manifest.input.shape[0], self._run_once)
 
-    def intermediates(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Block anchors found by node scope (`onnx_drift.node_scope`: the module path the
-        exporter recorded), exposed as extra outputs of an in-memory copy of the graph and
-        run with graph optimisations off (`onnx_drift.run_tensors`)."""
-        import onnx
+    def _graph_proto(self):
+        if getattr(self, "_proto", None) is None:
+            import onnx
 
-        from mfdeploy.harness import anchors as A
-        from mfdeploy.onnx_drift import node_scope, run_tensors
+            self._proto = onnx.load(str(self.model_path))
+        return self._proto
 
-        spec, manifest = mobile_former_spec(self.manifest), self.manifest
-        model = onnx.load(str(self.model_path))
+    def scoped_graph(self, structure) -> Graph:
+        """Nodes scoped by the module path the exporter recorded (`onnx_drift.node_scope`)."""
+        from mfdeploy.export.onnx_drift import node_scope
+
+        model = self._graph_proto()
         nodes = []
         for node in model.graph.node:
             scope = node_scope(node)
-            nodes.append(A.Node(frozenset([scope] if scope else []), node.input, node.output))
-        graph = A.Graph(
+            nodes.append(Node(frozenset([scope] if scope else []), node.input, node.output))
+        return Graph(
             nodes, {i.name for i in model.graph.input}, {o.name for o in model.graph.output}
         )
-        candidates = A.locate(graph, A.module_anchors(spec, manifest.form))
-        logits = model.graph.output[0].name
-        names = sorted({n for c in candidates.values() for n in c} | {logits})
-        perms = A.layout_perms(manifest.form)
-        resolution = int(manifest.preprocessing["resolution"])
 
-        def once(chunk: np.ndarray) -> dict[str, np.ndarray]:
-            x = to_input_layout(chunk, manifest.input.layout)
-            values = run_tensors(model, {self.input_name: x}, names)
-            shapes = A.anchor_shapes(spec, resolution, len(chunk), manifest.num_classes)
-            found = A.pick(candidates, values.get, shapes, perms)
-            head = A.to_reference(values[logits], shapes["head"], perms)
-            return found if head is None else {**found, "head": head}
+    def output_id(self) -> str:
+        return self._graph_proto().graph.output[0].name
 
-        return chunked_intermediates(np.asarray(batch, np.float32), manifest.input.shape[0], once)
+    def tensor_values(self, chunk: np.ndarray, ids: list) -> dict[object, np.ndarray]:
+        """Extra outputs of an in-memory copy of the graph, run with graph optimisations
+        off (QDQ graphs: fake-quant numerics)."""
+        from mfdeploy.export.onnx_drift import run_tensors
+
+        x = to_input_layout(chunk, self.manifest.input.layout)
+        return run_tensors(self._graph_proto(), {self.input_name: x}, [str(i) for i in ids])
 
     def info(self) -> RuntimeInfo:
         import onnxruntime as ort

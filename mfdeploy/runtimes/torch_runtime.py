@@ -31,12 +31,10 @@ class TorchRuntime(Runtime):
             out = self.model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
         return out.numpy()
 
-    def intermediates(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        from mfdeploy.harness.layers import capture
-
+    def torch_module(self) -> nn.Module:
         if self.threads:
             torch.set_num_threads(self.threads)
-        return capture(self.model, np.asarray(batch, dtype=np.float32))
+        return self.model
 
     def info(self) -> RuntimeInfo:
         return RuntimeInfo(

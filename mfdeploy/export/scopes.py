@@ -1,24 +1,15 @@
-"""Find the per-layer anchors (mfdeploy.harness.layers) inside an exported graph.
+"""Module scopes in exported graphs: find a module's input or output tensors in any format.
 
-Every runtime's graph records, per node, the module it came from: ONNX node scopes
-(`onnx_drift.node_scope`), LiteRT tensor names (the torch module path, one
+Every converter here records, per node, the module it came from: ONNX node scopes
+(`mfdeploy.export.onnx_drift.node_scope`), LiteRT tensor names (the torch module path, one
 `Class_attribute` segment per called module), and for Core ML the torch.export graph the
 program was converted from (`nn_module_stack`; MIL value names are its node names).
-An anchor is the output or the input of one module of the exported form:
-  deploy form                              reference form
-  stem           input of lite.0           input of features.0
-  block{i}.mobile  (lite block)  output of lite.{j}            output of features.{i}
-  block{i}.bridge_in  output of blocks.{k}.bridge_in    features.{i}.local_global
-  block{i}.former     output of blocks.{k}.former       features.{i}.global_block
-  block{i}.mobile     input of blocks.{k}.bridge_out    features.{i}.global_local
-  block{i}.bridge_out output of blocks.{k}.bridge_out   features.{i}.global_local
-  final_bridge        output of bridge_final            local_global
-  head                the model output (logits)
 A module's outputs are the tensors its nodes produce that a node outside it reads (or the
 graph returns); its inputs are the tensors its nodes read that are produced outside it.
 Nodes with no recorded module (simplifier-made Gemm / Reshape, Q/DQ pairs) are looked
-through. Of the candidates, only one whose value has the anchor's shape in the reference
-layout (after the runtime's layout conversion) is kept; none -> the anchor is left out.
+through. Of the candidates, only one whose value has the expected shape in the reference
+layout (after the runtime's layout conversion) is kept. Which modules matter is the model
+family's business (`ModelFamily.module_anchors`); this module knows no family.
 """
 
 from __future__ import annotations
@@ -29,68 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from mfdeploy.artifact import form_kind
+from mfdeploy.models.anchors import ModuleAnchor
 
-MAP, TOKENS, LOGITS = "map", "tokens", "logits"
-ROOT_CLASSES = ("MobileFormerDeploy", "MobileFormer")
 OUTSIDE = "<outside>"  # scope of nodes outside the model (wrappers): in no module
 NHWC_TO_NCHW = (0, 3, 1, 2)
-SEQ_FIRST_TO_BATCH_FIRST = (1, 0, 2)
-
-
-@dataclass(frozen=True)
-class ModuleAnchor:
-    anchor: str
-    module: str  # module path in the exported form
-    where: str  # "in" | "out"
-    kind: str  # MAP (B, C, H, W) | TOKENS (B, M, d) | LOGITS
-
-
-def _out_size(size: int, stride: int) -> int:
-    return (size - 1) // stride + 1
-
-
-def module_anchors(spec, form: str = "deploy") -> list[ModuleAnchor]:
-    """The anchors of a Mobile-Former variant (`VariantSpec`) in its deploy or reference form."""
-    deploy = form_kind(form) == "deploy"
-    lite = [i for i, b in enumerate(spec.blocks) if b.kind == "lite_bneck"]
-    first = ("lite.0" if lite else "blocks.0") if deploy else "features.0"
-    out = [ModuleAnchor("stem", first, "in", MAP)]
-    for i, block in enumerate(spec.blocks):
-        if block.kind == "lite_bneck":
-            path = f"lite.{lite.index(i)}" if deploy else f"features.{i}"
-            out.append(ModuleAnchor(f"block{i}.mobile", path, "out", MAP))
-            continue
-        path = f"blocks.{i - len([j for j in lite if j < i])}" if deploy else f"features.{i}"
-        names = ("bridge_in", "former", "bridge_out")
-        if not deploy:
-            names = ("local_global", "global_block", "global_local")
-        out += [
-            ModuleAnchor(f"block{i}.bridge_in", f"{path}.{names[0]}", "out", TOKENS),
-            ModuleAnchor(f"block{i}.former", f"{path}.{names[1]}", "out", TOKENS),
-            ModuleAnchor(f"block{i}.mobile", f"{path}.{names[2]}", "in", MAP),
-            ModuleAnchor(f"block{i}.bridge_out", f"{path}.{names[2]}", "out", MAP),
-        ]
-    out.append(
-        ModuleAnchor("final_bridge", "bridge_final" if deploy else "local_global", "out", TOKENS)
-    )
-    return out
-
-
-def anchor_shapes(spec, resolution: int, batch: int, num_classes: int) -> dict[str, tuple]:
-    """Each anchor's shape in the reference layout (what `layers.capture` returns)."""
-    h = _out_size(resolution, 2)
-    tokens = (batch, spec.num_tokens, spec.token_dim)
-    shapes: dict[str, tuple] = {"stem": (batch, spec.stem_channels, h, h)}
-    for i, block in enumerate(spec.blocks):
-        h = _out_size(h, block.stride)
-        shapes[f"block{i}.mobile"] = (batch, block.out_ch, h, h)
-        if block.kind != "lite_bneck":
-            shapes[f"block{i}.bridge_in"] = shapes[f"block{i}.former"] = tokens
-            shapes[f"block{i}.bridge_out"] = (batch, block.out_ch, h, h)
-    shapes["final_bridge"] = tokens
-    shapes["head"] = (batch, num_classes)
-    return shapes
 
 
 def to_reference(value: np.ndarray, shape: tuple, perms: dict) -> np.ndarray | None:
@@ -105,14 +38,9 @@ def to_reference(value: np.ndarray, shape: tuple, perms: dict) -> np.ndarray | N
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def layout_perms(form: str, nhwc: bool = False) -> dict[int, tuple]:
-    """rank -> the permutations that may bring a tensor of the exported form to the
-    reference layout: tokens of the reference form are sequence-first (M, B, d); LiteRT
-    may keep feature maps NHWC."""
-    return {
-        3: (SEQ_FIRST_TO_BATCH_FIRST,) if form_kind(form) != "deploy" else (None,),
-        4: (None, NHWC_TO_NCHW) if nhwc else (None,),
-    }
+def with_nhwc(perms: dict[int, tuple]) -> dict[int, tuple]:
+    """`perms` for a runtime that may keep feature maps NHWC (LiteRT)."""
+    return {**perms, 4: tuple(perms.get(4, (None,))) + (NHWC_TO_NCHW,)}
 
 
 def _permuted(shape: tuple, perm) -> tuple:
@@ -220,8 +148,9 @@ def pick(
 
 
 # ------------------------------------------------------------------ scopes per format
-def fx_graph(program) -> tuple[Graph, dict[str, tuple]]:
-    """torch.export graph -> (Graph of node names, node name -> shape)."""
+def fx_graph(program, root_class: str) -> tuple[Graph, dict[str, tuple]]:
+    """torch.export graph -> (Graph of node names, node name -> shape); scopes are module
+    paths below the module of class `root_class` (the exported form, inside any wrapper)."""
     nodes, shapes, inputs = [], {}, set()
     stacks = [n.meta.get("nn_module_stack") or {} for n in program.graph.nodes]
     root = next(
@@ -229,7 +158,7 @@ def fx_graph(program) -> tuple[Graph, dict[str, tuple]]:
             fqn
             for stack in stacks
             for fqn, kind in stack.values()
-            if str(kind).rsplit(".", 1)[-1].strip("'>") in ROOT_CLASSES
+            if str(kind).rsplit(".", 1)[-1].strip("'>") == root_class
         ),
         "",
     )
@@ -261,13 +190,17 @@ def _user_inputs(program) -> set[str]:
         return set()
 
 
-def fx_anchor_names(program, spec, form: str, batch: int, resolution: int) -> dict[str, str]:
+def fx_anchor_names(
+    program,
+    root_class: str,
+    anchors: list[ModuleAnchor],
+    expected: dict[str, tuple],
+    perms: dict[int, tuple],
+) -> dict[str, str]:
     """anchor -> torch.export node name (Core ML MIL value names are these node names)."""
-    graph, shapes = fx_graph(program)
-    expected = anchor_shapes(spec, resolution, batch, 0)
-    perms = layout_perms(form)
+    graph, shapes = fx_graph(program, root_class)
     found = {}
-    for anchor, names in locate(graph, module_anchors(spec, form)).items():
+    for anchor, names in locate(graph, anchors).items():
         for name in names:
             if (
                 name in shapes
@@ -303,12 +236,12 @@ def litert_scope_table(root) -> dict[str, str]:
     return table
 
 
-def litert_scopes(name: str, table: dict[str, str]) -> frozenset:
+def litert_scopes(name: str, table: dict[str, str], root_class: str) -> frozenset:
     """Module paths in a LiteRT tensor name (fused ops join their locations with ';')."""
     scopes = set()
     for part in name.split(";"):
         segments = [s.rsplit(".", 1)[-1] for s in part.split("/") if s]
-        roots = [i for i, s in enumerate(segments) if s.split("_", 1)[0] in ROOT_CLASSES]
+        roots = [i for i, s in enumerate(segments) if s.split("_", 1)[0] == root_class]
         if not roots:
             continue
         rest = "/".join(segments[roots[-1] + 1 :])
@@ -317,13 +250,3 @@ def litert_scopes(name: str, table: dict[str, str]) -> frozenset:
         elif rest in table:
             scopes.add(table[rest])
     return frozenset(scopes)
-
-
-def structure_model(manifest):
-    """The exported form of the artifact's variant with untrained weights (names only)."""
-    from mfdeploy.export.common import module_in_form
-    from mfdeploy.models import create_model, get_variant
-
-    model = create_model(get_variant(manifest.variant or manifest.model).name)
-    resolution = int(manifest.preprocessing["resolution"])
-    return module_in_form(model, manifest.model_family, resolution, manifest.form)

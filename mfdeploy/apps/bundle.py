@@ -18,15 +18,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mfdeploy.apps.golden import make_golden
 from mfdeploy.artifact import Manifest, staged_directory, verify_artifact_hash
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
-from mfdeploy.golden import make_golden
 from mfdeploy.labels import parse_labels
 from mfdeploy.preprocessing import Preprocessing, load_image, resize_short_side
 from mfdeploy.runtimes import open_runtime
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from mfdeploy.artifact import MANIFEST_NAME, Manifest, path_size
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export.coreml_mil import MAX_RANK, load_program, op_histogram, program_ranks
 
 BANNED_ONNX_OPS = ("Shape", "Gather", "GatherElements", "GatherND", "Einsum", "ScatterND")
-MAX_RANK = 4
 
 
 @dataclass
@@ -107,39 +107,7 @@ def xnnpack_partitions(interpreter) -> int:
     return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
 
 
-def tensor_rank(var) -> int:
-    """Rank of a MIL tensor var; 0 for scalars, strings, lists (the classifier's label list)."""
-    try:
-        shape = var.shape
-    except ValueError:
-        return 0
-    return len(shape) if shape is not None else 0
-
-
-def program_ranks(program) -> tuple[int, list[str]]:
-    """Highest tensor rank in a MIL program and the ops producing rank > MAX_RANK."""
-    highest, offenders = 0, []
-    for function in program.functions.values():
-        for op in function.operations:
-            for var in op.outputs:
-                rank = tensor_rank(var)
-                highest = max(highest, rank)
-                if rank > MAX_RANK:
-                    offenders.append(f"{op.op_type}:{op.name} (rank {rank})")
-    return highest, offenders
-
-
-def op_histogram(program) -> dict[str, int]:
-    """MIL op types of a program, most frequent first."""
-    counts: Counter[str] = Counter(
-        op.op_type for function in program.functions.values() for op in function.operations
-    )
-    return dict(counts.most_common())
-
-
 def _coreml_report(path: Path) -> AuditReport:
-    from mfdeploy.runtimes.mil_executor import load_program
-
     try:
         program = load_program(path)
     except Exception as exc:
