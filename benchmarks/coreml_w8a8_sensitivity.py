@@ -16,14 +16,14 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
+from _common import evaluation_inputs
 
 from mfdeploy.console import print_table
-from mfdeploy.export.common import calibration_inputs, export_module, load_source
+from mfdeploy.export.common import calibration_inputs
 from mfdeploy.export.coreml_w8a8 import quantize_w8a8
-from mfdeploy.photos import resolve_images
-from mfdeploy.preprocessing import preprocess_batch
+from mfdeploy.metrics import cosine, sqnr_db
+from mfdeploy.models import export_module, load_source
 
 GROUPS = {  # deploy-form classes (mfdeploy/models/deploy.py)
     "former": ("Former",),
@@ -31,10 +31,6 @@ GROUPS = {  # deploy-form classes (mfdeploy/models/deploy.py)
     "dyrelu": ("DynamicReLU",),
     "head": ("MergeHead",),
 }
-
-
-def sqnr(ref: np.ndarray, out: np.ndarray) -> float:
-    return float(10 * np.log10((ref**2).sum() / max(((ref - out) ** 2).sum(), 1e-30)))
 
 
 def main() -> None:
@@ -48,9 +44,7 @@ def main() -> None:
     source = load_source(args.variant, args.weights)
     module = export_module(source, "deploy").eval()
     calib = calibration_inputs(None, args.calib_count, source.preprocessing)
-    evals = preprocess_batch(resolve_images(None, "evaluation"), source.preprocessing)
-    rng = np.random.default_rng(0)
-    evals = np.concatenate([evals, rng.standard_normal((4, *evals.shape[1:]), np.float32)])
+    evals = evaluation_inputs(source.preprocessing)
     with torch.no_grad():
         ref = module(torch.from_numpy(evals)).numpy()
     configs = {"all int8": ()}
@@ -63,9 +57,9 @@ def main() -> None:
         quantized, _ = quantize_w8a8(module, calib, float_modules=float_modules)
         with torch.no_grad():
             out = torch.cat([quantized(torch.from_numpy(x[None])) for x in evals]).numpy()
-        cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
-        results[label] = {"sqnr_db": sqnr(ref, out), "cosine_min": float(cos.min())}
-        rows.append([label, f"{results[label]['sqnr_db']:.2f}", f"{cos.min():.4f}"])
+        cos_min = min(cosine(r[None], o[None]) for r, o in zip(ref, out))
+        results[label] = {"sqnr_db": sqnr_db(ref, out), "cosine_min": cos_min}
+        rows.append([label, f"{results[label]['sqnr_db']:.2f}", f"{cos_min:.4f}"])
         print(label, results[label], flush=True)
     print_table(
         f"Core ML W8A8 sensitivity, {source.name} (PyTorch-side, vs float)",

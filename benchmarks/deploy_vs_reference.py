@@ -30,8 +30,8 @@ from torch import nn
 
 from mfdeploy.console import print_table, progress
 from mfdeploy.export import export_artifact
-from mfdeploy.export.common import load_source
 from mfdeploy.harness.inspect import audit
+from mfdeploy.models import load_source
 from mfdeploy.models.deploy import to_deploy
 from mfdeploy.runtimes import open_runtime
 

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import FIXTURE_DIRS, fixture_weights
 from torch import nn
 
 from mfdeploy.console import print_table, progress
 from mfdeploy.models import create_model
 from mfdeploy.models.deploy import to_deploy
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE_DIRS = [ROOT / "tests" / "fixtures", ROOT.parent / "shared" / "reference" / "official"]
 RESULTS = Path(__file__).parent / "results" / "float32_noise.json"
 # Each column is max |a - b| over the logits of two evaluations (named as in `outputs`).
 COLUMNS = {
@@ -45,14 +44,6 @@ COLUMNS = {
     "ref: one by one - batched": ("ref_one_by_one", "ref"),
     "ref: float32 convs only - exact": ("ref_float32_convs", "exact"),
 }
-
-
-def default_weights(variant: str) -> str:
-    for folder in FIXTURE_DIRS:
-        path = folder / f"mobile_former_{variant}.safetensors"
-        if path.is_file():
-            return str(path)
-    return "synthetic"
 
 
 def input_sets() -> list[tuple[str, torch.Tensor]]:
@@ -137,7 +128,7 @@ def main() -> None:
 
     records = []
     for variant in args.variants:
-        weights = args.weights or default_weights(variant)
+        weights = args.weights or fixture_weights(variant)
         evaluations = Evaluations(variant, weights)
         rows = []
         for name, x in progress(input_sets(), f"{variant}: float32 evaluations"):

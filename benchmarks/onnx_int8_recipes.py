@@ -28,8 +28,9 @@ import onnxruntime as ort
 from mfdeploy.console import print_table
 from mfdeploy.export import export_artifact
 from mfdeploy.export import onnx_quant as quant
-from mfdeploy.export.common import calibration_inputs, load_source
+from mfdeploy.export.common import calibration_inputs
 from mfdeploy.metrics import cosine, sqnr_db
+from mfdeploy.models import get_family, load_source
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import Preprocessing, load_image, preprocess
 
@@ -126,9 +127,9 @@ def main() -> None:
             chosen.append(best[0])
             print(f"greedy step {step}: keep {chosen} in float", flush=True)
         score(
-            f"default ({', '.join(quant.DEFAULT_FLOAT_SCOPES['mobile_former'])} float)",
+            f"default ({', '.join(get_family('mobile_former').int8_float['onnx'])} float)",
             "conv",
-            quant.DEFAULT_FLOAT_SCOPES["mobile_former"],
+            get_family("mobile_former").int8_float["onnx"],
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_path = RESULTS / f"onnx_int8_recipes_{args.variant}.json"

@@ -22,10 +22,10 @@ import torch
 
 from mfdeploy.console import print_table
 from mfdeploy.export import export_artifact
-from mfdeploy.export.common import load_source
 from mfdeploy.harness.inspect import audit
 from mfdeploy.harness.timing import time_runtime
 from mfdeploy.metrics import cosine, sqnr_db, top1_agreement
+from mfdeploy.models import load_source
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import load_image, preprocess
 from mfdeploy.runtimes import open_runtime
