@@ -68,3 +68,34 @@ def test_bench_bad_input(capsys):
     assert code == 2 and "Traceback" not in err
     code, _, err = run_cli(["bench", "--backend", "torch", "--precision", "int3"], capsys)
     assert code == 2 and "int3" in err
+
+
+def test_worker_peak_rss_is_its_own_not_its_parents(tmp_path):
+    """A worker spawned from a process holding 1 GB reports its own high-water mark
+    (ru_maxrss would carry the parent's across fork + exec)."""
+    import numpy as np
+
+    from mfdeploy.harness.bench import run_worker
+    from tests.harness_helpers import export_fp32
+
+    artifact = export_fp32("pytorch", tmp_path)
+    ballast = np.ones(1024**3 // 8)  # 1 GiB, every page touched
+    measured = run_worker(artifact, threads=1, runs=2, warmup=0)
+    assert ballast.sum() == len(ballast)
+    assert 0 < measured["peak_rss_mb"] < 800, measured["peak_rss_mb"]
+
+
+def test_time_budget_cuts_runs_of_a_slow_backend_not_below_the_floor():
+    import time
+
+    from mfdeploy.harness.timing import MIN_RUNS, time_runtime
+
+    class Slow:
+        init_ms = 0.0
+
+        def run(self, batch):
+            time.sleep(0.02)
+
+    timed = time_runtime(Slow(), None, runs=50, warmup=10, budget_s=0.1)
+    assert timed["runs"] == MIN_RUNS and timed["warmup"] >= 1
+    assert time_runtime(Slow(), None, runs=3, warmup=0)["runs"] == 3

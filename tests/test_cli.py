@@ -68,3 +68,20 @@ def test_unreadable_image_is_exit_2(tmp_path):
 def test_no_command_prints_help_and_exits_2():
     proc = mfdeploy()
     assert proc.returncode == 2 and "usage" in proc.stdout
+
+
+def test_export_refuses_options_of_another_target(tmp_path):
+    out = tmp_path / "a"
+    proc = mfdeploy("export", "--target", "pytorch", "--variant", "26m", "--layout", "nchw",
+                    "--out", str(out))  # fmt: skip
+    assert proc.returncode == 2 and "--layout" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_variants_of_another_family():
+    proc = mfdeploy("variants", "--model", "efficientnet_lite", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["model"] == "efficientnet_lite"
+    assert [r["variant"] for r in data["variants"]] == ["efficientnet_lite0"]
+    assert data["variants"][0]["params"] > 4_000_000  # EfficientNet-Lite0: 4.65M

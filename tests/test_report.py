@@ -7,7 +7,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from mfdeploy.harness.plots import DPI, FIGSIZE
+from mfdeploy.harness.plots import DPI, WIDTH_IN
 from mfdeploy.photos import labelled_in_cache
 from tests.harness_helpers import run_cli
 
@@ -45,9 +45,15 @@ def test_report_writes_md_json_and_real_plots(tmp_path, monkeypatch, capsys):
             assert row["top1_accuracy"] >= 0.5, row
     md = (out / "report.md").read_text()
     assert "SYNTHETIC" in md and "| pytorch | fp32 |" in md
-    for name in ("latency.png", "parity_vs_latency.png"):
+    assert "## Summary" in md and "ship:" in md
+    summary = report["summary"]
+    assert summary["failed"] == [] and summary["ship"]  # every fp32 row passed
+    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["cpu"]
+    for row in rows:  # converter output went to the row's log, not the console
+        assert row["bench"]["runs"] == 2 and row["log"].startswith(str(out / "logs"))
+    for name in ("latency.png", "parity_vs_latency.png", "size_vs_latency.png"):
         image = Image.open(out / name)
-        assert image.size == (FIGSIZE[0] * DPI, FIGSIZE[1] * DPI)
+        assert image.size[0] == WIDTH_IN * DPI and image.size[1] >= 300
         pixels = np.asarray(image.convert("L"), dtype=np.float64)
         assert pixels.var() > 0  # something was drawn
         assert (pixels < 128).mean() > 0.001  # dark pixels: axes, text, bars or points
@@ -58,3 +64,37 @@ def test_report_unwritable_out(tmp_path, capsys):
     blocker.write_text("x")
     code, _, err = run_cli(["report", "--variant", "26m", "--out", str(blocker / "r")], capsys)
     assert code == 2 and "Traceback" not in err
+
+
+def test_summary_ships_the_fastest_passing_and_lists_failures():
+    from mfdeploy.harness.report import summary
+
+    def row(target, precision, ms, passed=True, comparison=False, executor="cpu"):
+        return {
+            "model": "m",
+            "target": target,
+            "precision": precision,
+            "comparison": comparison,
+            "error": None,
+            "verify": {"passed": passed, "failed": [] if passed else ["sqnr_db 9 < 18"],
+                       "metrics": {"sqnr_db": 30.0}},
+            "bench": {"latency_ms": {"median": ms}, "model_bytes": int(ms * 1e6),
+                      "executor": executor},
+        }  # fmt: skip
+
+    rows = [
+        row("tflite", "fp32", 10.0),
+        row("tflite", "int8", 4.0),
+        row("tflite", "fp16", 3.0, passed=False),  # fastest but fails: not shipped
+        row("onnx", "int8-dynamic", 1.0, comparison=True),  # comparison: never shipped
+        row("onnx", "fp32", 8.0),
+        row("coreml", "fp16", 90.0, executor="mil-executor"),
+        row("coreml", "fp32", 60.0, executor="mil-executor"),  # emulated: by size
+    ]
+    s = summary(rows)
+    ship = s["ship"]["m"]
+    assert ship["Android (LiteRT)"]["precision"] == "int8"
+    assert ship["ONNX Runtime (Android, iOS, web, desktop)"]["precision"] == "fp32"
+    assert ship["iOS / macOS (Core ML)"]["precision"] == "fp32"
+    assert ship["iOS / macOS (Core ML)"]["by"].startswith("size")
+    assert [f["row"] for f in s["failed"]] == ["m tflite fp16"]

@@ -21,6 +21,7 @@ from mfdeploy.commands.common import add_model_arguments, model_from_args
 from mfdeploy.console import info, print_table
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench
+from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
 
 NAME = "bench"
 HELP = "latency / memory / size of artifacts on their runtimes"
@@ -38,8 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
     parser.add_argument("--artifact", help="measure this artifact directory (no export)")
     parser.add_argument("--threads", default="1", help="comma list of thread counts (default 1)")
-    parser.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up runs (default 3)")
+    parser.add_argument(
+        "--runs", type=int, default=DEFAULT_RUNS, help=f"timed runs (default {DEFAULT_RUNS})"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP,
+        help=f"warm-up runs (default {DEFAULT_WARMUP})",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
 
 

@@ -1,12 +1,13 @@
-"""Export every target x precision for a variant, verify and bench each, write a report.
+"""The main job: every installed target x precision of a model (and the yardstick models),
+exported, verified against PyTorch on real photos and benchmarked on its runtime.
 
-Writes report.md, report.json, latency.png and parity_vs_latency.png into --out. Artifacts
-are exported into the bench cache, so a second report does not re-export. EfficientNet-Lite0
-(trained weights) is included when the model registry has it.
+Writes report.md (a summary of what to ship per platform, the tables, what failed and why),
+report.json, latency.png, parity_vs_latency.png and size_vs_latency.png into --out, and
+each step's converter output into --out/logs/ (the console shows one progress display and
+one line per row; --verbose shows everything).
 
-examples:
-  mfdeploy report --variant 294m --out reports/
-  mfdeploy report --variant 26m --targets onnx,tflite --precisions fp32,int8
+  mfdeploy report                          # Mobile-Former 294m, synthetic weights
+  mfdeploy report --variant 26m --precisions fp32,int8 --out reports/26m
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from mfdeploy.commands.common import add_model_arguments, model_from_args
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
-from mfdeploy.harness.report import build_report
+from mfdeploy.harness.report import ReportOptions, build_report
+from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
 
 NAME = "report"
 HELP = "export + verify + bench every target x precision, write report.md/json + plots"
@@ -34,12 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precisions", help="comma list (default: every precision)")
     parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
     parser.add_argument("--threads", type=int, default=1, help="bench threads (default 1)")
-    parser.add_argument("--runs", type=int, default=10, help="timed runs (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up runs (default 2)")
+    parser.add_argument(
+        "--runs", type=int, default=DEFAULT_RUNS, help=f"timed runs (default {DEFAULT_RUNS})"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP,
+        help=f"warm-up runs (default {DEFAULT_WARMUP})",
+    )
     parser.add_argument(
         "--no-yardstick",
         action="store_true",
         help="leave out the yardstick models reported beside every model (trained weights)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show converter output instead of logging it"
     )
 
 
@@ -48,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise MfdeployError("--threads and --runs must be >= 1, --warmup >= 0")
     out = Path(args.out)
     entry, variant = model_from_args(args)
-    report = build_report(
-        entry.model_name(variant),
-        out,
+    opts = ReportOptions(
         targets=_list(args.targets),
         precisions=_list(args.precisions),
         weights=args.weights,
@@ -59,10 +69,13 @@ def run(args: argparse.Namespace) -> int:
         runs=args.runs,
         warmup=args.warmup,
         include_yardsticks=not args.no_yardstick,
+        verbose=args.verbose,
     )
-    bad = [r for r in report["rows"] if r["error"] or not r["verify"]["passed"]]
+    report = build_report(entry.model_name(variant), out, opts)
+    rows = report["rows"]
+    bad = [r for r in rows if (r["error"] or not r["verify"]["passed"]) and not r["comparison"]]
     info(
-        f"wrote {out / 'report.md'}, report.json and 2 plots ({len(report['rows'])} rows, "
-        f"{len(bad)} failed)"
+        f"wrote {out / 'report.md'}, report.json and 3 plots in {report['seconds']:.0f} s "
+        f"({len(rows)} rows, {len(bad)} recommended-precision rows failed)"
     )
     return 0

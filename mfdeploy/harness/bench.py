@@ -151,8 +151,11 @@ def cached_artifact(
     return out, False
 
 
-def run_worker(artifact: Path, threads: int, runs: int, warmup: int) -> dict:
+def run_worker(
+    artifact: Path, threads: int, runs: int, warmup: int, budget_s: float | None = None
+) -> dict:
     """One measurement in a fresh interpreter; its JSON line back."""
+    budget = ["--budget", str(budget_s)] if budget_s else []
     cmd = [
         sys.executable,
         "-m",
@@ -164,6 +167,7 @@ def run_worker(artifact: Path, threads: int, runs: int, warmup: int) -> dict:
         str(runs),
         "--warmup",
         str(warmup),
+        *budget,
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)

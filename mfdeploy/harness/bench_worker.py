@@ -32,7 +32,9 @@ def peak_rss_mb() -> float:
     return rss / (1024.0 * 1024.0) if platform.system() == "Darwin" else rss / 1024.0
 
 
-def measure(artifact: str, threads: int, runs: int, warmup: int) -> dict:
+def measure(
+    artifact: str, threads: int, runs: int, warmup: int, budget_s: float | None = None
+) -> dict:
     from mfdeploy.artifact import path_size
     from mfdeploy.harness.batching import static_batch
     from mfdeploy.harness.timing import time_runtime
@@ -43,7 +45,7 @@ def measure(artifact: str, threads: int, runs: int, warmup: int) -> dict:
     res = int(manifest.preprocessing.get("resolution", 224))
     batch = static_batch(manifest) or 1
     x = np.random.default_rng(0).standard_normal((batch, 3, res, res)).astype(np.float32)
-    timing = time_runtime(runtime, x, runs=runs, warmup=warmup)
+    timing = time_runtime(runtime, x, runs=runs, warmup=warmup, budget_s=budget_s)
     info = runtime.info()
     return {
         "init_ms": float(info.init_ms),
@@ -56,6 +58,8 @@ def measure(artifact: str, threads: int, runs: int, warmup: int) -> dict:
         "runtime_version": info.version,
         "threads": info.threads,
         "batch": batch,
+        "runs": timing["runs"],
+        "warmup": timing["warmup"],
     }
 
 
@@ -63,13 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mfdeploy.harness.bench_worker")
     parser.add_argument("artifact")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--budget", type=float, help="seconds of timed runs at most")
     args = parser.parse_args(argv)
     from mfdeploy.errors import MfdeployError
 
     try:
-        print(json.dumps(measure(args.artifact, args.threads, args.runs, args.warmup)))
+        measured = measure(args.artifact, args.threads, args.runs, args.warmup, args.budget)
+        print(json.dumps(measured))
     except MfdeployError as exc:
         print(f"mfdeploy: error: {exc}", file=sys.stderr)
         return 2

@@ -2,23 +2,57 @@
 
 Failures of one cell (an exporter that is not installed, an int8 path that breaks) are
 recorded in that row and the report goes on: the report is where they should be seen.
+Each step's converter output goes to `<out>/logs/<row>.log`; the console shows one
+progress display and one line per finished row.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
 from mfdeploy import __version__
-from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
-from mfdeploy.harness import bench
+from mfdeploy.harness import bench, steplog
+from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
 from mfdeploy.harness.verify import verify_artifact
 
+#: a slow backend (the Core ML MIL executor's numpy emulation) times fewer runs
+ROW_BUDGET_S = 15.0
+EMULATED_EXECUTORS = ("mil-executor",)
 
-def yardsticks() -> list[tuple[str, str]]:
+
+@dataclass
+class ReportOptions:
+    targets: list[str] | None = None
+    precisions: list[str] | None = None
+    weights: str | None = None
+    form: str = "deploy"
+    threads: int = 1
+    runs: int = DEFAULT_RUNS
+    warmup: int = DEFAULT_WARMUP
+    budget_s: float | None = ROW_BUDGET_S
+    include_yardsticks: bool = True
+    verbose: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def yardsticks(console: Console) -> list[tuple[str, str]]:
     """(model, weights) of the registry's yardstick models whose trained weights load here."""
     from mfdeploy.models import families
 
@@ -29,13 +63,15 @@ def yardsticks() -> list[tuple[str, str]]:
         try:
             entry.build(entry.default_variant, entry.default_weights, None)
         except (MfdeployError, ImportError, OSError):
-            info(f"{entry.title}: trained weights not installed, left out of the report")
+            console.print(f"{entry.title}: trained weights not installed, left out")
             continue
         found.append((entry.model_name(entry.default_variant), entry.default_weights))
     return found
 
 
-def plan_cells(targets: list[str] | None, precisions: list[str] | None) -> list[tuple[str, str]]:
+def plan_cells(
+    targets: list[str] | None, precisions: list[str] | None, console: Console | None = None
+) -> list[tuple[str, str]]:
     """(target, precision) for every registered target whose runtime adapter imports."""
     from mfdeploy.export import TARGETS
 
@@ -44,7 +80,8 @@ def plan_cells(targets: list[str] | None, precisions: list[str] | None) -> list[
         if targets and target not in targets:
             continue
         if not bench.backend_installed(bench.backend_of(target)):
-            info(f"skipping target {target}: its runtime adapter is not installed")
+            if console is not None:
+                console.print(f"skipping target {target}: its runtime adapter is not installed")
             continue
         for precision in bench.target_precisions(target):
             if not precisions or precision in precisions:
@@ -52,45 +89,57 @@ def plan_cells(targets: list[str] | None, precisions: list[str] | None) -> list[
     return cells
 
 
+def comparison_precisions(target: str) -> tuple[str, ...]:
+    """Precisions a target offers for comparison only (not recommended to ship)."""
+    from mfdeploy.export import target_module
+
+    return tuple(getattr(target_module(target), "COMPARISON_PRECISIONS", ()))
+
+
+def _slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
+
+
 def _cell(
-    model: str,
-    weights: str | None,
-    target: str,
-    precision: str,
-    *,
-    form: str,
-    threads: int,
-    runs: int,
-    warmup: int,
-    whash: str,
-) -> dict:
+    model: str, weights: str | None, target: str, precision: str, opts: ReportOptions,
+    whash: str, log: Path, status,
+) -> dict:  # fmt: skip
     row: dict = {
         "model": model,
         "target": target,
         "precision": precision,
         "backend": bench.backend_of(target),
+        "comparison": precision in comparison_precisions(target),
+        "log": str(log),
         "error": None,
     }
     try:
-        artifact, _ = bench.cached_artifact(
-            model, target, precision, weights=weights, form=form, whash=whash
+        with steplog.captured(log, enabled=not opts.verbose):
+            status("export")
+            artifact, _ = bench.cached_artifact(
+                model, target, precision, weights=weights, form=opts.form, whash=whash
+            )
+            row["artifact"] = str(artifact)
+            status("verify")
+            result = verify_artifact(
+                artifact, weights=weights if weights and Path(weights).is_file() else None
+            )
+            row["verify"] = result.to_json()
+            row["verify"]["failed"] = result.failed
+            row["top1_accuracy"] = _accuracy(artifact, synthetic=result.synthetic_weights)
+            status("bench")
+            measured = bench.run_worker(
+                artifact, opts.threads, opts.runs, opts.warmup, opts.budget_s
+            )
+        keys = ("init_ms", "first_ms", "latency_ms", "peak_rss_mb", "model_bytes", "executor")
+        row["bench"] = {k: measured[k] for k in keys}
+        row["bench"].update(
+            threads=opts.threads,
+            runs=measured.get("runs", opts.runs),
+            warmup=measured.get("warmup", opts.warmup),
         )
-        row["artifact"] = str(artifact)
-        result = verify_artifact(
-            artifact, weights=weights if weights and Path(weights).is_file() else None
-        )
-        row["verify"] = result.to_json()
-        row["verify"]["failed"] = result.failed
-        row["top1_accuracy"] = _accuracy(artifact, synthetic=result.synthetic_weights)
-        measured = bench.run_worker(artifact, threads, runs, warmup)
-        row["bench"] = {
-            k: measured[k]
-            for k in ("init_ms", "first_ms", "latency_ms", "peak_rss_mb", "model_bytes", "executor")
-        }
-        row["bench"]["threads"] = threads
     except MfdeployError as exc:
         row["error"] = str(exc)
-        info(f"{model} {target} {precision}: {exc}")
     return row
 
 
@@ -112,47 +161,86 @@ def _accuracy(artifact: Path, *, synthetic: bool) -> float | None:
     return accuracy(runtime.run, pairs, prep).top1
 
 
-def build_report(
-    variant: str,
-    out: Path,
-    *,
-    targets: list[str] | None = None,
-    precisions: list[str] | None = None,
-    weights: str | None = None,
-    form: str = "deploy",
-    threads: int = 1,
-    runs: int = 10,
-    warmup: int = 2,
-    include_yardsticks: bool = True,
-) -> dict:
-    from mfdeploy.console import progress
+def machine() -> dict:
+    """What the figures were measured on."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "platform": platform.platform(),
+        "cpu": model,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
 
+
+def _row_line(row: dict, seconds: float) -> str:
+    """One console line per finished row."""
+    name = f"{row['model']} {row['target']} {row['precision']}"
+    if row["error"]:
+        return f"[red]ERROR[/red] {name}: {row['error']} (log: {row['log']})"
+    v, b = row["verify"], row["bench"]
+    verdict = "[green]pass[/green]" if v["passed"] else "[red]FAIL[/red]"
+    sqnr = v["metrics"]["sqnr_db"]
+    return (
+        f"{verdict} {name}: {sqnr:.1f} dB, {b['latency_ms']['median']:.2f} ms, "
+        f"{b['model_bytes'] / 1e6:.1f} MB ({seconds:.0f} s)"
+    )
+
+
+def build_report(variant: str, out: Path, opts: ReportOptions | None = None) -> dict:
+    """Run the job for `variant` (and the yardsticks) and write report.md / .json / plots."""
+    from mfdeploy.models import resolve_model
+
+    opts = opts or ReportOptions()
+    steplog.quiet_third_parties()
+    console = steplog.job_console()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MfdeployError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    cells = plan_cells(targets, precisions)
+    cells = plan_cells(opts.targets, opts.precisions, console)
     if not cells:
         raise MfdeployError("no target / precision to report on (check --targets / --precisions)")
-    from mfdeploy.models import resolve_model
-
     entry, name = resolve_model(variant)
-    models = [(variant, weights)]
-    notes: list[str] = []
-    if include_yardsticks:
-        models += [m for m in yardsticks() if resolve_model(m[0])[1] != name]
+    models = [(entry.model_name(name), opts.weights)]
+    if opts.include_yardsticks:
+        models += [m for m in yardsticks(console) if resolve_model(m[0])[1] != name]
     jobs = [(m, w, t, p) for m, w in models for t, p in cells]
-    rows = []
+    rows: list[dict] = []
     started = time.time()
     whashes = {m: bench.weights_hash(m, w) for m, w in models}
-    for m, w, t, p in progress(jobs, "export + verify + bench"):
-        info(f"{m}: {t} {p}")
-        rows.append(
-            _cell(
-                m, w, t, p, form=form, threads=threads, runs=runs, warmup=warmup, whash=whashes[m]
-            )
-        )
-    synthetic = (weights or entry.default_weights) == "synthetic"
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=len(jobs))
+        for model, weights, target, precision in jobs:
+            label = f"{model} {target} {precision}"
+
+            def status(step: str, label: str = label) -> None:
+                progress.update(task, description=f"{label}: {step}")
+
+            row_start = time.time()
+            log = out / "logs" / f"{_slug(model, target, precision)}.log"
+            log.unlink(missing_ok=True)
+            row = _cell(model, weights, target, precision, opts, whashes[model], log, status)
+            rows.append(row)
+            progress.console.print(_row_line(row, time.time() - row_start), highlight=False)
+            if row["error"] and not opts.verbose:
+                progress.console.print(steplog.tail(log), markup=False, highlight=False)
+            progress.advance(task)
+    synthetic = (opts.weights or entry.default_weights) == "synthetic"
+    notes = list(opts.notes)
     if synthetic:
         notes.insert(
             0,
@@ -161,79 +249,168 @@ def build_report(
         )
     report = {
         "mfdeploy": __version__,
-        "variant": variant,
-        "weights": weights or "synthetic",
+        "variant": entry.model_name(name),
+        "weights": opts.weights or entry.default_weights,
         "synthetic_weights": synthetic,
-        "form": form,
-        "threads": threads,
-        "runs": runs,
-        "warmup": warmup,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-        },
+        "form": opts.form,
+        "threads": opts.threads,
+        "runs": opts.runs,
+        "warmup": opts.warmup,
+        "machine": machine(),
         "seconds": round(time.time() - started, 1),
         "notes": notes,
+        "summary": summary(rows),
         "rows": rows,
-        "plots": {"latency": "latency.png", "parity_vs_latency": "parity_vs_latency.png"},
+        "plots": {
+            "latency": "latency.png",
+            "parity_vs_latency": "parity_vs_latency.png",
+            "size_vs_latency": "size_vs_latency.png",
+        },
     }
-    from mfdeploy.harness.plots import latency_bars, parity_scatter  # the [report] extra
+    from mfdeploy.harness import plots  # the [report] extra
 
-    latency_bars(rows, out / "latency.png")
-    parity_scatter(rows, out / "parity_vs_latency.png")
+    plots.latency_bars(rows, out / "latency.png")
+    plots.parity_scatter(rows, out / "parity_vs_latency.png")
+    plots.size_scatter(rows, out / "size_vs_latency.png")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
     return report
+
+
+# ---------------------------------------------------------------------------- summary
+PLATFORMS = (  # (platform, target), in the order a reader looks for them
+    ("Android (LiteRT)", "tflite"),
+    ("iOS / macOS (Core ML)", "coreml"),
+    ("ONNX Runtime (Android, iOS, web, desktop)", "onnx"),
+)
+
+
+def _passed(row: dict) -> bool:
+    return not row["error"] and row["verify"]["passed"]
+
+
+def summary(rows: list[dict]) -> dict:
+    """Per model and platform: the artifact to ship (the fastest that passes; on an emulated
+    runtime the smallest, its latency says nothing of a device), and what failed."""
+    picks: dict[str, dict[str, dict]] = {}
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for platform_name, target in PLATFORMS:
+            ok = [
+                r for r in rows
+                if r["model"] == model and r["target"] == target and _passed(r)
+                and not r["comparison"]
+            ]  # fmt: skip
+            if not ok:
+                continue
+            emulated = ok[0]["bench"]["executor"] in EMULATED_EXECUTORS
+            key = "model_bytes" if emulated else "median"
+
+            def measure(r: dict, key: str = key) -> float:
+                b = r["bench"]
+                return b["model_bytes"] if key == "model_bytes" else b["latency_ms"]["median"]
+
+            best = min(ok, key=measure)
+            picks.setdefault(model, {})[platform_name] = {
+                "precision": best["precision"],
+                "by": "size (emulated runtime)" if emulated else "latency",
+                "median_ms": best["bench"]["latency_ms"]["median"],
+                "mb": round(best["bench"]["model_bytes"] / 1e6, 2),
+                "sqnr_db": best["verify"]["metrics"]["sqnr_db"],
+            }
+    failed = [
+        {
+            "row": f"{r['model']} {r['target']} {r['precision']}",
+            "comparison": r["comparison"],
+            "why": r["error"] or "; ".join(r["verify"]["failed"]),
+        }
+        for r in rows
+        if not _passed(r)
+    ]
+    return {"ship": picks, "failed": failed}
+
+
+def _summary_lines(report: dict) -> list[str]:
+    s = report["summary"]
+    lines = ["## Summary", ""]
+    for model, per_platform in s["ship"].items():
+        parts = []
+        for platform_name, p in per_platform.items():
+            by = "smallest passing" if p["by"].startswith("size") else "fastest passing"
+            parts.append(
+                f"{platform_name}: **{p['precision']}** ({by}; {p['median_ms']:.2f} ms, "
+                f"{p['mb']:.1f} MB, {p['sqnr_db']:.1f} dB vs PyTorch)"
+            )
+        lines.append(f"- **{model}**, ship: " + "; ".join(parts) + ".")
+    shipped = [f for f in s["failed"] if not f["comparison"]]
+    compared = [f for f in s["failed"] if f["comparison"]]
+    if not shipped:
+        lines.append("- Every recommended precision passed its parity bounds.")
+    for f in shipped:
+        lines.append(f"- FAILED {f['row']}: {f['why']}")
+    for f in compared:
+        lines.append(f"- Comparison precision {f['row']} fails its bounds: {f['why']}")
+    lines.append(
+        "- Latency is this machine's CPU; Core ML on Linux runs the MIL executor (numpy "
+        "emulation), not a device."
+    )
+    return [*lines, ""]
 
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+TABLE_HEADER = [
+    "| model | target | precision | runtime / executor | max abs | cosine | SQNR dB | "
+    "top-1 agr | verify | top-1 acc | init ms | median ms | p90 ms | runs | peak RSS MB | "
+    "size MB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def _table_row(r: dict) -> str:
+    v, b = r.get("verify"), r.get("bench")
+    m = v["metrics"] if v else {}
+    verdict = "ERROR" if r["error"] else ("pass" if v["passed"] else "FAIL")
+    return (
+        f"| {r['model']} | {r['target']} | {r['precision']} | "
+        f"{v['runtime'] + ' / ' + v['executor'] if v else '-'} | "
+        f"{_fmt(m.get('max_abs'), '.2e')} | {_fmt(m.get('cosine'), '.6f')} | "
+        f"{_fmt(m.get('sqnr_db'), '.1f')} | {_fmt(m.get('top1_agreement'), '.2f')} | "
+        f"{verdict} | {_fmt(r.get('top1_accuracy'), '.3f')} | "
+        f"{_fmt(b and b['init_ms'], '.1f')} | "
+        f"{_fmt(b and b['latency_ms']['median'], '.2f')} | "
+        f"{_fmt(b and b['latency_ms']['p90'], '.2f')} | "
+        f"{b['runs'] if b else '-'} | "
+        f"{_fmt(b and b['peak_rss_mb'], '.0f')} | "
+        f"{_fmt(b and b['model_bytes'] / 1e6, '.2f')} |"
+    )
+
+
 def render_markdown(report: dict) -> str:
+    m = report["machine"]
     lines = [
         f"# mfdeploy report: {report['variant']}",
         "",
         f"mfdeploy {report['mfdeploy']}, {report['form']} form, weights: {report['weights']}, "
-        f"{report['threads']} thread(s), {report['runs']} timed runs after "
-        f"{report['warmup']} warm-up, batch 1. Machine: {report['machine']['platform']}.",
+        f"batch 1, {report['threads']} thread(s), up to {report['runs']} timed runs after "
+        f"{report['warmup']} warm-up (emulated backends: as many as fit {ROW_BUDGET_S:.0f} s). "
+        f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}.",
         "",
     ]
     lines += [f"> {note}" for note in report["notes"]]
-    lines += [
-        "",
-        "| model | target | precision | runtime / executor | max abs | cosine | SQNR dB | "
-        "top-1 agr | verify | top-1 acc | init ms | median ms | p90 ms | peak RSS MB | size MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in report["rows"]:
-        v, b = r.get("verify"), r.get("bench")
-        m = v["metrics"] if v else {}
-        verdict = "-" if not v else ("pass" if v["passed"] else "FAIL")
-        lines.append(
-            f"| {r['model']} | {r['target']} | {r['precision']} | "
-            f"{v['runtime'] + ' / ' + v['executor'] if v else '-'} | "
-            f"{_fmt(m.get('max_abs'), '.2e')} | {_fmt(m.get('cosine'), '.6f')} | "
-            f"{_fmt(m.get('sqnr_db'), '.1f')} | {_fmt(m.get('top1_agreement'), '.2f')} | "
-            f"{verdict} | {_fmt(r.get('top1_accuracy'), '.3f')} | "
-            f"{_fmt(b and b['init_ms'], '.1f')} | "
-            f"{_fmt(b and b['latency_ms']['median'], '.2f')} | "
-            f"{_fmt(b and b['latency_ms']['p90'], '.2f')} | "
-            f"{_fmt(b and b['peak_rss_mb'], '.0f')} | "
-            f"{_fmt(b and b['model_bytes'] / 1e6, '.2f')} |"
-        )
-    errors = [r for r in report["rows"] if r["error"]]
-    if errors:
-        lines += ["", "## Errors", ""]
-        lines += [f"- {r['model']} {r['target']} {r['precision']}: {r['error']}" for r in errors]
-    fails = [r for r in report["rows"] if r.get("verify") and not r["verify"]["passed"]]
+    lines += ["", *_summary_lines(report), "## Recommended precisions", "", *TABLE_HEADER]
+    lines += [_table_row(r) for r in report["rows"] if not r["comparison"]]
+    compared = [r for r in report["rows"] if r["comparison"]]
+    if compared:
+        lines += ["", "## Comparison precisions (not recommended to ship)", "", *TABLE_HEADER]
+        lines += [_table_row(r) for r in compared]
+    fails = [r for r in report["rows"] if r["error"] or not r["verify"]["passed"]]
     if fails:
-        lines += ["", "## Failed thresholds", ""]
-        lines += [
-            f"- {r['model']} {r['target']} {r['precision']}: {'; '.join(r['verify']['failed'])}"
-            for r in fails
-        ]
+        lines += ["", "## What failed", ""]
+        for r in fails:
+            why = r["error"] or "; ".join(r["verify"]["failed"])
+            lines.append(f"- {r['model']} {r['target']} {r['precision']}: {why} (`{r['log']}`)")
     lines += [
         "",
         "## Plots",
@@ -242,7 +419,10 @@ def render_markdown(report: dict) -> str:
         "",
         "![parity vs latency](parity_vs_latency.png)",
         "",
-        f"Generated in {report['seconds']} s by `mfdeploy report --variant {report['variant']}`.",
+        "![size vs latency](size_vs_latency.png)",
+        "",
+        f"Generated in {report['seconds']} s by `mfdeploy report --variant {report['variant']}`; "
+        "each step's converter output is in `logs/`.",
         "",
     ]
     return "\n".join(lines)

@@ -12,10 +12,27 @@ if TYPE_CHECKING:
     from mfdeploy.runtimes.base import Runtime
 
 
-def time_runtime(runtime: Runtime, batch: np.ndarray, runs: int = 50, warmup: int = 10) -> dict:
+DEFAULT_RUNS = 50
+DEFAULT_WARMUP = 10
+MIN_RUNS = 10  # a time budget never cuts below this
+
+
+def time_runtime(
+    runtime: Runtime,
+    batch: np.ndarray,
+    runs: int = DEFAULT_RUNS,
+    warmup: int = DEFAULT_WARMUP,
+    budget_s: float | None = None,
+) -> dict:
+    """Time `runs` runs after `warmup`; with `budget_s`, a slow backend (an emulator) does
+    fewer, as many as fit the budget at its first run's pace but at least MIN_RUNS."""
     start = time.perf_counter()
     runtime.run(batch)
     first_ms = (time.perf_counter() - start) * 1000.0
+    if budget_s is not None and first_ms > 0:
+        fit = int(budget_s * 1000.0 / first_ms)
+        runs = max(min(runs, fit), min(runs, MIN_RUNS))
+        warmup = min(warmup, max(1, fit // 10))
     for _ in range(warmup):
         runtime.run(batch)
     samples = []
