@@ -167,6 +167,7 @@ async function classify(blob, source) {
       threads,
       crossOriginIsolated: isolated,
       resampled: image.resampled,
+      imageSize: [image.width, image.height],
       ioNote: model.ioNote,
       input: { sha256, sum: tensorSum(x), length: x.length },
       logits: Array.from(logits),
@@ -234,7 +235,8 @@ function render(result, bundle) {
   $('io').textContent = `I/O: ${result.ioNote}`;
   const d = result.downloads;
   $('downloads').textContent = `downloaded ${mb(d.total)} (runtime ${mb(d.runtime)}, model bundle ${mb(d.bundle)}, page ${(d.page / 1e3).toFixed(0)} kB)`;
-  $('status').textContent = result.source === 'sample' ? 'bundled sample photo' : `your photo: ${result.source}`;
+  const size = `${result.imageSize.join('×')}, centre crop ${bundle.spec.resolution}×${bundle.spec.resolution} (dashed)`;
+  $('status').textContent = `${result.source === 'sample' ? 'bundled sample photo' : `your photo: ${result.source}`} · ${size}`;
   $('status').className = 'status';
 }
 

@@ -2,11 +2,14 @@
 // Drive the demo page in headless Chromium (playwright-core with the system browser: nothing is
 // downloaded) and print what it computed, as JSON, on stdout.
 //
-//   node test/drive.mjs JOBS.json      JOBS: [{"url": ..., "screenshot": "out.png"?}, ...]
+//   node test/drive.mjs JOBS.json
+//   JOBS: [{"url": ..., "screenshot": "out.png"?, "upload": "photo.jpg"?}, ...]
 //
 // Each job opens the URL in a fresh page, waits for <html data-state="done|error"> and records
 // window.mfdeploy.last (the page's result), the page's console errors and, if asked, a
-// screenshot. CHROMIUM overrides the browser path (default /usr/bin/chromium).
+// screenshot; with "upload", it then picks that photo in the file input and records the
+// page's second result as "upload". CHROMIUM overrides the browser path (default
+// /usr/bin/chromium); CHROMIUM_ARGS adds flags (space-separated), e.g. WebGPU on SwiftShader.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,8 +26,8 @@ const profile = mkdtempSync(join(tmpdir(), 'mfdeploy-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  args: FLAGS,
-  viewport: { width: 1180, height: 860 },
+  args: [...FLAGS, ...(process.env.CHROMIUM_ARGS ?? '').split(' ').filter(Boolean)],
+  viewport: { width: 1180, height: 740 },
 });
 const results = [];
 try {
@@ -39,7 +42,7 @@ try {
       null,
       { timeout: job.timeoutMs ?? 180000 },
     );
-    const result = await page.evaluate(() => ({
+    const read = () => page.evaluate(() => ({
       state: document.documentElement.dataset.state,
       last: window.mfdeploy.last,
       text: {
@@ -50,7 +53,19 @@ try {
         isolation: document.getElementById('isolation').textContent,
       },
     }));
+    const result = await read();
     if (job.screenshot) await page.screenshot({ path: job.screenshot, fullPage: true });
+    if (job.upload) {
+      // then pick a photo through the file input, as a user would
+      await page.evaluate(() => { document.documentElement.dataset.state = 'picking'; });
+      await page.setInputFiles('#file', job.upload);
+      await page.waitForFunction(
+        () => ['done', 'error'].includes(document.documentElement.dataset.state),
+        null,
+        { timeout: job.timeoutMs ?? 180000 },
+      );
+      result.upload = await read();
+    }
     results.push({ url: job.url, ...result, errors });
     await page.close();
   }
