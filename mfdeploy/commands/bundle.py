@@ -8,7 +8,8 @@ top-5 classes and scores the artifact's Python runtime computes on that photo (L
 .tflite, ONNX Runtime for .onnx, the Core ML adapter for .mlpackage), which the app checks.
 
 Where the files go is read from the app's contract file (BundleContract.kt /
-BundleContract.swift / bundle_contract.json). The bundle is staged and moved into place only when complete.
+BundleContract.swift / bundle_contract.json). The bundle is staged and moved into place
+only when complete.
 Refused with exit code 2, leaving the app's previous bundle untouched: an artifact whose
 model does not match its manifest's sha256, a target the app cannot run (Core ML into
 Android, ONNX / PyTorch into either phone app, Core ML into the web page), int8 tensors into
