@@ -14,7 +14,7 @@ int8 bound of the Python runtime's, and it shows "golden: pass"; a tampered gold
 "golden: fail". Screenshots go to this module's output folder (printed).
 
 Without node, web_demo/node_modules or Chromium these tests skip and say why; with CI set
-they fail instead (`make setup` installs all three).
+they fail instead (`make setup` installs all three). The Node arithmetic test needs node only.
 """
 
 from __future__ import annotations
@@ -44,24 +44,34 @@ WEB = ROOT / "web_demo"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 
 
-def _missing() -> str | None:
-    """Why the browser side cannot run here, or None."""
+def _missing(browser: bool) -> str | None:
+    """Why Node (and, for `browser`, the npm packages and Chromium) cannot run here, or None."""
     if not shutil.which("node"):
         return "node is not installed"
-    if not (WEB / "node_modules" / "playwright-core").is_dir():
+    if browser and not (WEB / "node_modules" / "playwright-core").is_dir():
         return "web_demo/node_modules is missing (make setup runs npm ci there)"
-    if not CHROMIUM.is_file():
+    if browser and not CHROMIUM.is_file():
         return f"{CHROMIUM} is missing (make setup: apt-get install -y chromium chromium-driver)"
     return None
 
 
-@pytest.fixture(scope="module")
-def tools() -> None:
-    reason = _missing()
+def _require(browser: bool) -> None:
+    """Skip with the reason; in CI (CI set) fail instead: there the test must run."""
+    reason = _missing(browser)
     if reason and os.environ.get("CI"):
         pytest.fail(f"web demo test cannot run in CI: {reason}")
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def tools() -> None:
+    _require(browser=True)
+
+
+@pytest.fixture
+def node_only() -> None:
+    _require(browser=False)
 
 
 def node(script: str, *args: str) -> str:
@@ -80,7 +90,7 @@ def node(script: str, *args: str) -> str:
 EFFNET_PREP = Preprocessing(mean=(127.0,) * 3, std=(128.0,) * 3, pixel_scale=1.0)
 
 
-def test_js_arithmetic_matches_numpy_bit_for_bit(tools, tmp_path):
+def test_js_arithmetic_matches_numpy_bit_for_bit(node_only, tmp_path):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (13, 10, 3), dtype=np.uint8)
     rgba = np.concatenate([pixels, np.full((13, 10, 1), 255, np.uint8)], axis=2)
