@@ -21,8 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mfdeploy.apps.bundle import bundle
 from mfdeploy.artifact import Manifest
-from mfdeploy.bundle import bundle
 from mfdeploy.harness import bench
 
 WEB = Path(__file__).resolve().parent.parent / "web_demo"

@@ -30,10 +30,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mfdeploy.apps.bundle import read_contract
+from mfdeploy.apps.golden import logit_tolerance, model_input, tensor_sha256
 from mfdeploy.artifact import Manifest, TensorSpec, path_sha256
-from mfdeploy.bundle import read_contract
 from mfdeploy.cli import main
-from mfdeploy.golden import logit_tolerance, model_input, tensor_sha256
 from mfdeploy.labels import labels_text
 from mfdeploy.preprocessing import Preprocessing, center_crop, normalize, resize_short_side
 from mfdeploy.runtimes import open_runtime
