@@ -18,10 +18,10 @@ pytest.importorskip("coremltools")
 from mfdeploy.artifact import Manifest  # noqa: E402
 from mfdeploy.cli import main  # noqa: E402
 from mfdeploy.export import export_artifact  # noqa: E402
-from mfdeploy.export.common import load_source  # noqa: E402
 from mfdeploy.export.coreml_mil import tensor_rank  # noqa: E402
 from mfdeploy.harness.inspect import audit  # noqa: E402
 from mfdeploy.metrics import sqnr_db  # noqa: E402
+from mfdeploy.models import load_source  # noqa: E402
 from mfdeploy.photos import resolve_images  # noqa: E402
 from mfdeploy.preprocessing import preprocess_batch  # noqa: E402
 from mfdeploy.runtimes import open_runtime  # noqa: E402

@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.common import export_module, load_source
-from mfdeploy.models import create_model, variant_names
+from mfdeploy.models import create_model, export_module, load_source, variant_names
 from mfdeploy.models.deploy import LAYOUT_CHOICES, DeployLayout, to_deploy
 from tests.conftest import max_abs, official_file
 

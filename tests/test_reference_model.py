@@ -85,7 +85,7 @@ def test_synthetic_weights_are_deterministic_and_non_trivial():
 
 def test_synthetic_weights_do_not_depend_on_the_thread_count():
     """Their sha256 is the artifact's identity: export and verify may run at other counts."""
-    from mfdeploy.export.common import state_dict_sha256
+    from mfdeploy.models.source import state_dict_sha256
 
     threads = torch.get_num_threads()
     try:
