@@ -33,7 +33,7 @@ from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
 from mfdeploy.harness.verify import verify_artifact
 
 #: a slow backend (the Core ML MIL executor's numpy emulation) times fewer runs
-ROW_BUDGET_S = 15.0
+ROW_BUDGET_S = 8.0
 EMULATED_EXECUTORS = ("mil-executor",)
 
 
