@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mfdeploy.commands.common import add_model_arguments, model_from_args
+from mfdeploy.commands.common import MAX_THREADS, add_model_arguments, int_in, model_from_args
 from mfdeploy.console import info
-from mfdeploy.errors import MfdeployError
 from mfdeploy.harness.report import build_report
 
 NAME = "report"
@@ -33,9 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", help="comma list (default: every installed target)")
     parser.add_argument("--precisions", help="comma list (default: every precision)")
     parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
-    parser.add_argument("--threads", type=int, default=1, help="bench threads (default 1)")
-    parser.add_argument("--runs", type=int, default=10, help="timed runs (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up runs (default 2)")
+    parser.add_argument(
+        "--threads", type=int_in(1, MAX_THREADS), default=1, help="bench threads (default 1)"
+    )
+    parser.add_argument(
+        "--runs", type=int_in(1, 100_000), default=10, help="timed runs (default 10)"
+    )
+    parser.add_argument(
+        "--warmup", type=int_in(0, 100_000), default=2, help="warm-up runs (default 2)"
+    )
     parser.add_argument(
         "--no-yardstick",
         action="store_true",
@@ -44,8 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads < 1 or args.runs < 1 or args.warmup < 0:
-        raise MfdeployError("--threads and --runs must be >= 1, --warmup >= 0")
     out = Path(args.out)
     entry, variant = model_from_args(args)
     report = build_report(
