@@ -315,12 +315,16 @@ def seal(directory: str | Path, manifest: Manifest) -> Manifest:
     return manifest
 
 
-def verify_artifact_hash(directory: str | Path, manifest: Manifest) -> None:
+def verify_artifact_hash(
+    directory: str | Path, manifest: Manifest, beside: tuple[str, ...] = ()
+) -> None:
     """Refuse an artifact that is not exactly what its manifest seals.
 
     The manifest's own content hash, then every listed file (present, a regular file or
-    a directory without symlinks, same sha256) and no unlisted file. A missing seal is
-    refused like a wrong one: an unsealed artifact cannot be trusted to be what it says.
+    a directory without symlinks, same sha256) and no unlisted file (a runtime could pick
+    one up, e.g. ONNX external data), except the names in `beside` (an app bundle's golden
+    and sample photo, which no runtime reads). A missing seal is refused like a wrong one:
+    an unsealed artifact cannot be trusted to be what it says.
     """
     directory = Path(directory)
     if not manifest.manifest_sha256 or not manifest.files:
@@ -341,7 +345,7 @@ def verify_artifact_hash(directory: str | Path, manifest: Manifest) -> None:
     missing = sorted(set(manifest.files) - present)
     if missing:
         raise ManifestError(f"{directory}: incomplete artifact, {missing[0]} is missing")
-    unlisted = sorted(present - set(manifest.files))
+    unlisted = sorted(present - set(manifest.files) - set(beside))
     if unlisted:
         raise ManifestError(f"{directory}: {unlisted[0]} is not one of the artifact's sealed files")
     for name, expected in sorted(manifest.files.items()):
@@ -358,10 +362,10 @@ def verify_artifact_hash(directory: str | Path, manifest: Manifest) -> None:
             )
 
 
-def open_artifact(directory: str | Path) -> Manifest:
+def open_artifact(directory: str | Path, beside: tuple[str, ...] = ()) -> Manifest:
     """The manifest of a sealed artifact, after checking every hash (`verify_artifact_hash`)."""
     manifest = Manifest.load(directory)
-    verify_artifact_hash(directory, manifest)
+    verify_artifact_hash(directory, manifest, beside)
     return manifest
 
 
@@ -389,16 +393,18 @@ def check_output(
 ) -> Path:
     """Refuse an output location whose replacement would destroy what mfdeploy did not write.
 
-    Never the working directory, one of its parents, the home or root directory, nor a path
+    Never the working directory, one of its parents, the home directory, a mount point, nor a path
     that is or holds an input of the run (the checkpoint being exported, calibration photos).
     An existing path must be empty or something mfdeploy wrote (`owned`), unless `force`.
     """
     final = Path(final)
     resolved = final.resolve()
     cwd = Path.cwd().resolve()
-    if resolved == cwd or resolved in cwd.parents or resolved in (Path.home().resolve(),):
+    protected = resolved == cwd or resolved in cwd.parents or resolved == Path.home().resolve()
+    if protected or os.path.ismount(resolved):
         raise MfdeployError(
-            f"{flag} {final}: refusing to replace the working, home or root directory"
+            f"{flag} {final}: refusing to replace the working, home or root directory "
+            "or a mount point"
         )
     for item in inputs:
         if item is None:

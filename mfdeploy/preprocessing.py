@@ -184,7 +184,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         data = np.clip(data, 0.0, top) * (255.0 / top)
     else:
         return image.convert("RGB")
-    gray = Image.fromarray(np.round(data).astype(np.uint8), mode="L")
+    gray = Image.fromarray(np.round(data).astype(np.uint8))  # mode L
     return gray.convert("RGB")
 
 
