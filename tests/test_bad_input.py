@@ -699,10 +699,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(
     argv = [a.replace("{ws}", str(ws)) for a in item.argv]
     before = snapshot(tmp_path)
     capfd.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse errors exit from parse_args
-        code = exc.code
+    code = main(argv)
     out, err = capfd.readouterr()
     lines = err.strip().splitlines()
     assert code == 2, (code, err)

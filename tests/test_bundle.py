@@ -300,8 +300,7 @@ def test_rebundling_replaces_the_bundle_whole(artifacts, tmp_path, capsys):
 
 
 def test_help_explains(capsys):
-    with pytest.raises(SystemExit):
-        main(["bundle", "--help"])
+    assert main(["bundle", "--help"]) == 0
     text = capsys.readouterr().out
     for phrase in ("--app", "--project", "golden", "sha256", "exit code 2"):
         assert phrase in text
