@@ -72,7 +72,7 @@ class TensorSpec:
             shape=list(shape),
             dtype=_opt(data, "dtype", str, where) or "float32",
             layout=layout,
-            scale=None if scale is None else float(scale),
+            scale=scale,  # as written: the content sha256 is over the parsed values
             zero_point=zero_point,
         )
 
@@ -180,7 +180,7 @@ class Manifest:
         """sha256 of the canonical JSON of every field except manifest_sha256."""
         data = asdict(self)
         data.pop("manifest_sha256")
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def save(self, directory: str | Path) -> Path:

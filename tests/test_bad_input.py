@@ -456,6 +456,14 @@ CASES: dict[str, Case] = {
         "verify", "art", expect="num_classes",
         setup=edit_manifest(lambda m: m.update(num_classes=0)),
     ),
+    "verify NaN in manifest extra": case(
+        "verify", "art", expect=EDITED,
+        setup=edit_manifest(lambda m: m["extra"].update(x=float("nan"))),
+    ),
+    "verify input.scale NaN": case(
+        "verify", "art", expect="input.scale",
+        setup=edit_manifest(lambda m: m["input"].update(scale=float("nan"))),
+    ),
     "verify unknown manifest field": case(
         "verify", "art", expect="unknown fields",
         setup=edit_manifest(lambda m: m.update(surprise=1)),
