@@ -6,7 +6,9 @@ User mistakes (MfdeployError) become one line on stderr and exit code 2, never a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
 
 from mfdeploy import __version__
@@ -28,6 +30,30 @@ COMMANDS = (
 )
 
 EXIT_BAD_INPUT = 2
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143, as a shell reports a process ended by SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every `finally` and staging cleanup runs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM (CI cancelling a job, `kill`) unwinds like SIGINT instead of killing outright,
+    which left a `.out.XXXX` staging directory behind after every cancelled export."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (main() called from a worker thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,18 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (exit 2), --help / --version (0): a return code
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return int(args._run(args) or 0)
+        with _sigterm_raises():
+            return int(args._run(args) or 0)
     except MfdeployError as exc:
         print(f"mfdeploy: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ImportError as exc:  # an optional extra that is not installed
         print(f"mfdeploy: error: {missing_module_message(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Terminated:
+        print("mfdeploy: terminated", file=sys.stderr)
+        return EXIT_SIGTERM
     except KeyboardInterrupt:
         print("mfdeploy: interrupted", file=sys.stderr)
         return 130

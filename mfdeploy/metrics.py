@@ -6,6 +6,8 @@ reduced precision independent of logit scale; top-1 / top-5 say whether predicti
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mfdeploy.errors import MfdeployError
@@ -103,6 +105,8 @@ def parse_overrides(items: list[str] | None) -> dict[str, float]:
             out[name] = float(value)
         except ValueError:
             raise MfdeployError(f"bad threshold {item!r}: {value!r} is not a number") from None
+        if not math.isfinite(out[name]):  # nan compares false: every check would fail (exit 1)
+            raise MfdeployError(f"bad threshold {item!r}: must be a finite number")
     return out
 
 

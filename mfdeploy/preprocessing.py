@@ -6,6 +6,8 @@ Every stage (calibration, verification, golden files for the apps) goes through
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,11 +50,61 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocessing:
+        """Typed and range-checked: manifests are input, and a resolution of "x" or 0, a NaN
+        mean or a zero std would otherwise fail deep inside numpy or PIL."""
+        if not isinstance(data, dict):
+            raise MfdeployError("preprocessing must be a JSON object")
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "resolution" in known:
+            known["resolution"] = _int_in(known["resolution"], "resolution", 1, MAX_RESOLUTION)
+        if "crop_pct" in known:
+            known["crop_pct"] = _number_in(known["crop_pct"], "crop_pct", 0.0, 1.0, low_open=True)
+        if "pixel_scale" in known:
+            scale = _number_in(known["pixel_scale"], "pixel_scale", 0.0, 1.0, low_open=True)
+            known["pixel_scale"] = scale
         for key in ("mean", "std"):
             if key in known:
-                known[key] = tuple(float(v) for v in known[key])
-        return cls(**known)
+                values = known[key]
+                if not isinstance(values, (list, tuple)) or len(values) != 3:
+                    raise MfdeployError(f"preprocessing {key} must be 3 numbers, got {values!r}")
+                low_open = key == "std"
+                known[key] = tuple(
+                    _number_in(v, key, 0.0 if low_open else -1e6, 1e6, low_open) for v in values
+                )
+        if known.get("interpolation", "bilinear") not in _RESAMPLE:
+            raise MfdeployError(
+                f"preprocessing interpolation must be one of {', '.join(_RESAMPLE)}, "
+                f"got {known['interpolation']!r}"
+            )
+        if known.get("layout", "NCHW") not in ("NCHW", "NHWC"):
+            raise MfdeployError(
+                f"preprocessing layout must be NCHW or NHWC, got {known['layout']!r}"
+            )
+        prep = cls(**known)
+        if prep.resize < 1:
+            raise MfdeployError("preprocessing resolution / crop_pct gives a resize below 1 pixel")
+        return prep
+
+
+MAX_RESOLUTION = 4096  # an input side no mobile model takes; larger is a typo
+
+
+def _int_in(value: object, name: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise MfdeployError(
+            f"preprocessing {name} must be an integer in {low}..{high}, got {value!r}"
+        )
+    return value
+
+
+def _number_in(value: object, name: str, low: float, high: float, low_open: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value > high or value < low or (low_open and value == low):
+        bound = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
+        raise MfdeployError(
+            f"preprocessing {name} must be a finite number in {bound}, got {value!r}"
+        )
+    return float(value)
 
 
 _RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
@@ -66,7 +118,7 @@ def resize_short_side(image: Image.Image, prep: Preprocessing) -> Image.Image:
     why the demo apps ship a sample photo already at this size: their own resize is then
     skipped and their crop + normalisation reproduce `preprocess` bit for bit.
     """
-    image = image.convert("RGB")
+    image = to_rgb(image)
     w, h = image.size
     short = prep.resize
     if w <= h:
@@ -102,10 +154,57 @@ def preprocess(image: Image.Image, prep: Preprocessing | None = None) -> np.ndar
     return normalize(np.asarray(resize_and_crop(image, prep)), prep)
 
 
-def load_image(path: str | Path) -> Image.Image:
-    with Image.open(path) as image:
-        image.load()
+# PIL's own bomb limit (about 89 MP) only warns below twice the limit; a photo larger than
+# this is refused outright with a clear error instead of decoding gigabytes.
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any PIL mode, keeping the full range.
+
+    `convert("RGB")` clips 16-bit and 32-bit integer images to 255 (a 16-bit grayscale PNG
+    comes out almost white) and float images likewise, so those are scaled first: 16-bit
+    by 255/65535, 32-bit integer images by their own bit depth (values above 255 mean
+    16-bit data), float images from 0..1 (or 0..255 when larger values occur).
+    """
+    if image.mode in ("RGB", "L", "P", "RGBA", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    if image.mode == "RGBX" or image.mode == "RGBa" or image.mode == "La":
         return image.convert("RGB")
+    values = np.asarray(image)
+    if values.ndim != 2:
+        return image.convert("RGB")
+    if image.mode.startswith("I;16") or image.mode == "I":
+        data = values.astype(np.float64)
+        top = 255.0 if image.mode == "I" and data.max(initial=0) <= 255 else 65535.0
+        data = np.clip(data, 0.0, top) * (255.0 / top)
+    elif image.mode == "F":
+        data = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        top = 1.0 if data.max(initial=0) <= 1.0 else 255.0
+        data = np.clip(data, 0.0, top) * (255.0 / top)
+    else:
+        return image.convert("RGB")
+    gray = Image.fromarray(np.round(data).astype(np.uint8))  # mode L
+    return gray.convert("RGB")
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """An image file as 8-bit RGB; a decompression bomb or a broken file is bad input."""
+    try:
+        with warnings.catch_warnings():  # refused below with one clear line instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise MfdeployError(
+                    f"{path}: {width}x{height} pixels is more than the {MAX_IMAGE_PIXELS:,} "
+                    "mfdeploy reads (a decompression bomb or a huge scan; downscale it)"
+                )
+            image.load()
+            return to_rgb(image)
+    except Image.DecompressionBombError as exc:
+        raise MfdeployError(f"{path}: refused as a decompression bomb ({exc})") from None
 
 
 def preprocess_batch(paths: Iterable[Path], prep: Preprocessing | None = None) -> np.ndarray:
@@ -114,6 +213,6 @@ def preprocess_batch(paths: Iterable[Path], prep: Preprocessing | None = None) -
     for path in paths:
         try:
             batch.append(preprocess(load_image(path), prep))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, SyntaxError) as exc:
             raise MfdeployError(f"{path}: not a readable image ({exc})") from None
     return np.stack(batch)

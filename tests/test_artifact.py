@@ -87,10 +87,24 @@ def test_staged_directory_leaves_nothing_on_failure(tmp_path):
 def test_staged_directory_replaces_previous(tmp_path):
     final = tmp_path / "out"
     final.mkdir()
-    (final / "old.txt").write_text("old")
+    (final / "manifest.json").write_text(json.dumps({"schema_version": 1, "target": "onnx"}))
     with staged_directory(final) as staging:
         (staging / "new.txt").write_text("new")
     assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_staged_directory_refuses_what_it_did_not_write(tmp_path):
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "notes.txt").write_text("mine")
+    with pytest.raises(MfdeployError, match="not an mfdeploy artifact"), staged_directory(final):
+        pass
+    assert (final / "notes.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    with staged_directory(final, force=True) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [p.name for p in final.iterdir()] == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 

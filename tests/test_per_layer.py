@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mfdeploy.artifact import Manifest
+from mfdeploy.artifact import Manifest, seal
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import export_artifact
 from mfdeploy.export import scopes as A
@@ -74,7 +74,7 @@ def test_coreml_names_rederived_for_artifacts_without_them(artifacts):
     shutil.copytree(artifact, old)
     manifest = Manifest.load(old)
     del manifest.extra["coreml"]["anchors"]
-    manifest.save(old)
+    seal(old, manifest)  # an older artifact's manifest, sealed as exported
     rederived = open_runtime(old)
     assert rederived.recorded_anchors() is None
     reference = create_model("26m", weights=WEIGHTS_26M)

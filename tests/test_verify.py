@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from mfdeploy.artifact import Manifest, path_sha256
+from mfdeploy.artifact import Manifest, seal
 from mfdeploy.errors import MfdeployError
 from mfdeploy.metrics import METRICS, SQNR_CAP_DB, compare_logits, parse_overrides
 from tests.conftest import FIXTURES, WEIGHTS_26M
@@ -66,8 +66,7 @@ def _corrupt_copy(artifact: Path, dest: Path, key_prefix: str) -> Path:
         state[key].dtype
     )
     save_file(state, str(model_file))
-    manifest.artifact_sha256 = path_sha256(model_file)
-    manifest.save(dest)
+    seal(dest, manifest)
     return dest
 
 

@@ -16,11 +16,19 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass
 from pathlib import Path
 
 from mfdeploy.apps.golden import make_golden
-from mfdeploy.artifact import Manifest, staged_directory, verify_artifact_hash
+from mfdeploy.artifact import (
+    MANIFEST_NAME,
+    Manifest,
+    is_artifact_dir,
+    open_artifact,
+    plain_name,
+    staged_directory,
+)
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.labels import parse_labels
@@ -100,7 +108,13 @@ def read_contract(app: str, project: Path, target: str | None = None) -> Contrac
     missing = [f for f, d in fields.items() if d.default is MISSING and f not in values]
     if missing:
         raise MfdeployError(f"{path}: contract constants missing: {', '.join(missing)}")
-    return Contract(**{f: values[f] for f in fields if f in values})
+    contract = Contract(**{f: values[f] for f in fields if f in values})
+    for name in contract.bundle_files:
+        try:
+            plain_name(name, "bundle file")
+        except MfdeployError as exc:
+            raise MfdeployError(f"{path}: {exc}") from None
+    return contract
 
 
 def _json_contract(app: str, path: Path, target: str | None) -> dict[str, str]:
@@ -119,6 +133,29 @@ def _json_contract(app: str, path: Path, target: str | None) -> dict[str, str]:
         )
     shared = {k: v for k, v in data.items() if isinstance(v, str)}
     return {**shared, **slots[name], "target": name}
+
+
+def bundle_destination(project: Path, contract: Contract) -> Path:
+    """The contract's bundle directory, which must lie inside the app project.
+
+    The contract file is part of a checkout anyone may edit: an absolute path or a '..'
+    there would make `bundle` replace a directory anywhere on the machine.
+    """
+    rel = Path(contract.bundle_dir)
+    if not contract.bundle_dir or rel.is_absolute() or ".." in rel.parts:
+        raise MfdeployError(
+            f"the {contract.target} app's bundle directory {contract.bundle_dir!r} must be a "
+            "relative path inside the project (no '..')"
+        )
+    final = project / rel
+    root = project.resolve()
+    resolved = final.resolve()
+    if resolved == root or root not in resolved.parents:
+        raise MfdeployError(
+            f"the bundle directory {contract.bundle_dir!r} leads out of the project {project} "
+            "(a symlink?)"
+        )
+    return final
 
 
 def app_spec(app: str) -> AppSpec:
@@ -163,7 +200,7 @@ def check_artifact(app: str, artifact: Path, manifest: Manifest, contract: Contr
             f"{artifact}: the iOS app feeds a float tensor and reads logits; "
             "export without --image-input / --classifier"
         )
-    verify_artifact_hash(artifact, manifest)  # missing model file, sha256 mismatch
+    open_artifact(artifact)  # every file and the manifest's content against their sha256
     labels = artifact / manifest.labels_file
     if not labels.is_file():
         raise MfdeployError(f"{artifact}: incomplete artifact, {manifest.labels_file} is missing")
@@ -194,8 +231,21 @@ def write_sample(source: Path, manifest: Manifest, dest: Path) -> None:
     resize_short_side(load_image(source), prep).save(dest, format="PNG")
 
 
-def bundle(app: str, artifact: str | Path, project: str | Path | None = None) -> Path:
-    """Copy an artifact into the app, with a sample photo and its golden file."""
+def _is_previous_bundle(contract: Contract) -> Callable[[Path], bool]:
+    def owned(path: Path) -> bool:
+        return is_artifact_dir(path, contract.manifest)
+
+    return owned
+
+
+def bundle(
+    app: str, artifact: str | Path, project: str | Path | None = None, force: bool = False
+) -> Path:
+    """Copy an artifact into the app, with a sample photo and its golden file.
+
+    The destination is refused (before anything is written) when it leads out of the project,
+    holds the artifact itself, or exists without being a previous bundle (unless `force`).
+    """
     artifact = Path(artifact)
     project = Path(project) if project else default_project(app)
     manifest = Manifest.load(artifact)
@@ -205,16 +255,22 @@ def bundle(app: str, artifact: str | Path, project: str | Path | None = None) ->
     if not source.is_file():
         raise MfdeployError(f"{project}: the sample photo {contract.sample_source} is missing")
 
-    final = project / contract.bundle_dir
-    with staged_directory(final) as staging:
-        staging.chmod(0o755)  # mkdtemp makes it 0700; the app build and other users read it
+    final = bundle_destination(project, contract)
+    with staged_directory(
+        final,
+        force=force,
+        inputs=(artifact, source),
+        owned=_is_previous_bundle(contract),
+        flag="bundle directory",
+    ) as staging:
         info(f"copying {manifest.model_file} ({manifest.target} {manifest.precision})")
         _copy(artifact / manifest.model_file, staging / contract.model)
-        shutil.copy2(artifact / "manifest.json", staging / contract.manifest)
+        shutil.copy2(artifact / MANIFEST_NAME, staging / contract.manifest)
         shutil.copy2(artifact / manifest.labels_file, staging / contract.labels)
-        write_sample(source, manifest, staging / contract.sample_image)
-        # The staged copy is itself an artifact dir: opening it re-checks the copied sha256.
+        # The staged copy is itself a sealed artifact: opening it re-checks every sha256
+        # (before the sample and golden, which are the bundle's, not the artifact's, files).
         runtime = open_runtime(staging)
+        write_sample(source, manifest, staging / contract.sample_image)
         info(f"golden: {contract.sample_image} on {runtime.info().runtime}")
         golden = make_golden(
             staging / contract.sample_image,

@@ -16,8 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from mfdeploy.artifact import Manifest
-from mfdeploy.commands.common import add_model_arguments, model_from_args
+from mfdeploy.artifact import open_artifact
+from mfdeploy.commands.common import (
+    MAX_THREADS,
+    add_model_arguments,
+    int_in,
+    int_list_in,
+    model_from_args,
+)
 from mfdeploy.console import info, print_table
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench
@@ -38,33 +44,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="fp32", help="comma list, e.g. fp32,fp16,int8")
     parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
     parser.add_argument("--artifact", help="measure this artifact directory (no export)")
-    parser.add_argument("--threads", default="1", help="comma list of thread counts (default 1)")
     parser.add_argument(
-        "--runs", type=int, default=DEFAULT_RUNS, help=f"timed runs (default {DEFAULT_RUNS})"
+        "--threads",
+        type=int_list_in(1, MAX_THREADS),
+        default=[1],
+        help=f"comma list of thread counts, each 1..{MAX_THREADS} (default 1)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int_in(1, 100_000),
+        default=DEFAULT_RUNS,
+        help=f"timed runs (default {DEFAULT_RUNS})",
     )
     parser.add_argument(
         "--warmup",
-        type=int,
+        type=int_in(0, 100_000),
         default=DEFAULT_WARMUP,
         help=f"warm-up runs (default {DEFAULT_WARMUP})",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
 
 
-def _ints(text: str, what: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise MfdeployError(f"--{what} must be a comma list of integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise MfdeployError(f"--{what} values must be >= 1")
-    return values
-
-
 def _plan(args: argparse.Namespace) -> list[tuple[str, object]]:
     """(backend, artifact dir) pairs to measure."""
     if args.artifact:
-        manifest = Manifest.load(args.artifact)
+        manifest = open_artifact(args.artifact)
         return [(bench.backend_of(manifest.target), args.artifact)]
     entry, variant = model_from_args(args)
     model = entry.model_name(variant)
@@ -93,13 +97,10 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    threads = _ints(args.threads, "threads")
-    if args.runs < 1 or args.warmup < 0:
-        raise MfdeployError("--runs must be >= 1 and --warmup >= 0")
     rows = []
     for backend, artifact in _plan(args):
-        manifest = Manifest.load(artifact)
-        for n in threads:
+        manifest = open_artifact(artifact)
+        for n in args.threads:
             info(f"measuring {backend} {manifest.precision} threads={n}")
             measured = bench.run_worker(artifact, n, args.runs, args.warmup)
             rows.append(bench.bench_row(backend, manifest, measured, n))

@@ -47,8 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the app's project directory (default: ./android_demo, ./ios_demo or "
         "./web_demo, else the one in the mfdeploy repository)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the app's bundle directory even if it does not hold a previous bundle",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    print(bundle(args.app, args.artifact, args.project))
+    print(bundle(args.app, args.artifact, args.project, force=args.force))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from mfdeploy.models import ModelFamily, SourceModel, families, load_source
 from mfdeploy.models.registry import resolve_model_args
@@ -34,9 +35,61 @@ def add_model_arguments(parser: argparse.ArgumentParser, resolution: bool = Fals
     if resolution:
         parser.add_argument(
             "--resolution",
-            type=int,
-            help="input size (default: the model's own, e.g. 224)",
+            type=int_in(MIN_RESOLUTION, MAX_RESOLUTION),
+            help=f"input size, {MIN_RESOLUTION}..{MAX_RESOLUTION} (default: the model's own, "
+            "e.g. 224)",
         )
+
+
+# The smallest input the models' five stride-2 stages reduce to at least one pixel; the
+# largest is far beyond any mobile input and catches typos before gigabytes are allocated.
+MIN_RESOLUTION = 32
+MAX_RESOLUTION = 2048
+MAX_THREADS = 256
+MAX_BATCH = 256
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high, else the usual one-line usage error (exit 2).
+
+    Numbers are checked where they enter, so 0 or -1 never reaches an exporter or a runtime
+    (a batch of 0 wrote a model with an empty input; 0 threads crashed LiteRT).
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({bound})")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def int_list_in(low: int, high: int) -> Callable[[str], list[int]]:
+    """An argparse type: a comma list of integers in low..high ("1,2")."""
+    one = int_in(low, high)
+
+    def parse(text: str) -> list[int]:
+        values = [one(v.strip()) for v in text.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError("expected a comma list of integers")
+        return values
+
+    parse.__name__ = "integer list"
+    return parse
+
+
+def threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int_in(1, MAX_THREADS),
+        help=f"runtime threads, 1..{MAX_THREADS} (default: the runtime's own)",
+    )
 
 
 def model_from_args(args: argparse.Namespace) -> tuple[ModelFamily, str]:

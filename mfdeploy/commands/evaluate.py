@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mfdeploy.commands.common import add_model_arguments, source_from_args
+from mfdeploy.commands.common import add_model_arguments, source_from_args, threads_argument
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness.accuracy import accuracy, labelled_images
 from mfdeploy.models import families
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--images", help="labelled image dir: <class index or synset>/<image> sub-folders"
     )
-    parser.add_argument("--threads", type=int, help="runtime threads")
+    threads_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from mfdeploy.commands.common import add_model_arguments
+from mfdeploy.commands.common import MAX_BATCH, add_model_arguments, int_in
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import TARGETS, export_artifact, refused_options, target_module
@@ -27,7 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser, resolution=True)
     parser.add_argument("--precision", default="fp32", help="fp32, fp16, int8, ... (per target)")
     parser.add_argument(
-        "--out", help="artifact dir (default artifacts/<model>-<target>-<precision>)"
+        "--out",
+        help="artifact dir (default artifacts/<model>-<target>-<precision>); an existing "
+        "artifact there is replaced once the new one is complete, anything else is refused",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out that is not an mfdeploy artifact (never the working "
+        "directory or a path holding the weights or calibration photos)",
     )
     parser.add_argument(
         "--form",
@@ -36,11 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "deploy:KEY=VALUE,... picks a deploy layout alternative, e.g. deploy:bridge=pixels "
         "or deploy:dyrelu=relu (see docs/deploy_form.md)",
     )
-    parser.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
+    parser.add_argument(
+        "--batch",
+        type=int_in(1, MAX_BATCH),
+        default=1,
+        help=f"static batch size, 1..{MAX_BATCH} (default 1)",
+    )
     parser.add_argument(
         "--calib", help="directory of calibration images for int8 (default: the photo set)"
     )
-    parser.add_argument("--calib-count", type=int, help="number of calibration images to use")
+    parser.add_argument(
+        "--calib-count",
+        type=int_in(1, 100_000),
+        help="number of calibration images to use (>= 1; default 32)",
+    )
     for target in TARGETS:
         module = target_module(target)
         if hasattr(module, "add_arguments"):

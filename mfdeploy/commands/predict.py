@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mfdeploy.commands.common import add_model_arguments, source_from_args
+from mfdeploy.commands.common import add_model_arguments, int_in, source_from_args
 from mfdeploy.errors import MfdeployError
 from mfdeploy.labels import imagenet_labels
 from mfdeploy.metrics import top_k
@@ -25,7 +25,12 @@ HELP = "top-5 classes of images with the PyTorch reference model"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, help="image files")
     add_model_arguments(parser, resolution=True)
-    parser.add_argument("--top", type=int, default=5, help="how many classes to show")
+    parser.add_argument(
+        "--top",
+        type=int_in(1, 100_000),
+        default=5,
+        help="how many classes to show (1 .. the number of classes; default 5)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -42,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     batch = np.stack([preprocess(_read(p), prep) for p in args.images])
     with torch.no_grad():
         logits = model(torch.from_numpy(batch)).numpy()
+    if args.top > logits.shape[1]:
+        raise MfdeployError(f"--top {args.top}: the model has only {logits.shape[1]} classes")
     labels = imagenet_labels() if logits.shape[1] == 1000 else None
     results = []
     for path, row in zip(args.images, logits):

@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mfdeploy.commands.common import add_model_arguments, model_from_args
+from mfdeploy.commands.common import MAX_THREADS, add_model_arguments, int_in, model_from_args
 from mfdeploy.console import info
-from mfdeploy.errors import MfdeployError
 from mfdeploy.harness.report import ReportOptions, build_report
 from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
 
@@ -35,13 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", help="comma list (default: every installed target)")
     parser.add_argument("--precisions", help="comma list (default: every precision)")
     parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
-    parser.add_argument("--threads", type=int, default=1, help="bench threads (default 1)")
     parser.add_argument(
-        "--runs", type=int, default=DEFAULT_RUNS, help=f"timed runs (default {DEFAULT_RUNS})"
+        "--threads", type=int_in(1, MAX_THREADS), default=1, help="bench threads (default 1)"
+    )
+    parser.add_argument(
+        "--runs",
+        type=int_in(1, 100_000),
+        default=DEFAULT_RUNS,
+        help=f"timed runs (default {DEFAULT_RUNS})",
     )
     parser.add_argument(
         "--warmup",
-        type=int,
+        type=int_in(0, 100_000),
         default=DEFAULT_WARMUP,
         help=f"warm-up runs (default {DEFAULT_WARMUP})",
     )
@@ -56,8 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads < 1 or args.runs < 1 or args.warmup < 0:
-        raise MfdeployError("--threads and --runs must be >= 1, --warmup >= 0")
     out = Path(args.out)
     entry, variant = model_from_args(args)
     opts = ReportOptions(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from mfdeploy.commands.common import MAX_RESOLUTION, MIN_RESOLUTION, int_in
 from mfdeploy.console import print_table
 from mfdeploy.models import ModelFamily, families, get_family
 from mfdeploy.models.counting import MACS_WHAT, count_macs, count_parameters
@@ -26,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"model family ({', '.join(families())}; default the first)",
     )
     parser.add_argument(
-        "--resolution", type=int, help="input size for the MAC count (default: the model's)"
+        "--resolution",
+        type=int_in(MIN_RESOLUTION, MAX_RESOLUTION),
+        help="input size for the MAC count (default: the model's)",
     )
 
 

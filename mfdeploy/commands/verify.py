@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from mfdeploy.commands.common import int_in, threads_argument
 from mfdeploy.console import info, print_table
 from mfdeploy.harness.verify import DEFAULT_NUM_IMAGES, verify_artifact
 from mfdeploy.metrics import LOWER_IS_BETTER, METRICS, parse_overrides
@@ -28,12 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", help="directory of images (default: evaluation photos)")
     parser.add_argument(
         "--num-images",
-        type=int,
+        type=int_in(0, 1_000_000),
         default=DEFAULT_NUM_IMAGES,
         help=f"images to use, spread over the set (default {DEFAULT_NUM_IMAGES}; 0 = all)",
     )
     parser.add_argument("--per-layer", action="store_true", help="SQNR per model block")
-    parser.add_argument("--threads", type=int, help="runtime threads")
+    threads_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--threshold",

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mfdeploy.artifact import Manifest, staged_directory
+from mfdeploy.artifact import Manifest, check_output, staged_directory
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import SourceModel, finish_artifact
 from mfdeploy.models import load_source
@@ -66,12 +66,16 @@ def export_artifact(
     resolution: int | None = None,
     source: SourceModel | None = None,
     model: str | None = None,
+    force: bool = False,
     **options: Any,
 ) -> tuple[Path, Manifest]:
     """checkpoint -> model -> exporter -> artifact dir (written atomically).
 
     `model` / `variant` name the registry model (`resolve_model_args`). Options the target
     does not take are ignored here; the command line refuses them (`refused_options`).
+    `out` is checked before any work (`check_output`): an existing path that is not an
+    artifact is refused unless `force`, and never one that holds the weights or the
+    calibration photos.
     """
     module = target_module(target)
     if precision not in module.PRECISIONS:
@@ -80,12 +84,15 @@ def export_artifact(
             f"{', '.join(module.PRECISIONS)}"
         )
     accepted = target_options(target)
+    inputs = (weights, options.get("calib"))
+    if out:
+        check_output(out, force=force, inputs=inputs)
     if source is None:
         entry, name = resolve_model_args(model, variant)
         source = load_source(name, weights, resolution, entry.name)
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     out_dir = Path(out) if out else default_out_dir(source, target, precision)
-    with staged_directory(out_dir) as staging:
+    with staged_directory(out_dir, force=force, inputs=inputs) as staging:
         try:
             manifest = module.export(source, staging, precision=precision, **kwargs)
         except ImportError as exc:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mfdeploy import __version__
-from mfdeploy.artifact import LABELS_NAME, Manifest, TensorSpec, path_sha256
+from mfdeploy.artifact import LABELS_NAME, Manifest, TensorSpec, seal
 from mfdeploy.console import progress
 from mfdeploy.labels import labels_text
 from mfdeploy.models import SYNTHETIC, SourceModel
@@ -65,12 +65,10 @@ def base_manifest(
 
 
 def finish_artifact(staging: Path, manifest: Manifest) -> Manifest:
-    """Hash the model file, write labels and manifest into the staging dir."""
-    manifest.artifact_sha256 = path_sha256(staging / manifest.model_file)
+    """Write labels, then seal: every file's sha256 and the manifest's own, into manifest.json."""
     (staging / LABELS_NAME).write_text(labels_text(manifest.num_classes), encoding="utf-8")
     manifest.labels_file = LABELS_NAME
-    manifest.save(staging)
-    return manifest
+    return seal(staging, manifest)
 
 
 def calibration_inputs(

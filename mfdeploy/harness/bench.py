@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from mfdeploy import __version__
-from mfdeploy.artifact import Manifest
+from mfdeploy.artifact import Manifest, open_artifact
 from mfdeploy.errors import MfdeployError
 from mfdeploy.paths import cache_root
 
@@ -153,9 +153,12 @@ def cached_artifact(
     )
     if (out / "manifest.json").is_file():
         with contextlib.suppress(MfdeployError):
-            Manifest.load(out)
+            open_artifact(out)  # sealed and intact, else exported again
             return out, True
-    export_artifact(target, model, precision=precision, weights=weights, out=out, form=form)
+    # The cache is mfdeploy's own directory: a broken entry there is replaced (force).
+    export_artifact(
+        target, model, precision=precision, weights=weights, out=out, form=form, force=True
+    )
     return out, False
 
 

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mfdeploy.artifact import MANIFEST_NAME, Manifest, path_size
+from mfdeploy.artifact import MANIFEST_NAME, open_artifact, path_size
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.coreml_mil import MAX_RANK, load_program, op_histogram, program_ranks
 
@@ -129,7 +129,7 @@ def model_path(path: str | Path) -> Path:
     """An artifact dir (manifest.json) or a model file -> the model file."""
     path = Path(path)
     if path.is_dir() and (path / MANIFEST_NAME).is_file():
-        return path / Manifest.load(path).model_file
+        return path / open_artifact(path).model_file
     if not path.exists():
         raise MfdeployError(f"{path}: no such file or artifact directory")
     return path

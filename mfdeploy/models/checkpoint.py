@@ -41,8 +41,11 @@ def _read_raw(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        text = str(exc).partition("WeightsUnpickler error:")[2] or str(exc)
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        # Only a GLOBAL (a class or function to import) means code; torch wraps every
+        # unpickling failure in its "weights_only" notice, garbage bytes included.
+        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             raise CheckpointError(
                 f"{path}: this pickle needs arbitrary code to load and is refused for safety "
                 "(re-save it as a plain state_dict or .safetensors)"
@@ -89,7 +92,21 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     state = _unwrap(_read_raw(path), path)
-    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    check_finite(state, str(path))
+    return state
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse NaN / inf weights: a model built from them predicts "nan" for every image and
+    every export of it would verify against an equally broken reference."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{source}: {key} holds {bad} non-finite values (NaN or inf); "
+                "the checkpoint is corrupt or the training diverged"
+            )
 
 
 def _names(keys: list[str]) -> str:

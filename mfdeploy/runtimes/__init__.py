@@ -34,9 +34,15 @@ def runtime_class(target: str) -> type[Runtime]:
     return getattr(module, class_name)
 
 
-def open_runtime(artifact_dir: str | Path, threads: int | None = None, **options) -> Runtime:
-    """Check the artifact against its manifest, then open it on the runtime its target needs."""
+def open_runtime(
+    artifact_dir: str | Path,
+    threads: int | None = None,
+    beside: tuple[str, ...] = (),
+    **options,
+) -> Runtime:
+    """Check the artifact against its manifest (every sealed file; unlisted files refused
+    except the names in `beside`), then open it on the runtime its target needs."""
     artifact_dir = Path(artifact_dir)
     manifest = Manifest.load(artifact_dir)
-    verify_artifact_hash(artifact_dir, manifest)
+    verify_artifact_hash(artifact_dir, manifest, beside)
     return runtime_class(manifest.target)(artifact_dir, manifest, threads=threads, **options)

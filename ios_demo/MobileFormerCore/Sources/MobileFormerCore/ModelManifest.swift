@@ -51,7 +51,7 @@ public enum ManifestError: Error, CustomStringConvertible {
 
 /// manifest.json of a bundled artifact: everything the app needs to feed the model.
 public struct ModelManifest: Codable {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     public let schemaVersion: Int
     public let model: String

@@ -3,7 +3,7 @@ import XCTest
 @testable import MobileFormerCore
 
 final class ManifestTests: XCTestCase {
-    private func manifest(_ input: String, version: Int = 1) -> Data {
+    private func manifest(_ input: String, version: Int = 2) -> Data {
         """
         {"schema_version": \(version), "model": "mobile_former_26m", "variant": "26m",
          "target": "coreml", "precision": "fp32", "model_file": "model.mlpackage",
@@ -41,7 +41,7 @@ final class ManifestTests: XCTestCase {
 
     func testRefusesAnotherSchemaVersionAndABatch() {
         let input = #"{"name": "input", "shape": [1, 3, 224, 224], "dtype": "float32"}"#
-        XCTAssertThrowsError(try ModelManifest.parse(manifest(input, version: 2)))
+        XCTAssertThrowsError(try ModelManifest.parse(manifest(input, version: 1)))
         XCTAssertThrowsError(try ModelManifest.parse(manifest(
             #"{"name": "input", "shape": [4, 3, 224, 224], "dtype": "float32"}"#)))
     }

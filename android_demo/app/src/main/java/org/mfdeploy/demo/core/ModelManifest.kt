@@ -63,7 +63,7 @@ class ModelManifest(
     val layout: String get() = input.layout ?: "NCHW"
 
     companion object {
-        const val SCHEMA_VERSION = 1
+        const val SCHEMA_VERSION = 2
 
         fun parse(text: String): ModelManifest {
             @Suppress("UNCHECKED_CAST")

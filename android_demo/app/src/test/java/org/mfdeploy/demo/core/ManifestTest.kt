@@ -7,7 +7,7 @@ import org.junit.Test
 
 class ManifestTest {
     private fun manifest(input: String) = """
-        {"schema_version": 1, "model": "mobile_former_26m", "variant": "26m", "target": "tflite",
+        {"schema_version": 2, "model": "mobile_former_26m", "variant": "26m", "target": "tflite",
          "precision": "fp32", "model_file": "model.tflite", "labels_file": "labels.txt",
          "num_classes": 1000, "synthetic_weights": true, "extra": {"layout": "NHWC"},
          "input": $input,
@@ -54,7 +54,7 @@ class ManifestTest {
 
     @Test(expected = IllegalArgumentException::class)
     fun refusesAnotherSchemaVersion() {
-        ModelManifest.parse(manifest("{}").replace("\"schema_version\": 1", "\"schema_version\": 2"))
+        ModelManifest.parse(manifest("{}").replace("\"schema_version\": 2", "\"schema_version\": 1"))
     }
 
     @Test(expected = IllegalArgumentException::class)
