@@ -222,7 +222,15 @@ def build_report(variant: str, out: Path, opts: ReportOptions | None = None) -> 
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    # redirect_*=False: rich would otherwise print Python-level output above the bar, past the
+    # step logs
+    with Progress(
+        *columns,
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as progress:
         task = progress.add_task("starting", total=len(jobs))
         for model, weights, target, precision in jobs:
             label = f"{model} {target} {precision}"
