@@ -15,13 +15,7 @@ from mfdeploy.models.mobilevitv2_deploy import (
 )
 from tests.conftest import FIXTURES, max_abs
 
-LAYOUTS = [
-    "",
-    "softmax=exp",
-    "features=nchw",
-    "features=nchw,unfold=conv",
-    "features=nchw,unfold=conv,softmax=exp",
-]
+LAYOUTS = ["", "features=nchw"]
 
 
 def _inputs(batch: int, resolution: int, dtype=torch.float32) -> torch.Tensor:
@@ -48,8 +42,8 @@ def test_same_function_in_float64(width, resolution):
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_layout_alternatives_are_the_same_function(synthetic_050, layout):
-    """Each measured alternative (docs/mobilevitv2.md) is exact in float64 as well, also at a
-    size the blocks resize inside (200: 25x25 maps at stage 3)."""
+    """Both layouts kept (docs/mobilevitv2.md) are exact in float64, also at a size the
+    blocks resize inside (200: 25x25 maps at stage 3)."""
     model = create_mobilevitv2("050", weights="synthetic").double()
     for resolution in (256, 200):
         deploy = to_deploy_mobilevitv2(model, resolution, MobileViTv2Layout.parse(layout))
@@ -143,10 +137,11 @@ def test_deploy_constants_do_not_depend_on_the_thread_count(synthetic_050):
 
 def test_layout_parse_and_rejects_nonsense():
     assert MobileViTv2Layout.parse("") == MobileViTv2Layout()
-    assert MobileViTv2Layout.parse("softmax=exp").softmax == "exp"
     assert MobileViTv2Layout().nhwc and not MobileViTv2Layout.parse("features=nchw").nhwc
-    assert set(LAYOUT_CHOICES) == {"features", "unfold", "softmax"}
-    for bad in ("unfold=fold", "colour=red", "softmax", "softmax=log", "unfold=conv"):
+    assert MobileViTv2Layout.for_target("tflite").nhwc
+    assert not MobileViTv2Layout.for_target("onnx").nhwc
+    assert set(LAYOUT_CHOICES) == {"features"}
+    for bad in ("features=nhcw", "colour=red", "features", "softmax=exp"):
         with pytest.raises(ValueError):
             MobileViTv2Layout.parse(bad)
 
@@ -185,19 +180,21 @@ def test_litert_export_is_rank_4_one_xnnpack_partition_and_matches(synthetic_050
 
 
 @pytest.mark.slow
-def test_onnx_export_is_rank_4_and_matches(synthetic_050, tmp_path):
+def test_onnx_export_is_rank_4_transpose_free_and_matches(synthetic_050, tmp_path):
+    """The ONNX layout (features=nchw, one-hot conv unfold): rank <= 4 and no Transpose."""
     import onnxruntime as ort
 
     from mfdeploy.export.onnx import check, simplify, torch_to_onnx
     from mfdeploy.graph_audit import audit
 
-    deploy = to_deploy_mobilevitv2(synthetic_050, 256)
+    deploy = to_deploy_mobilevitv2(synthetic_050, 256, MobileViTv2Layout.for_target("onnx"))
     model = simplify(torch_to_onnx(deploy, torch.zeros(1, 3, 256, 256), False))[0]
     check(model)
     path = tmp_path / "model.onnx"
     path.write_bytes(model.SerializeToString())
     report = audit(path)
     assert report.passed and report.max_rank <= 4, report.violations
+    assert "Transpose" not in report.ops
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = _inputs(1, 256)
     logits = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]

@@ -4,19 +4,20 @@
 weights:
 - BatchNorm folded into the convolution before it (float64 arithmetic, rounded once;
   deploy.fold_conv_bn);
-- static shapes fixed at build time (batch as -1), every tensor rank <= 4: unfold into 2x2
-  patches is `pixel_unshuffle` viewed as (B, d, 4, N), fold is `pixel_shuffle` (the
-  reference reshapes through rank 6, which Core ML and TFLite TRANSPOSE refuse);
+- static shapes fixed at build time (batch as -1), every tensor rank <= 4 (the reference's
+  unfold / fold reshape through rank 6, which Core ML and TFLite TRANSPOSE refuse, and
+  pixel_(un)shuffle decomposes to rank 6 in the ONNX exporter): see MobileViTv2Layout;
 - GroupNorm(1) written as mean / centred variance / rsqrt over (d, P, N) (no builtin in
   TFLite; ONNX GroupNormalization needs opset 18+). Its per-channel affine is folded into
   the 1x1 convolution that follows it (float64), so only the standardisation remains;
 - the query / key / value projection split into separate convolutions (no channel slices);
   the key projection is applied after the sum over patches (sum_N (W x + b) s = W sum_N x s
   + b, as the scores sum to 1): a (B, d, P, 1) map instead of a (B, d, P, N) one;
-- the softmax over patches: see MobileViTv2Layout.softmax (the default measured fastest).
+- the softmax over the patch axis N as the layout holds it: litert-torch lowers it to
+  REDUCE_MAX / EXP / SUM / DIV along that axis, with no transpose around it.
 
-`MobileViTv2Layout` names the equivalent arrangements measured in
-benchmarks/mobilevitv2_layouts.py; the defaults are the fastest (docs/mobilevitv2.md).
+The layouts kept are the fastest per runtime family in benchmarks/mobilevitv2_layouts.py
+(docs/mobilevitv2.md, which also lists the rejected ones).
 """
 
 from __future__ import annotations
@@ -31,37 +32,28 @@ from torch import nn
 from mfdeploy.models import mobilevitv2 as ref
 from mfdeploy.models.deploy import ConvNHWC, fold_conv_bn
 
-LAYOUT_CHOICES: dict[str, tuple[str, ...]] = {
-    "features": ("nhwc", "nchw"),
-    "unfold": ("shuffle", "conv"),
-    "softmax": ("op", "exp"),
-}
+LAYOUT_CHOICES: dict[str, tuple[str, ...]] = {"features": ("nhwc", "nchw")}
+# The layout measured fastest for each exporter target (docs/mobilevitv2.md).
+TARGET_LAYOUTS: dict[str, str] = {"tflite": "features=nhwc", "onnx": "features=nchw"}
 
 
 @dataclass(frozen=True)
 class MobileViTv2Layout:
     """Equivalent op arrangements, chosen by measurement.
 
-    features "nhwc":   maps channels-last between the convolutions (each convolution permutes
-                       in and out, which cancels against the transposes a TFLite converter
-                       wraps around it); patches held as (B, N, P, d), so unfold and fold are
-                       one rank-4 transpose each and every residual add, norm and softmax
-                       sees the layout the convolutions produce;
-             "nchw":   the reference's (B, d, P, N); litert-torch then keeps the residual
-                       stream channels-first and wraps each residual add in a transpose pair.
-    unfold  (nchw only)
-            "shuffle": pixel_unshuffle / pixel_shuffle;
-            "conv":    a stride-2 2x2 depthwise convolution with one-hot weights (channel
-                       multiplier 4) and its transposed convolution.
-    softmax "op":      softmax over the last axis of the (B, 1, P, N) query;
-            "exp":     written out, exp(q - max_N q), the score-weighted sum divided by the
-                       sum of the exponentials once per (d, P): no SOFTMAX op, so no layout
-                       change around it.
+    features "nhwc": maps channels-last between the convolutions (each convolution permutes
+                     in and out, which cancels against the transposes litert-torch wraps
+                     around it); patches held as (B, N, P, d), so unfold and fold are one
+                     rank-4 transpose each and every residual add, norm and softmax sees the
+                     layout the convolutions produce. For LiteRT (the default): 6 TRANSPOSE
+                     ops in the whole graph, one XNNPACK partition.
+             "nchw": the reference's (B, d, P, N), unfold a stride-2 2x2 depthwise
+                     convolution with one-hot weights (channel multiplier 4), fold its
+                     transposed convolution. For NCHW runtimes (ONNX Runtime): no Transpose
+                     node at all; on LiteRT the transposed convolution leaves XNNPACK.
     """
 
     features: str = "nhwc"
-    unfold: str = "shuffle"
-    softmax: str = "op"
 
     def __post_init__(self) -> None:
         for name, allowed in LAYOUT_CHOICES.items():
@@ -70,8 +62,6 @@ class MobileViTv2Layout:
                     f"MobileViTv2 layout {name}={getattr(self, name)!r}; "
                     f"choose {' or '.join(allowed)}"
                 )
-        if self.features == "nhwc" and self.unfold != "shuffle":
-            raise ValueError("MobileViTv2 layout unfold=conv works with features=nchw only")
 
     @property
     def nhwc(self) -> bool:
@@ -79,7 +69,7 @@ class MobileViTv2Layout:
 
     @classmethod
     def parse(cls, spec: str) -> MobileViTv2Layout:
-        """From "unfold=conv,softmax=exp" (empty: the defaults)."""
+        """From "features=nchw" (empty: the default)."""
         values: dict[str, str] = {}
         for item in filter(None, (part.strip() for part in spec.split(","))):
             key, sep, value = item.partition("=")
@@ -90,6 +80,11 @@ class MobileViTv2Layout:
                 )
             values[key.strip()] = value.strip()
         return cls(**values)
+
+    @classmethod
+    def for_target(cls, target: str) -> MobileViTv2Layout:
+        """The measured-fastest layout for an exporter target (the default otherwise)."""
+        return cls.parse(TARGET_LAYOUTS.get(target, ""))
 
 
 def _out_size(size: int, stride: int) -> int:
@@ -177,16 +172,11 @@ class SeparableAttention(nn.Module):
         self.key = in_layout(rows_of(qkv, 1, 1 + d), layout.nhwc)
         self.value = in_layout(rows_of(qkv, 1 + d, 1 + 2 * d), layout.nhwc)
         self.out = in_layout(copy.deepcopy(attn.out_proj), layout.nhwc)
-        self.softmax = layout.softmax
         self.axis = 1 if layout.nhwc else 3  # the patch axis N
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, n = self.query(x), self.axis  # (B, 1, P, N) / (B, N, P, 1)
-        if self.softmax == "exp":
-            e = torch.exp(q - q.amax(dim=n, keepdim=True))
-            pooled = (x * e).sum(dim=n, keepdim=True) / e.sum(dim=n, keepdim=True)
-        else:
-            pooled = (x * torch.softmax(q, dim=n)).sum(dim=n, keepdim=True)
+        scores = torch.softmax(self.query(x), dim=self.axis)  # (B, 1, P, N) / (B, N, P, 1)
+        pooled = (x * scores).sum(dim=self.axis, keepdim=True)  # (B, d, P, 1) / (B, 1, P, d)
         return self.out(F.relu(self.value(x)) * self.key(pooled))
 
 
@@ -222,7 +212,7 @@ class Unfold(nn.Module):
         super().__init__()
         self.c, self.h, self.w = channels, height // ref.PATCH, width // ref.PATCH
         self.layout = layout
-        if layout.unfold == "conv":
+        if not layout.nhwc:
             self.conv = nn.Conv2d(
                 channels,
                 channels * ref.PATCH**2,
@@ -238,8 +228,7 @@ class Unfold(nn.Module):
         if self.layout.nhwc:  # (B, h, i, w, j*C + c) -> (B, h, w, i, j*C + c): one transpose
             x = x.reshape(-1, k, w, k * c).transpose(1, 2)
             return x.reshape(-1, h * w, k * k, c)
-        x = self.conv(x) if self.layout.unfold == "conv" else F.pixel_unshuffle(x, k)
-        return x.reshape(-1, c, k * k, h * w)
+        return self.conv(x).reshape(-1, c, k * k, h * w)
 
 
 class Fold(nn.Module):
@@ -251,7 +240,7 @@ class Fold(nn.Module):
         super().__init__()
         self.c, self.h, self.w = channels, height // ref.PATCH, width // ref.PATCH
         self.layout = layout
-        if layout.unfold == "conv":
+        if not layout.nhwc:
             self.conv = nn.ConvTranspose2d(
                 channels * ref.PATCH**2,
                 channels,
@@ -267,8 +256,7 @@ class Fold(nn.Module):
         if self.layout.nhwc:
             x = x.reshape(-1, w, k, k * c).transpose(1, 2)
             return x.reshape(-1, h * k, w * k, c)
-        x = x.reshape(-1, c * k * k, h, w)
-        return self.conv(x) if self.layout.unfold == "conv" else F.pixel_shuffle(x, k)
+        return self.conv(x.reshape(-1, c * k * k, h, w))
 
 
 class InvertedResidual(nn.Module):
