@@ -210,3 +210,30 @@ def test_preprocessing_is_the_released_eval_recipe():
     resized = np.asarray(image.resize((384, 288), Image.BICUBIC), dtype=np.float64)
     expected = (resized[16:272, 64:320] / 255.0).transpose(2, 0, 1)
     assert max_abs(preprocess(image, PREPROCESSING), expected) < 1e-6
+
+
+def test_registry_builds_and_names_every_width():
+    from mfdeploy.models import create_model, get_family, resolve_model
+
+    entry = get_family("mobilevitv2")
+    assert len(entry.variants) == 7 and entry.default_variant == "mobilevitv2_100"
+    assert resolve_model("mobilevitv2-050")[1] == "mobilevitv2_050"
+    assert resolve_model("mobilevitv2", None)[1] == "mobilevitv2_100"
+    model = create_model("mobilevitv2_050")
+    assert sum(p.numel() for p in model.parameters()) == 1_370_593
+    assert entry.preprocessing.resolution == 256 and entry.preprocessing.interpolation == "bicubic"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["tflite", "onnx"])
+def test_exports_through_the_pipeline_and_verifies(target, tmp_path):
+    """The family goes through the generic exporters and verify like any other."""
+    pytest.importorskip("onnxruntime" if target == "onnx" else "ai_edge_litert")
+    from mfdeploy.export import export_artifact
+    from mfdeploy.harness.verify import verify_artifact
+
+    out, manifest = export_artifact(target, "mobilevitv2_050", out=tmp_path / target)
+    assert manifest.model_family == "mobilevitv2" and manifest.input.shape[-2] in (256, 3)
+    assert manifest.preprocessing["resolution"] == 256
+    result = verify_artifact(out, num_images=8)
+    assert result.passed, result.failed

@@ -79,9 +79,9 @@ class ModelFamily:
 
 
 def _families() -> dict[str, ModelFamily]:
-    from mfdeploy.models import efficientnet_family, mobile_former_family
+    from mfdeploy.models import efficientnet_family, mobile_former_family, mobilevitv2_family
 
-    entries = (mobile_former_family.FAMILY, efficientnet_family.FAMILY)
+    entries = (mobile_former_family.FAMILY, mobilevitv2_family.FAMILY, efficientnet_family.FAMILY)
     return {entry.name: entry for entry in entries}
 
 
