@@ -5,8 +5,10 @@ What each precision's model.tflite contains:
 - fp16: the fp32 model with float16 weights (AI Edge Quantizer's float-casting recipe):
   weights stored as float16 and DEQUANTIZE'd to float32, compute in float32 (XNNPACK
   may run float16 kernels where the device supports them); float32 I/O.
-- int8-weights: dynamic-range quantisation (int8 weights of FULLY_CONNECTED / CONV_2D /
-  DEPTHWISE_CONV_2D, activations quantised at run time) with AI Edge Quantizer; float32 I/O.
+- int8-weights: dynamic-range quantisation (int8 per-channel weights of FULLY_CONNECTED /
+  CONV_2D, activations quantised at run time: XNNPACK's qd8 kernels) with AI Edge Quantizer;
+  depthwise convolutions stay float (a hybrid DEPTHWISE_CONV_2D runs outside XNNPACK);
+  float32 I/O.
 - int8: static full-integer quantisation through litert-torch's PT2E path (tflite_int8.py):
   int8 per-channel symmetric weights and int8 per-tensor activations calibrated on real
   photos (`--calib DIR`, `--calib-count N`; default the project's calibration split) for
@@ -50,7 +52,9 @@ PRECISIONS = ("fp32", "fp16", "int8-weights", "int8")
 MODEL_FILE = "model.tflite"
 LAYOUTS = ("nhwc", "nchw")
 PACKAGES = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
-DYNAMIC_RANGE_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+# Hybrid DEPTHWISE_CONV_2D (float input, int8 weights) is not an XNNPACK op: it would run in
+# LiteRT's reference kernels, outside the delegate (docs/tflite_int8.md), so it stays float.
+DYNAMIC_RANGE_OPS = ("FULLY_CONNECTED", "CONV_2D")
 DEFAULT_CALIB_COUNT = 32  # spread over every photo source (resolve_images)
 # int8: which modules stay float is the model's (`ModelFamily.int8_float["tflite"]`: recipe ->
 # form -> regex on the module path); docs/tflite_int8.md has the measurements.
