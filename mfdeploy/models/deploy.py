@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfdeploy.models import mobile_former as ref
+from mfdeploy.models.layouts import parse_layout_items
 from mfdeploy.models.variants import VariantSpec
 
 
@@ -77,16 +78,7 @@ class DeployLayout:
     @classmethod
     def parse(cls, spec: str) -> DeployLayout:
         """From "bridge=pixels,dyrelu=relu" (empty: the defaults)."""
-        values: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in spec.split(","))):
-            key, sep, value = item.partition("=")
-            if not sep or key.strip() not in LAYOUT_CHOICES:
-                raise ValueError(
-                    f"bad deploy layout item {item!r}; use KEY=VALUE with KEY in "
-                    f"{', '.join(LAYOUT_CHOICES)}"
-                )
-            values[key.strip()] = value.strip()
-        return cls(**values)
+        return cls(**parse_layout_items(spec, LAYOUT_CHOICES, "deploy layout"))
 
     def spec(self) -> str:
         """The non-default choices, as `parse` reads them ("" for the defaults)."""

@@ -31,6 +31,7 @@ from torch import nn
 
 from mfdeploy.models import mobilevitv2 as ref
 from mfdeploy.models.deploy import ConvNHWC, fold_conv_bn
+from mfdeploy.models.layouts import parse_layout_items
 
 LAYOUT_CHOICES: dict[str, tuple[str, ...]] = {"features": ("nhwc", "nchw")}
 # The layout measured fastest for each exporter target (docs/mobilevitv2.md).
@@ -70,16 +71,7 @@ class MobileViTv2Layout:
     @classmethod
     def parse(cls, spec: str) -> MobileViTv2Layout:
         """From "features=nchw" (empty: the default)."""
-        values: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in spec.split(","))):
-            key, sep, value = item.partition("=")
-            if not sep or key.strip() not in LAYOUT_CHOICES:
-                raise ValueError(
-                    f"bad MobileViTv2 layout item {item!r}; use KEY=VALUE with KEY in "
-                    f"{', '.join(LAYOUT_CHOICES)}"
-                )
-            values[key.strip()] = value.strip()
-        return cls(**values)
+        return cls(**parse_layout_items(spec, LAYOUT_CHOICES, "MobileViTv2 layout"))
 
     @classmethod
     def for_target(cls, target: str) -> MobileViTv2Layout:
