@@ -70,7 +70,8 @@ def _bars(ax, rows: list[dict], title: str) -> None:
             capsize=2,
             height=0.8,
         )
-        ax.text(lat["median"], pos, f" {lat['median']:.1f}", va="center", fontsize=8)
+        end = max(lat["p90"], lat["median"])  # the label starts past the error bar
+        ax.text(end, pos, f"  {lat['median']:.1f}", va="center", fontsize=8)
         labels.append(f"{r['target']} {r['precision']}")
         y.append(pos)
         pos += 1.0
@@ -135,7 +136,7 @@ def _scatter_panels(rows: list[dict], path: Path, x_of, y_of, xlabel: str, ylabe
     ok = _measured(rows)
     models = _models(ok) or ["no results"]
     fig, axes = plt.subplots(
-        1, len(models), figsize=(WIDTH_IN, 5.2), dpi=DPI, squeeze=False
+        1, len(models), figsize=(WIDTH_IN, 4.8), dpi=DPI, squeeze=False
     )
     for ax, model in zip(axes[0], models):
         for r in (r for r in ok if r["model"] == model):
@@ -150,6 +151,8 @@ def _scatter_panels(rows: list[dict], path: Path, x_of, y_of, xlabel: str, ylabe
                 ax.text(1.0, db, f" {label}", transform=ax.get_yaxis_transform(),
                         fontsize=8, va="center", color="grey")  # fmt: skip
         ax.set_xscale("log")
+        if not bounds:  # latency on y: the emulated runtime would squash the device ones
+            ax.set_yscale("log")
         ax.set_title(model, fontsize=10, loc="left")
         ax.set_xlabel(xlabel, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=9)
@@ -158,7 +161,7 @@ def _scatter_panels(rows: list[dict], path: Path, x_of, y_of, xlabel: str, ylabe
             ax.text(0.5, 0.5, "no results", ha="center", transform=ax.transAxes)
     fig.suptitle(title, x=0.01, ha="left", fontsize=11)
     _precision_legend(fig, ok, targets=True)
-    return _save(fig, path, top=0.84)
+    return _save(fig, path, top=0.9)
 
 
 def parity_scatter(rows: list[dict], path: Path) -> Path:
@@ -174,7 +177,7 @@ def size_scatter(rows: list[dict], path: Path) -> Path:
     """Model size vs median latency."""
     return _scatter_panels(
         rows, path, lambda r: r["bench"]["model_bytes"] / 1e6, _median,
-        "model size, MB (log)", "median latency, ms", "size vs latency", bounds=False,
+        "model size, MB (log)", "median latency, ms (log)", "size vs latency", bounds=False,
     )  # fmt: skip
 
 
