@@ -56,6 +56,10 @@ class OnnxRuntime(Runtime):
         }
         options.graph_optimization_level = levels[self.optimization]
         options.log_severity_level = 3
+        # x86 CPUs without VNNI (AVX2 only) run u8 x s8 products through 16-bit intermediate
+        # sums that saturate; this option makes ORT keep the exact products (int16 widening),
+        # so an int8 model computes what its QDQ graph says on every x86 host (docs/onnx.md).
+        options.add_session_config_entry("session.x64quantprecision", "1")
         if self.threads:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
