@@ -119,7 +119,7 @@ def test_odd_sizes_are_resized_inside_the_block():
 
 
 def test_synthetic_weights_are_deterministic_and_non_trivial():
-    from mfdeploy.export.common import state_dict_sha256
+    from mfdeploy.models.source import state_dict_sha256
 
     threads = torch.get_num_threads()
     try:
