@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfdeploy.console import print_table
-from mfdeploy.graph_audit import audit
+from mfdeploy.harness.inspect import audit
 from mfdeploy.models.mobilevitv2 import PATCH, create_mobilevitv2
 from mfdeploy.models.mobilevitv2_deploy import MobileViTv2Layout, to_deploy_mobilevitv2
 

@@ -157,9 +157,9 @@ def test_litert_export_is_rank_4_one_xnnpack_partition_and_matches(synthetic_050
     the whole graph in one XNNPACK partition, one transpose per unfold / fold only, and the
     logits within 1e-4 of PyTorch."""
     from ai_edge_litert.interpreter import Interpreter
-    from mfdeploy.harness.inspect import audit
 
     from mfdeploy.export.tflite import NHWCInput, torch_to_tflite
+    from mfdeploy.harness.inspect import audit
 
     deploy = to_deploy_mobilevitv2(synthetic_050, 256)
     path = tmp_path / "model.tflite"
@@ -183,9 +183,9 @@ def test_litert_export_is_rank_4_one_xnnpack_partition_and_matches(synthetic_050
 def test_onnx_export_is_rank_4_transpose_free_and_matches(synthetic_050, tmp_path):
     """The ONNX layout (features=nchw, one-hot conv unfold): rank <= 4 and no Transpose."""
     import onnxruntime as ort
-    from mfdeploy.harness.inspect import audit
 
     from mfdeploy.export.onnx import check, simplify, torch_to_onnx
+    from mfdeploy.harness.inspect import audit
 
     deploy = to_deploy_mobilevitv2(synthetic_050, 256, MobileViTv2Layout.for_target("onnx"))
     model = simplify(torch_to_onnx(deploy, torch.zeros(1, 3, 256, 256), False))[0]
