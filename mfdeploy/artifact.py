@@ -46,13 +46,19 @@ class TensorSpec:
         data = _object(data, where)
         _known(data, cls.__dataclass_fields__, where)
         shape = data.get("shape")
+        # the batch dimension may be a name (a dynamic batch, e.g. "batch"); others are sizes
         if (
             not isinstance(shape, list)
             or not shape
-            or not all(_is_int(d) and d >= 1 for d in shape)
+            or not (isinstance(shape[0], str) and shape[0].isidentifier() or _is_int(shape[0]))
+            or not all(
+                _is_int(d) and d >= 1
+                for d in shape[1:] + [1 if isinstance(shape[0], str) else shape[0]]
+            )
         ):
             raise ManifestError(
-                f"manifest {where}.shape must be a list of integers >= 1, got {shape!r}"
+                f"manifest {where}.shape must be a list of integers >= 1 (the batch may be a "
+                f"name), got {shape!r}"
             )
         layout = _opt(data, "layout", str, where)
         if layout is not None and layout not in LAYOUTS:
