@@ -46,15 +46,19 @@ class TensorSpec:
         data = _object(data, where)
         _known(data, cls.__dataclass_fields__, where)
         shape = data.get("shape")
+
         # the batch dimension may be a name (a dynamic batch, e.g. "batch"); others are sizes
+        def size(d: object) -> bool:
+            return _is_int(d) and d >= 1
+
+        def batch(d: object) -> bool:
+            return size(d) or (isinstance(d, str) and d.isidentifier())
+
         if (
             not isinstance(shape, list)
             or not shape
-            or not (isinstance(shape[0], str) and shape[0].isidentifier() or _is_int(shape[0]))
-            or not all(
-                _is_int(d) and d >= 1
-                for d in shape[1:] + [1 if isinstance(shape[0], str) else shape[0]]
-            )
+            or not batch(shape[0])
+            or not all(size(d) for d in shape[1:])
         ):
             raise ManifestError(
                 f"manifest {where}.shape must be a list of integers >= 1 (the batch may be a "
