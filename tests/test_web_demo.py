@@ -305,7 +305,9 @@ def test_page_tensor_and_top5_match_python(page_runs, case):
     nchw, x = model_input(folder / "sample.png", manifest)
     assert last["input"]["sha256"] == tensor_sha256(x) == golden["input"]["sha256"]
     assert [t["index"] for t in last["top5"]] == [t["index"] for t in golden["top_k"]]
-    python = open_runtime(folder).run(nchw)[0]
+    contract = read_contract("web", folder.parents[1], manifest.target)
+    beside = (contract.golden, contract.sample_image)  # the bundle's files, not the artifact's
+    python = open_runtime(folder, beside=beside).run(nchw)[0]
     page = np.asarray(last["logits"], np.float32)
     bound = logit_tolerance(manifest.precision, python)
     assert page.shape == python.shape

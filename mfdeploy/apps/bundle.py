@@ -267,6 +267,10 @@ def bundle(
         _copy(artifact / manifest.model_file, staging / contract.model)
         shutil.copy2(artifact / MANIFEST_NAME, staging / contract.manifest)
         shutil.copy2(artifact / manifest.labels_file, staging / contract.labels)
+        # Every other sealed file too (e.g. ONNX's model.ort): the bundle stays the whole
+        # artifact, so the app, or anyone, can re-check its seal.
+        for name in sorted(set(manifest.files) - {manifest.model_file, manifest.labels_file}):
+            _copy(artifact / name, staging / name)
         # The staged copy is itself a sealed artifact: opening it re-checks every sha256
         # (before the sample and golden, which are the bundle's, not the artifact's, files).
         runtime = open_runtime(staging)
