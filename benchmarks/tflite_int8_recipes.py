@@ -3,9 +3,9 @@ against PyTorch fp32 (SQNR, cosine, top-1), model size, LiteRT latency (1 thread
 
     .venv/bin/python benchmarks/tflite_int8_recipes.py [--variant 26m]
         [--weights tests/fixtures/mobile_former_26m.safetensors]
-        [--configs fp32 fp16 int8-weights int8:tokens int8:head int8:none ...]
+        [--configs fp32 fp16 int8-weights int8:auto int8:none int8:head ...]
 
-A config is a precision, optionally `int8:<float modules>[:float-io][:nchw][:reference]`.
+A config is a precision, optionally `int8:<auto|none|module path>[:float-io][:nchw][:reference]`.
 Prints a table and writes benchmarks/results/tflite_int8_recipes.json.
 """
 
@@ -31,7 +31,7 @@ from mfdeploy.preprocessing import load_image, preprocess
 from mfdeploy.runtimes import open_runtime
 
 RESULTS = Path(__file__).parent / "results" / "tflite_int8_recipes.json"
-DEFAULT_CONFIGS = ["fp32", "fp16", "int8-weights", "int8:tokens", "int8:tokens:float-io"]
+DEFAULT_CONFIGS = ["fp32", "fp16", "int8-weights", "int8:auto", "int8:none", "int8:auto:float-io"]
 
 
 def options_of(config: str) -> tuple[str, dict]:

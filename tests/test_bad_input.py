@@ -285,6 +285,22 @@ CASES: dict[str, Case] = {
         "export", "--target", "onnx", "--variant", "26m", "--precision", "int8",
         "--calib-count", "-3", "--out", "a", expect="--calib-count",
     ),
+    "export --int8-float unknown module": case(
+        "export", "--target", "onnx", "--variant", "26m", "--precision", "int8",
+        "--calib-count", "4", "--int8-float", "blocks.99", "--out", "a",
+        expect="no module 'blocks.99'",
+    ),
+    "export --int8-target-sqnr nan": case(
+        "export", "--target", "onnx", "--variant", "26m", "--precision", "int8",
+        "--int8-target-sqnr", "nan", "--out", "a", expect="--int8-target-sqnr",
+    ),
+    "export --int8-target-sqnr 0": case(
+        "export", "--target", "onnx", "--variant", "26m", "--precision", "int8",
+        "--int8-target-sqnr", "0", "--out", "a", expect="out of range",
+    ),
+    "export --int8-float on pytorch": case(
+        *EXPORT, "--int8-float", "none", "--out", "a", expect="does not take --int8-float"
+    ),
     "export --precision int3": case(*EXPORT, "--precision", "int3", "--out", "a", expect="int3"),
     "export --target bogus": case(
         "export", "--target", "bogus", "--variant", "26m", "--out", "a", expect="--target"

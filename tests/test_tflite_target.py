@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from torch import nn
 
 from mfdeploy.artifact import Manifest, path_sha256
 from mfdeploy.errors import MfdeployError
@@ -14,6 +15,7 @@ from mfdeploy.export import export_artifact
 from mfdeploy.export import tflite as tflite_export
 from mfdeploy.harness.inspect import audit
 from mfdeploy.metrics import cosine, sqnr_db
+from mfdeploy.models.source import export_module, load_source
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import load_image, preprocess
 from mfdeploy.runtimes import open_runtime
@@ -183,7 +185,17 @@ def test_int8_is_really_integer_and_builtin_only(int8, artifacts):
         for op in convs
         if tensors[op["inputs"][0]]["dtype"] == tensors[op["inputs"][1]]["dtype"] == np.int8
     ]
-    assert len(int8_convs) >= len(convs) - 1  # all but the head's conv (a float module)
+    # every convolution is int8 except those inside the measured float modules
+    plan = Manifest.load(int8).extra["int8_plan"]
+    assert plan["chosen_by"] == "measured" and plan["reached_target"]
+    deploy = export_module(load_source("26m", WEIGHTS), "deploy")
+    float_convs = sum(
+        isinstance(m, nn.Conv2d)
+        for name in plan["float_modules"]
+        for m in deploy.get_submodule(name).modules()
+    )
+    assert len(convs) - len(int8_convs) <= float_convs
+    assert set(plan["float_modules"]) <= {c["module"] for c in plan["candidates"]}
     size = (int8 / "model.tflite").stat().st_size
     assert size < (artifacts["fp32"] / "model.tflite").stat().st_size
 

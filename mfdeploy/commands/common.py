@@ -70,6 +70,22 @@ def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def float_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in low..high (exit 2 with one line otherwise)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({low:g}..{high:g})")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 def int_list_in(low: int, high: int) -> Callable[[str], list[int]]:
     """An argparse type: a comma list of integers in low..high ("1,2")."""
     one = int_in(low, high)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from mfdeploy.commands.common import MAX_BATCH, add_model_arguments, int_in
+from mfdeploy.commands.common import MAX_BATCH, add_model_arguments, float_in, int_in
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import TARGETS, export_artifact, refused_options, target_module
@@ -57,6 +57,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--calib-count",
         type=int_in(1, 100_000),
         help="number of calibration images to use (>= 1; default 32)",
+    )
+    int8 = parser.add_argument_group("int8 options (onnx, tflite, coreml)")
+    int8.add_argument(
+        "--int8-float",
+        metavar="MODULES",
+        help="modules kept float in int8: 'auto' (default) measures each module's int8 cost "
+        "on held-out calibration photos and keeps float the fewest that reach "
+        "--int8-target-sqnr; 'none' quantises every module; or comma-separated module "
+        "paths (e.g. stem,blocks.3.former)",
+    )
+    int8.add_argument(
+        "--int8-target-sqnr",
+        type=float_in(1.0, 100.0),
+        metavar="DB",
+        help="int8 'auto': simulated logits SQNR against float32 to reach (default 22 dB; "
+        "verify's int8 bound is 18 dB)",
     )
     for target in TARGETS:
         module = target_module(target)

@@ -41,6 +41,7 @@ from mfdeploy.artifact import Manifest, TensorSpec, form_kind
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
 from mfdeploy.export.coreml_mil import MAX_RANK, op_histogram, program_ranks
+from mfdeploy.export.int8_sensitivity import float_plan
 from mfdeploy.export.scopes import fx_anchor_names
 from mfdeploy.labels import class_labels
 
@@ -279,6 +280,8 @@ def export(
     min_ios: int | None = None,
     image_input: bool = False,
     classifier: bool = False,
+    int8_float: str | None = None,
+    int8_target_sqnr: float | None = None,
 ) -> Manifest:
     if precision not in PRECISIONS:
         raise MfdeployError(f"target coreml supports precision {', '.join(PRECISIONS)}")
@@ -296,12 +299,11 @@ def export(
         from mfdeploy.export.coreml_w8a8 import quantize_w8a8
 
         calib_batch = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+        plan = float_plan(module, calib_batch, int8_float, int8_target_sqnr)
         module, extra["w8a8"] = quantize_w8a8(
-            module,
-            calib_batch,
-            batch=batch,
-            float_modules=tuple(source.entry.int8_float.get("coreml", ())),
+            module, calib_batch, batch=batch, float_modules=plan.float_modules
         )
+        extra["int8_plan"] = plan.to_dict()
     if image_input:
         module = ImageNormalization(module, prep.mean, prep.std, prep.pixel_scale)
     if classifier:

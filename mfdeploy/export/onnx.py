@@ -21,6 +21,7 @@ from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import onnx_quant as quant
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
+from mfdeploy.export.int8_sensitivity import float_plan
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 # offered to compare against, not recommended to ship (reports list them apart)
@@ -306,6 +307,8 @@ def export(
     calib_method: str = "minmax",
     int8_recipe: str = quant.DEFAULT_RECIPE,
     float_ops: str | None = None,
+    int8_float: str | None = None,
+    int8_target_sqnr: float | None = None,
     ort_format: bool = True,
 ) -> Manifest:
     import onnx
@@ -324,6 +327,9 @@ def export(
     elif precision == "fp16":
         probe, probe_source = probe_inputs(calib, prep)
     module = export_module(source, form)
+    float_set = None
+    if calibration is not None:  # int8: which modules stay float, measured on this model
+        float_set = float_plan(module, calibration, int8_float, int8_target_sqnr)
     # torch.export specialises a dimension of size 1, so trace a dynamic batch with 2.
     example = torch.zeros(max(batch, 2) if dynamic_batch else batch, 3, res, res)
     info(f"exporting {source.name} ({form} form) to ONNX opset {OPSET}")
@@ -362,9 +368,9 @@ def export(
             onnx.load(str(prepared)),
             scopes,
             int8_recipe,
-            quant.parse_float_ops(float_ops, int8_recipe, source.entry.int8_float.get("onnx", ())),
+            quant.parse_float_ops(float_ops, int8_recipe, float_set.float_modules),
             calib_method,
-            fuse_activations=bool(source.entry.int8_float.get("onnx_fuse_activations")),
+            fuse_activations=source.entry.onnx_fuse_activations,
         )
         info(
             f"int8 static QDQ ({int8_recipe} recipe), {len(calibration)} calibration photos, "
@@ -375,7 +381,9 @@ def export(
         final = onnx.load(str(q_path))
         prepared.unlink()
         q_path.unlink()
-        extra.update(plan.to_dict(), calibration_images=len(calibration))
+        extra.update(
+            plan.to_dict(), calibration_images=len(calibration), int8_plan=float_set.to_dict()
+        )
         if probe is not None:
             extra["int8_check"] = {
                 "inputs": f"{len(probe)} {probe_source}",

@@ -14,11 +14,11 @@ What each precision's model.tflite contains:
   photos (`--calib DIR`, `--calib-count N`; default the project's calibration split) for
   every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED and MUL outside the float modules.
   Stays float32 (DEQUANTIZE -> float op -> QUANTIZE): ops litert-torch's quantizer has no
-  int8 pattern for (add, softmax, layer norm, batch matmul) and the modules of the
-  `--int8-float` recipe (default `tokens`: both bridges and the head, with their
-  float32 weights; see docs/tflite_int8.md). Input and output tensors are int8 with
-  scale / zero point in the manifest (the output range is the calibration logits' range
-  widened 3x); `--float-io` keeps float32 input and output.
+  int8 pattern for (add, softmax, layer norm, batch matmul) and the float modules, measured
+  per model on the calibration photos (int8_sensitivity.py; `--int8-float` overrides).
+  Input and output tensors are int8 with scale / zero point in the manifest (the output
+  range is the calibration logits' range widened 3x); `--float-io` keeps float32 input and
+  output.
 
 Layout: `--layout nhwc` (default) gives the model an NHWC input, as Android camera / bitmap
 buffers are; the input permute is absorbed by litert-torch's layout pass.
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfdeploy.artifact import Manifest, TensorSpec, form_kind
+from mfdeploy.artifact import Manifest, TensorSpec
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import (
@@ -47,19 +47,16 @@ from mfdeploy.export.common import (
     calibration_inputs,
     export_module,
 )
+from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 
 PRECISIONS = ("fp32", "fp16", "int8-weights", "int8")
 MODEL_FILE = "model.tflite"
 LAYOUTS = ("nhwc", "nchw")
 PACKAGES = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 # Hybrid DEPTHWISE_CONV_2D (float input, int8 weights) is not an XNNPACK op: it would run in
-# LiteRT's reference kernels, outside the delegate (docs/tflite_int8.md), so it stays float.
+# LiteRT's reference kernels, outside the delegate (docs/int8.md), so it stays float.
 DYNAMIC_RANGE_OPS = ("FULLY_CONNECTED", "CONV_2D")
 DEFAULT_CALIB_COUNT = 32  # spread over every photo source (resolve_images)
-# int8: which modules stay float is the model's (`ModelFamily.int8_float["tflite"]`: recipe ->
-# form -> regex on the module path); docs/tflite_int8.md has the measurements.
-INT8_RECIPES = ("tokens", "head", "none")
-DEFAULT_INT8_FLOAT = "tokens"
 # int8 logits: the calibration range widened 3x about its centre (top logits must not clip).
 OUTPUT_RANGE_MARGIN = 3.0
 
@@ -73,12 +70,6 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         action="store_true",
         help="TFLite int8: float32 input and output (default: int8, scale/zero point in the "
         "manifest)",
-    )
-    group.add_argument(
-        "--int8-float",
-        choices=list(INT8_RECIPES),
-        help=f"TFLite int8: which modules stay float (default {DEFAULT_INT8_FLOAT}: bridges "
-        "and head; head; none)",
     )
 
 
@@ -185,14 +176,10 @@ def export(
     calib_count: int | None = None,
     float_io: bool = False,
     int8_float: str | None = None,
+    int8_target_sqnr: float | None = None,
 ) -> Manifest:
     if layout not in LAYOUTS:
         raise MfdeployError(f"unknown layout {layout!r}; choose nhwc or nchw")
-    int8_float = int8_float or DEFAULT_INT8_FLOAT
-    if int8_float not in INT8_RECIPES:
-        raise MfdeployError(
-            f"unknown int8 float recipe {int8_float!r}; choose {', '.join(INT8_RECIPES)}"
-        )
     prep = source.preprocessing
     res = prep.resolution
     calibration = None
@@ -201,6 +188,9 @@ def export(
     import litert_torch  # noqa: F401  (fail early when the extra is missing)
 
     module = export_module(source, form)
+    plan = None
+    if calibration is not None:  # int8: which modules stay float, measured on this model
+        plan = float_plan(module, calibration, int8_float, int8_target_sqnr)
     shape = [batch, 3, res, res]
     if layout == "nhwc":
         module, shape = NHWCInput(module), [batch, res, res, 3]
@@ -211,11 +201,10 @@ def export(
     in_spec = TensorSpec("input", shape, "float32", layout.upper())
     out_spec = TensorSpec("logits", [batch, source.num_classes], "float32")
     if precision == "int8":
-        recipes = source.entry.int8_float.get("tflite", {})
-        float_modules = recipes.get(int8_float, {}).get(form_kind(source.form(form)), "")
+        float_modules = float_regex(plan.float_modules)
         info(
             f"int8 full-integer (PT2E) {source.name} ({form} form, {layout.upper()} input), "
-            f"{len(calibration)} calibration photos, float modules: {int8_float}"
+            f"{len(calibration)} calibration photos, {len(plan.float_modules)} float modules"
         )
         inp, out, int8_extra = full_integer_int8(
             module,
@@ -229,12 +218,12 @@ def export(
             spec.dtype = end["dtype"]
             if end["quant"] is not None:
                 spec.scale, spec.zero_point = end["quant"]
-        extra.update(int8_extra, float_recipe=int8_float)
+        extra.update(int8_extra, int8_plan=plan.to_dict())
         extra["contents"] = (
             f"int8 per-channel weights and int8 activations (static, calibrated); "
             f"{in_spec.dtype} input, {out_spec.dtype} output; float32 where litert-torch's "
             f"quantizer has no int8 pattern (add, softmax, layer norm, batch matmul) and in "
-            f"the float modules ({int8_float})"
+            f"the float modules ({plan.describe()})"
         )
         return _manifest(source, precision, form, in_spec, out_spec, extra)
     info(f"converting {source.name} ({form} form, {layout.upper()} input) with litert-torch")

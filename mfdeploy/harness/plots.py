@@ -119,9 +119,7 @@ def _precision_legend(fig, rows: list[dict], targets: bool = False) -> None:
     ]
     if targets:
         for t in dict.fromkeys(r["target"] for r in rows):
-            handles.append(
-                Line2D([], [], color="black", marker=_marker(t), linestyle="", label=t)
-            )
+            handles.append(Line2D([], [], color="black", marker=_marker(t), linestyle="", label=t))
         handles.append(
             Line2D([], [], color="black", marker="o", fillstyle="none", linestyle="",
                    label="emulated (Core ML on Linux)")
@@ -135,9 +133,7 @@ def _scatter_panels(rows: list[dict], path: Path, x_of, y_of, xlabel: str, ylabe
                     title: str, bounds: bool) -> Path:  # fmt: skip
     ok = _measured(rows)
     models = _models(ok) or ["no results"]
-    fig, axes = plt.subplots(
-        1, len(models), figsize=(WIDTH_IN, 4.8), dpi=DPI, squeeze=False
-    )
+    fig, axes = plt.subplots(1, len(models), figsize=(WIDTH_IN, 4.8), dpi=DPI, squeeze=False)
     for ax, model in zip(axes[0], models):
         for r in (r for r in ok if r["model"] == model):
             face = "none" if _emulated(r) else _colour(r["precision"])

@@ -34,10 +34,5 @@ FAMILY = ModelFamily(
     manifest_variant=lambda variant: None,
     weights_file=lambda weights: pretrained_weights_path() if weights == PRETRAINED else None,
     yardstick=True,
-    int8_float={
-        "onnx": ("_bn0",),  # the stem conv (it carries the folded BN's scope); docs/onnx.md
-        "onnx_fuse_activations": True,
-        "tflite": {},  # every recipe: all modules int8
-        "coreml": ("_conv_stem",),
-    },
+    onnx_fuse_activations=True,
 )

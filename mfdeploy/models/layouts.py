@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def parse_layout_items(spec: str, choices: dict[str, tuple[str, ...]], what: str) -> dict[str, str]:
-    """"bridge=pixels,dyrelu=relu" -> {"bridge": "pixels", "dyrelu": "relu"}; keys must be
+    """ "bridge=pixels,dyrelu=relu" -> {"bridge": "pixels", "dyrelu": "relu"}; keys must be
     in `choices` (the layout class checks the values); "" gives {} (the defaults)."""
     values: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):

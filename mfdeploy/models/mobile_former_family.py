@@ -96,17 +96,4 @@ FAMILY = ModelFamily(
     anchor_layouts=layers.anchor_layouts,
     reference_hooks=layers.reference_hooks,
     variant_facts=variant_facts,
-    int8_float={
-        # measured on 26m fixture weights: docs/onnx.md, docs/tflite_int8.md, docs/coreml.md
-        "onnx": ("lite", "blocks.0", "blocks.1"),
-        "tflite": {
-            "tokens": {
-                "deploy": r"bridge|^head",
-                "reference": r"local_global|global_local|^classifier",
-            },
-            "head": {"deploy": r"^head", "reference": r"^classifier"},
-            "none": {"deploy": "", "reference": ""},
-        },
-        "coreml": ("MergeHead", "Former", "MobileToFormer", "FormerToMobile", "DynamicReLU"),
-    },
 )

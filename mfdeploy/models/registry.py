@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
@@ -50,8 +50,10 @@ class ModelFamily:
     anchor_shapes: Callable[[str, int, int, int], dict[str, tuple]] | None = None
     anchor_layouts: Callable[[str], dict[int, tuple]] = lambda form: {3: (None,), 4: (None,)}
     reference_hooks: Callable[[nn.Module], list[ReferenceHook]] | None = None
-    #: int8 defaults until they are measured per export: target -> modules kept float.
-    int8_float: dict[str, object] = field(default_factory=dict)
+    #: ONNX int8: also quantise a ReLU / ReLU6 right after a quantised Conv (measured to help
+    #: EfficientNet-Lite0's clipped depthwise outputs: docs/onnx.md). Which modules stay
+    #: float is never a family's: it is measured per export (export/int8_sensitivity.py).
+    onnx_fuse_activations: bool = False
     #: published facts of a variant: (JSON fields, table columns as display strings)
     variant_facts: Callable[[str], tuple[dict, dict[str, str]]] = lambda v: ({}, {})
     #: reported beside every main-job model: a network with real trained weights, whose

@@ -1,0 +1,436 @@
+"""Which modules stay float in an int8 export: measured on the calibration photos, per model.
+
+Rule: keep float the smallest set of candidate modules that brings the int8 logits to
+`target_sqnr` dB against float32 on a held-out part of the calibration photos, taking first
+the modules whose quantisation noise is largest for their compute (keeping a small module
+float costs little latency; keeping a stage of convolutions float costs a lot).
+
+Why measured: which parts of a network tolerate int8 depends on its weights (a user's
+fine-tune is not the checkpoint a table was tuned on), so no family carries a float list.
+
+How: int8 is simulated in PyTorch on the module being exported, target-independent:
+per-output-channel symmetric int8 weights and per-tensor 8-bit activations (the input of
+every convolution / linear and the output of every other leaf module, ranges from the
+calibration photos). Each candidate is measured alone (its noise on the
+held-out logits), then float modules are added in priority order until the simulated SQNR
+reaches the target. Every target then quantises everything except the chosen modules with
+its own tools, and the real artifact is checked by `verify`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from mfdeploy.console import info, progress
+from mfdeploy.errors import MfdeployError
+from mfdeploy.models.source import state_dict_sha256
+
+DEFAULT_TARGET_SQNR = 22.0  # dB; verify's int8 bound is 18 dB, this leaves margin
+HELD_OUT_FRACTION = 0.25  # of the calibration photos, never used to calibrate the ranges
+MIN_HELD_OUT = 2
+EVAL_BATCH = 8
+QUANTISED_LEAVES = (nn.Conv2d, nn.Linear)
+# A module with no multiply-accumulates still costs something to keep float (its boundary
+# QUANTIZE / DEQUANTIZE): this fraction of the model's MACs stands in for it.
+MAC_FLOOR_FRACTION = 0.002
+
+
+@dataclass
+class Candidate:
+    """One module's measured cost: simulated SQNR with only it int8, and its compute."""
+
+    module: str
+    sqnr_db_alone: float
+    macs: int
+    noise: float = 0.0  # held-out mean squared logit error with only this module int8
+
+
+@dataclass
+class FloatPlan:
+    """The float set and how it was chosen (written into the manifest)."""
+
+    float_modules: tuple[str, ...]
+    chosen_by: str  # "measured", "given", "none"
+    target_sqnr_db: float | None = None
+    all_int8_sqnr_db: float | None = None
+    planned_sqnr_db: float | None = None
+    reached_target: bool | None = None
+    calibration_images: int | None = None
+    held_out_images: int | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["float_modules"] = list(self.float_modules)
+        out["candidates"] = [
+            {
+                "module": c.module,
+                "sqnr_db_alone": round(c.sqnr_db_alone, 2),
+                "macs": c.macs,
+                "float": c.module in self.float_modules,
+            }
+            for c in self.candidates
+        ]
+        for key in ("target_sqnr_db", "all_int8_sqnr_db", "planned_sqnr_db"):
+            if out[key] is not None:
+                out[key] = round(out[key], 2)
+        return out
+
+    def describe(self) -> str:
+        if self.chosen_by == "none":
+            return "every module int8"
+        names = ", ".join(self.float_modules) or "none"
+        if self.chosen_by == "given":
+            return f"float modules (given): {names}"
+        return (
+            f"float modules (measured, {self.held_out_images} held-out photos): {names}; "
+            f"simulated SQNR {self.all_int8_sqnr_db:.1f} dB all int8 -> "
+            f"{self.planned_sqnr_db:.1f} dB (target {self.target_sqnr_db:.1f})"
+        )
+
+
+def candidate_groups(module: nn.Module) -> dict[str, tuple[str, ...]]:
+    """Candidate name -> the module paths it covers, from the module tree alone (no
+    per-family list).
+
+    Each top-level child is a candidate, a container child (ModuleList / Sequential) is
+    replaced by its items (one candidate per block: a block's int8 noise is measured as a
+    whole, which keeps the search to one evaluation per block). Modules without parameters
+    are skipped. A batch norm right after a convolution (registered next to it) belongs to
+    that convolution's candidate: every target folds it into the convolution.
+    """
+    groups: dict[str, tuple[str, ...]] = {}
+    previous: tuple[str, nn.Module] | None = None
+
+    def has_params(m: nn.Module) -> bool:
+        return any(True for _ in m.parameters())
+
+    for name, child in module.named_children():
+        items = (
+            [(f"{name}.{i}", item) for i, item in child.named_children()]
+            if isinstance(child, nn.ModuleList | nn.Sequential)
+            else [(name, child)]
+        )
+        for path, item in items:
+            if not has_params(item):
+                continue
+            if (
+                isinstance(item, nn.BatchNorm2d)
+                and previous is not None
+                and isinstance(previous[1], nn.Conv2d)
+                and previous[1].out_channels == item.num_features
+            ):
+                groups[previous[0]] = (*groups[previous[0]], path)
+            else:
+                groups[path] = (path,)
+            previous = (path, item)
+    return groups
+
+
+def candidates(module: nn.Module) -> list[str]:
+    """The candidate names (see `candidate_groups`)."""
+    return list(candidate_groups(module))
+
+
+def parse_float_modules(spec: str | None, module: nn.Module) -> tuple[str, ...] | None:
+    """--int8-float: None / "auto" = measure; "none" = every module int8; else a comma list
+    of module paths (each must exist in the model)."""
+    if spec is None or spec.strip().lower() == "auto":
+        return None
+    if spec.strip().lower() == "none":
+        return ()
+    names = tuple(s.strip() for s in spec.split(",") if s.strip())
+    known = dict(module.named_modules())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        examples = ", ".join(candidates(module)[:6])
+        raise MfdeployError(
+            f"--int8-float: no module {unknown[0]!r} in this model (candidates: {examples}, ...)"
+        )
+    return names
+
+
+def _fake_quant(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Per-tensor affine 8-bit on [low, high] (widened to hold 0, as int8 zero points do)."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = max(high - low, 1e-8) / 255.0
+    zero = round(-low / scale)
+    return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
+
+
+def _quantised_weight(weight: torch.Tensor) -> torch.Tensor:
+    """Per-output-channel symmetric int8 (-127..127), as every target's int8 weights are."""
+    flat = weight.reshape(weight.shape[0], -1)
+    scale = flat.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+    shape = (-1,) + (1,) * (weight.dim() - 1)
+    return torch.round(weight / scale.reshape(shape)).clamp(-127, 127) * scale.reshape(shape)
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [v for v in value if isinstance(v, torch.Tensor)]
+    return []
+
+
+class _Simulator:
+    """Forward hooks that observe ranges, then apply int8 to the active candidates only."""
+
+    def __init__(self, model: nn.Module, groups: dict[str, tuple[str, ...]]):
+        self.model = model
+        names = list(groups)
+        mods = dict(model.named_modules())
+        inside = {
+            n: [
+                (f"{root}.{p}" if p else root, m)
+                for root in groups[n]
+                for p, m in mods[root].named_modules()
+            ]
+            for n in names
+        }
+        self.leaves = {n: [(p, m) for p, m in inside[n] if isinstance(m, QUANTISED_LEAVES)]
+                       for n in names}  # fmt: skip
+        self.ranges: dict[str, list[float]] = {}
+        self.macs: dict[str, int] = dict.fromkeys(names, 0)
+        self.active: set[str] = set()
+        self.observing = False
+        self._handles: list = []
+        for name in names:
+            # Outputs quantised: each group member's and every leaf's inside, except a
+            # convolution's / linear's (its output is quantised after what the targets fuse
+            # into it: the batch norm or activation that follows, or the next layer's input).
+            outputs = dict.fromkeys(groups[name])
+            outputs.update(
+                (p, None)
+                for p, m in inside[name]
+                if not any(m.children()) and not isinstance(m, QUANTISED_LEAVES)
+            )
+            for path in outputs:
+                hook = self._output_hook(name, path)
+                self._handles.append(mods[path].register_forward_hook(hook))
+            for leaf_name, leaf in self.leaves[name]:
+                hook = self._input_hook(name, leaf_name, leaf)
+                self._handles.append(leaf.register_forward_pre_hook(hook))
+
+    def _observe(self, key: str, tensors: list[torch.Tensor]) -> None:
+        for i, t in enumerate(tensors):
+            k = f"{key}#{i}"
+            low, high = float(t.min()), float(t.max())
+            old = self.ranges.get(k)
+            self.ranges[k] = [min(low, old[0]), max(high, old[1])] if old else [low, high]
+
+    def _apply(self, key: str, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for i, t in enumerate(tensors):
+            low, high = self.ranges.get(f"{key}#{i}", (float(t.min()), float(t.max())))
+            out.append(_fake_quant(t, low, high))
+        return out
+
+    def _input_hook(self, owner: str, leaf_name: str, leaf: nn.Module):
+        def hook(_module, args):
+            if self.observing:
+                self._observe(leaf_name, _tensors(args[:1]))
+                out = _tensors(args[:1])[0] if _tensors(args[:1]) else None
+                if out is not None:
+                    self.macs[owner] += _leaf_macs(leaf, out)
+                return None
+            if owner not in self.active or not _tensors(args[:1]):
+                return None
+            return (self._apply(leaf_name, _tensors(args[:1]))[0], *args[1:])
+
+        return hook
+
+    def _output_hook(self, owner: str, path: str):
+        key = f"{path}:out"
+
+        def hook(_module, _args, output):
+            if self.observing:
+                self._observe(key, _tensors(output))
+                return None
+            if owner not in self.active:
+                return None
+            if isinstance(output, torch.Tensor):
+                return self._apply(key, [output])[0]
+            if isinstance(output, tuple) and all(isinstance(o, torch.Tensor) for o in output):
+                return tuple(self._apply(key, list(output)))
+            return None
+
+        return hook
+
+    @contextlib.contextmanager
+    def quantised(self, active: set[str]) -> Iterator[None]:
+        """Run with `active` candidates int8 (weights swapped in, restored after)."""
+        self.active = set(active)
+        swapped = []
+        try:
+            for name in active:
+                for _, leaf in self.leaves[name]:
+                    swapped.append((leaf, leaf.weight.data))
+                    leaf.weight.data = _quantised_weight(leaf.weight.data)
+            yield
+        finally:
+            for leaf, original in swapped:
+                leaf.weight.data = original
+            self.active = set()
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def _leaf_macs(leaf: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one conv / linear per image."""
+    weight = leaf.weight
+    if isinstance(leaf, nn.Conv2d):
+        kh, kw = leaf.kernel_size
+        h, w = x.shape[-2:] if not _channels_last(leaf, x) else x.shape[1:3]
+        sh, sw = leaf.stride
+        return int((h // sh) * (w // sw) * weight.shape[0] * (weight.shape[1]) * kh * kw)
+    tokens = int(np.prod(x.shape[1:-1])) if x.dim() > 2 else 1
+    return int(tokens * weight.shape[0] * weight.shape[1])
+
+
+def _channels_last(leaf: nn.Conv2d, x: torch.Tensor) -> bool:
+    return x.dim() == 4 and x.shape[1] != leaf.in_channels and x.shape[-1] == leaf.in_channels
+
+
+def _logits(model: nn.Module, images: torch.Tensor, batch: int = EVAL_BATCH) -> np.ndarray:
+    with torch.no_grad():
+        parts = [model(images[i : i + batch]) for i in range(0, len(images), batch)]
+    return torch.cat([p if isinstance(p, torch.Tensor) else p[0] for p in parts]).numpy()
+
+
+def _sqnr_from_noise(signal: float, noise: float) -> float:
+    if noise <= 0:
+        return 200.0
+    return float(10 * np.log10(signal / noise))
+
+
+def _predicted_float_set(
+    order: list[Candidate], all_noise: float, signal: float, target_sqnr: float
+) -> list[str]:
+    """The first modules in `order` whose noise, taken off the all-int8 noise as if noises
+    added up, brings the SQNR to the target: one measured evaluation instead of one per
+    module (the caller tops up with measured steps where the sum was optimistic)."""
+    chosen: list[str] = []
+    remaining = all_noise
+    for cand in order:
+        if _sqnr_from_noise(signal, remaining) >= target_sqnr:
+            break
+        chosen.append(cand.module)
+        remaining = max(remaining - cand.noise, 0.0)
+    return chosen
+
+
+def measure_float_plan(
+    module: nn.Module,
+    calibration: np.ndarray,
+    *,
+    target_sqnr: float = DEFAULT_TARGET_SQNR,
+) -> FloatPlan:
+    """Measure each candidate's int8 cost and choose the float set (see the module doc).
+
+    `calibration`: (N, 3, R, R) float32 photos in the module's input layout; the last
+    quarter is held out to score, the rest sets the activation ranges.
+    """
+    groups = candidate_groups(module)
+    names = list(groups)
+    count = len(calibration)
+    held = max(MIN_HELD_OUT, int(round(count * HELD_OUT_FRACTION)))
+    if count < held + 1:
+        raise MfdeployError(
+            f"int8: {count} calibration photos; measuring which modules stay float needs at "
+            f"least {held + 1} (use --calib-count, or --int8-float MODULES / none)"
+        )
+    fit = torch.from_numpy(np.ascontiguousarray(calibration[: count - held], np.float32))
+    score = torch.from_numpy(np.ascontiguousarray(calibration[count - held :], np.float32))
+    module = module.eval()
+    sim = _Simulator(module, groups)
+    try:
+        sim.observing = True
+        _logits(module, fit)
+        sim.observing = False
+        batches = -(-len(fit) // EVAL_BATCH)  # the hooks counted per image, once per batch
+        macs = {n: sim.macs[n] // batches for n in names}
+        reference = _logits(module, score)
+        signal = float(np.mean(reference.astype(np.float64) ** 2))
+
+        def noise_of(active: set[str]) -> float:
+            with sim.quantised(active):
+                out = _logits(module, score)
+            return float(np.mean((out.astype(np.float64) - reference) ** 2))
+
+        all_noise = noise_of(set(names))
+        table = []
+        for name in progress(names, "int8 sensitivity"):
+            noise = noise_of({name})
+            table.append(Candidate(name, _sqnr_from_noise(signal, noise), macs[name], noise))
+        floor = MAC_FLOOR_FRACTION * max(sum(macs.values()), 1)
+        order = sorted(table, key=lambda c: c.noise / (c.macs + floor), reverse=True)
+        chosen = _predicted_float_set(order, all_noise, signal, target_sqnr)
+        planned = noise_of(set(names) - set(chosen)) if chosen else all_noise
+        for cand in order[len(chosen) :]:  # noise is not exactly additive: top up, measured
+            if _sqnr_from_noise(signal, planned) >= target_sqnr:
+                break
+            chosen.append(cand.module)
+            planned = noise_of(set(names) - set(chosen))
+    finally:
+        sim.close()
+    planned_db = _sqnr_from_noise(signal, planned)
+    plan = FloatPlan(
+        float_modules=tuple(p for n in names if n in chosen for p in groups[n]),
+        chosen_by="measured",
+        target_sqnr_db=target_sqnr,
+        all_int8_sqnr_db=_sqnr_from_noise(signal, all_noise),
+        planned_sqnr_db=planned_db,
+        reached_target=planned_db >= target_sqnr,
+        calibration_images=count - held,
+        held_out_images=held,
+        candidates=table,
+    )
+    info(f"int8: {plan.describe()}")
+    return plan
+
+
+_MEASURED: dict[tuple[str, str, float], FloatPlan] = {}  # one process exporting many targets
+
+
+def float_plan(
+    module: nn.Module,
+    calibration: np.ndarray,
+    spec: str | None = None,
+    target_sqnr: float | None = None,
+) -> FloatPlan:
+    """The int8 float set for an export: `spec` (--int8-float) when given, else measured.
+
+    A measurement is reused in the same process for the same weights, photos and target
+    (the main job exports int8 for three targets from one model).
+    """
+    given = parse_float_modules(spec, module)
+    if given is not None:
+        return FloatPlan(float_modules=given, chosen_by="given" if given else "none")
+    target = target_sqnr or DEFAULT_TARGET_SQNR
+    photos = hashlib.sha256(np.ascontiguousarray(calibration, np.float32).tobytes()).hexdigest()
+    key = (state_dict_sha256(module), photos, target)
+    if key not in _MEASURED:
+        _MEASURED[key] = measure_float_plan(module, calibration, target_sqnr=target)
+    else:
+        info(f"int8: {_MEASURED[key].describe()} (measured earlier in this run)")
+    return copy.deepcopy(_MEASURED[key])
+
+
+def float_regex(float_modules: tuple[str, ...]) -> str:
+    """A regex matching the float modules' paths and everything inside them."""
+    if not float_modules:
+        return ""
+    escaped = "|".join(name.replace(".", r"\.") for name in float_modules)
+    return rf"^(?:{escaped})(?:\.|$)"
