@@ -38,6 +38,7 @@ HELD_OUT_FRACTION = 0.25  # of the calibration photos, never used to calibrate t
 MIN_HELD_OUT = 2
 EVAL_BATCH = 8
 QUANTISED_LEAVES = (nn.Conv2d, nn.Linear)
+FUSED_INTO_CONSUMER = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
 # A module with no multiply-accumulates still costs something to keep float (its boundary
 # QUANTIZE / DEQUANTIZE): this fraction of the model's MACs stands in for it.
 MAC_FLOOR_FRACTION = 0.002
@@ -205,14 +206,14 @@ class _Simulator:
         self.observing = False
         self._handles: list = []
         for name in names:
-            # Outputs quantised: each group member's and every leaf's inside, except a
-            # convolution's / linear's (its output is quantised after what the targets fuse
-            # into it: the batch norm or activation that follows, or the next layer's input).
-            outputs = dict.fromkeys(groups[name])
-            outputs.update(
-                (p, None)
-                for p, m in inside[name]
-                if not any(m.children()) and not isinstance(m, QUANTISED_LEAVES)
+            # Outputs quantised: each group member's and every leaf's inside, except those of
+            # convolutions, linears and batch norms: targets fuse what follows them (batch
+            # norm, ReLU / ReLU6 clip) and quantise after it, so their raw output never is;
+            # the next layer's input quantisation stands for it.
+            members = [(p, mods[p]) for p in groups[name]]
+            leaves = [(p, m) for p, m in inside[name] if not any(m.children())]
+            outputs = dict.fromkeys(
+                p for p, m in members + leaves if not isinstance(m, FUSED_INTO_CONSUMER)
             )
             for path in outputs:
                 hook = self._output_hook(name, path)
@@ -318,16 +319,18 @@ def _sqnr_from_noise(signal: float, noise: float) -> float:
 def _predicted_float_set(
     order: list[Candidate], all_noise: float, signal: float, target_sqnr: float
 ) -> list[str]:
-    """The first modules in `order` whose noise, taken off the all-int8 noise as if noises
-    added up, brings the SQNR to the target: one measured evaluation instead of one per
-    module (the caller tops up with measured steps where the sum was optimistic)."""
+    """The first modules in `order` that bring the SQNR to the target if each module's share
+    of the all-int8 noise is its share of the summed alone-noises (noises compound, so the
+    all-int8 noise is usually more than their sum): one measured evaluation instead of one
+    per module; the caller tops up with measured steps where this was optimistic."""
+    total = sum(c.noise for c in order)
     chosen: list[str] = []
     remaining = all_noise
     for cand in order:
-        if _sqnr_from_noise(signal, remaining) >= target_sqnr:
+        if _sqnr_from_noise(signal, remaining) >= target_sqnr or total <= 0:
             break
         chosen.append(cand.module)
-        remaining = max(remaining - cand.noise, 0.0)
+        remaining = max(remaining - all_noise * cand.noise / total, 0.0)
     return chosen
 
 
@@ -383,6 +386,13 @@ def measure_float_plan(
                 break
             chosen.append(cand.module)
             planned = noise_of(set(names) - set(chosen))
+        for name in reversed(list(chosen)):  # the estimate may overshoot: trim, measured
+            if _sqnr_from_noise(signal, planned) < target_sqnr:
+                break
+            trial = noise_of(set(names) - (set(chosen) - {name}))
+            if _sqnr_from_noise(signal, trial) >= target_sqnr:
+                chosen.remove(name)
+                planned = trial
     finally:
         sim.close()
     planned_db = _sqnr_from_noise(signal, planned)
