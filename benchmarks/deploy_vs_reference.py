@@ -1,10 +1,13 @@
-"""Reference form vs deploy form (and deploy layout alternatives), exported to ONNX and
+"""Reference form vs deploy form (and the rejected deploy layouts), exported to ONNX and
 TFLite float32, timed on ONNX Runtime and LiteRT at 1 and 2 threads.
 
     .venv/bin/python benchmarks/deploy_vs_reference.py [--variants 26m 294m] [--runs 50]
     .venv/bin/python benchmarks/deploy_vs_reference.py --layouts   # + every layout alternative
     .venv/bin/python benchmarks/deploy_vs_reference.py --forms deploy:tokens=conv  # + these
     .venv/bin/python benchmarks/deploy_vs_reference.py --ablations  # + token path parts removed
+
+The layout alternatives (`deploy:KEY=VALUE,...`) are not in the product: they are built by
+benchmarks/deploy_layouts.py (DeployLayout), which also checks that each is the same function.
 
 The forms of one variant, runtime and thread count are timed in interleaved rounds (each
 round opens every form in turn, 10 warm-up runs, then its share of the `--runs` timed runs),
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from deploy_layouts import layout_source
 from torch import nn
 
 from mfdeploy.console import print_table, progress
@@ -130,8 +134,8 @@ def export_forms(variant: str, target: str, forms: list[str], workdir: Path) -> 
         if form in NOT_THE_MODEL:
             stripped = dataclasses.replace(source, model=NOT_THE_MODEL[form](source.model))
             options.update(source=stripped, form="reference")
-        else:
-            options.update(source=source, form=form)
+        else:  # reference, deploy or a deploy layout of benchmarks/deploy_layouts.py
+            options.update(source=layout_source(source), form=form)
         paths[form], _ = export_artifact(target, variant, out=out, **options)
     return paths
 

@@ -89,7 +89,7 @@ class TensorSpec:
 
 def form_kind(form: str) -> str:
     """The kind of a form, deploy or reference; a deploy form may name a layout after a colon
-    ("deploy:bridge=pixels", see mfdeploy.models.DeployLayout)."""
+    ("deploy:features=nchw", MobileViTv2's; see mfdeploy.models.mobilevitv2_deploy)."""
     return form.partition(":")[0]
 
 

@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--form",
         default="deploy",
         help="deploy (default): the export-friendly form; reference: the authors' arithmetic; "
-        "deploy:KEY=VALUE,... picks a deploy layout alternative, e.g. deploy:bridge=pixels "
-        "or deploy:dyrelu=relu (see docs/deploy_form.md)",
+        "MobileViTv2 only: deploy:features=nchw is ONNX Runtime's measured layout (default "
+        "nhwc, LiteRT's; docs/mobilevitv2.md)",
     )
     parser.add_argument(
         "--batch",

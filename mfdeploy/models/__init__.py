@@ -54,7 +54,7 @@ __all__ = [
 
 def __getattr__(name: str):
     """Deploy-form names without importing the deploy module up front."""
-    if name in ("DeployLayout", "to_deploy", "MobileFormer"):
+    if name in ("to_deploy", "MobileFormer"):
         if name == "MobileFormer":
             from mfdeploy.models.mobile_former import MobileFormer
 

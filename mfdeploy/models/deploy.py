@@ -12,96 +12,32 @@
   (tokens x pixels) attention matrices are transposed, never the feature maps;
 - attention scales folded into the query / key projections.
 
-`DeployLayout` selects among equivalent arrangements of these ops (bridge layout, form of the
-dynamic ReLU); the defaults are the ones measured fastest (docs/deploy_form.md).
+Only the arrangement measured fastest ships here. The equivalent arrangements tried against
+it (channels-last features, pixel-major bridges, flat pixel sums, the relu form of the dynamic
+ReLU, tokens as a 1x1-conv map) are built in benchmarks/deploy_layouts.py and timed by
+benchmarks/deploy_vs_reference.py (docs/deploy_form.md).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mfdeploy.models import mobile_former as ref
-from mfdeploy.models.layouts import parse_layout_items
 from mfdeploy.models.variants import VariantSpec
 
-
-@dataclass(frozen=True)
-class DeployLayout:
-    """Equivalent op arrangements of the deploy form, chosen by measurement.
-
-    features "nchw":  feature maps channels-first, as the reference holds them;
-             "nhwc":  channels-last between the convolutions (each convolution permutes in and
-                      out, which cancels against the transposes a TFLite converter wraps around
-                      it); the heads bridges then permute to channels-first themselves.
-    bridge  "heads":  feature maps viewed as (B, heads, C/heads, H*W), as NCHW runtimes hold them;
-            "pixels": feature maps flattened pixel-major (B, H*W, C), as NHWC runtimes hold them,
-                      heads kept apart by block-diagonal token matrices (no per-head views).
-    pixel_sum "rows": the Mobile->Former sum over pixels (attention-weighted features) taken
-                      per image row, then over the rows, when a map has more than
-                      LONG_SUM pixels; "flat": one sum over all H*W pixels. LiteRT's
-                      BATCH_MATMUL adds the 3136 products of a 56x56 map in one sequential
-                      float32 sum (~75 ulp error), which alone put 26m's logits 2e-4 from
-                      PyTorch; per-row sums bring it to 6e-5.
-    dyrelu  "max":    y = max(x * a1, x * a2);
-            "relu":   y = x * a2 + relu(x * (a1 - a2)), the same function
-                      (max(p, q) = q + relu(p - q)).
-    tokens  "linear": tokens (B, M, d), token projections are linears;
-            "conv":   tokens as a channels-first map (B, d, 1, M), projections are 1x1
-                      convolutions and LayerNorm runs over the channel axis: per-head views
-                      of tokens and bridge outputs need no transposes (heads bridges only).
-    """
-
-    features: str = "nchw"
-    bridge: str = "heads"
-    pixel_sum: str = "rows"
-    dyrelu: str = "max"
-    tokens: str = "linear"
-
-    def __post_init__(self) -> None:
-        for name, allowed in LAYOUT_CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"deploy layout {name}={getattr(self, name)!r}; choose {' or '.join(allowed)}"
-                )
-        if self.tokens == "conv" and self.bridge != "heads":
-            raise ValueError("deploy layout tokens=conv works with bridge=heads only")
-
-    @property
-    def nhwc(self) -> bool:
-        return self.features == "nhwc"
-
-    @classmethod
-    def parse(cls, spec: str) -> DeployLayout:
-        """From "bridge=pixels,dyrelu=relu" (empty: the defaults)."""
-        return cls(**parse_layout_items(spec, LAYOUT_CHOICES, "deploy layout"))
-
-    def spec(self) -> str:
-        """The non-default choices, as `parse` reads them ("" for the defaults)."""
-        default = DeployLayout()
-        return ",".join(
-            f"{f.name}={getattr(self, f.name)}"
-            for f in fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
-        )
-
-
-LAYOUT_CHOICES: dict[str, tuple[str, ...]] = {
-    "features": ("nchw", "nhwc"),
-    "bridge": ("heads", "pixels"),
-    "pixel_sum": ("rows", "flat"),
-    "dyrelu": ("max", "relu"),
-    "tokens": ("linear", "conv"),
-}
-LONG_SUM = 1024  # pixels; above this the Mobile->Former bridge sums per image row
+# Pixels; above this the Mobile->Former bridge sums over pixels per image row, then over the
+# rows. LiteRT's BATCH_MATMUL adds the 3136 products of a 56x56 map in one sequential float32
+# sum (~75 ulp error), which alone put 26m's logits 2e-4 from PyTorch; per-row sums bring it
+# to 6e-5 (docs/deploy_form.md).
+LONG_SUM = 1024
 
 
 class ConvNHWC(nn.Conv2d):
-    """A convolution on channels-last maps (B, H, W, C)."""
+    """A convolution on channels-last maps (B, H, W, C) (MobileViTv2's deploy form)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
@@ -147,29 +83,6 @@ def scaled_linear(linear: nn.Linear, scale: float, shift: float = 0.0) -> nn.Lin
     return out
 
 
-def conv1x1(linear: nn.Linear) -> nn.Conv2d:
-    """The same map as a 1x1 convolution, for tokens held as (B, d, 1, M)."""
-    conv = nn.Conv2d(linear.in_features, linear.out_features, 1)
-    conv.weight.data = linear.weight.data[:, :, None, None].clone()
-    conv.bias.data = linear.bias.data.clone()
-    return conv
-
-
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channel axis of (B, d, 1, M) tokens, written out."""
-
-    def __init__(self, norm: nn.LayerNorm) -> None:
-        super().__init__()
-        self.eps = norm.eps
-        self.weight = nn.Parameter(norm.weight.data.reshape(1, -1, 1, 1).clone())
-        self.bias = nn.Parameter(norm.bias.data.reshape(1, -1, 1, 1).clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centred = x - x.mean(dim=1, keepdim=True)
-        variance = (centred * centred).mean(dim=1, keepdim=True)
-        return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
-
-
 def rows(linear: nn.Linear, start: int, stop: int) -> nn.Linear:
     out = nn.Linear(linear.in_features, stop - start)
     out.weight.data = linear.weight.data[start:stop].clone()
@@ -177,11 +90,11 @@ def rows(linear: nn.Linear, start: int, stop: int) -> nn.Linear:
     return out
 
 
-def conv_bn_from(seq: nn.Sequential, nhwc: bool = False) -> nn.Conv2d:
+def conv_bn_from(seq: nn.Sequential) -> nn.Conv2d:
     """The folded conv of a reference `conv_bn` pair at the head of a Sequential."""
     convs = [m for m in seq if isinstance(m, nn.Conv2d)]
     norms = [m for m in seq if isinstance(m, nn.BatchNorm2d)]
-    return fold_conv_bn(convs[0], norms[0], nhwc)
+    return fold_conv_bn(convs[0], norms[0])
 
 
 def shuffle_of(seq: nn.Sequential) -> int:
@@ -193,24 +106,18 @@ def shuffle_of(seq: nn.Sequential) -> int:
 class ChannelShuffle4d(nn.Module):
     """Channel shuffle as rank-4 reshape / transpose over flattened pixels."""
 
-    def __init__(self, groups: int, channels: int, height: int, width: int, nhwc: bool) -> None:
+    def __init__(self, groups: int, channels: int, height: int, width: int) -> None:
         super().__init__()
         self.groups, self.channels, self.height, self.width = groups, channels, height, width
-        self.nhwc = nhwc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g, c, h, w = self.groups, self.channels, self.height, self.width
-        if self.nhwc:
-            x = x.reshape(-1, h * w, g, c // g).transpose(2, 3)
-            return x.reshape(-1, h, w, c)
         x = x.reshape(-1, g, c // g, h * w).transpose(1, 2)
         return x.reshape(-1, c, h, w)
 
 
-def maybe_shuffle(
-    groups: int, channels: int, height: int, width: int, nhwc: bool = False
-) -> nn.Module:
-    return ChannelShuffle4d(groups, channels, height, width, nhwc) if groups else nn.Identity()
+def maybe_shuffle(groups: int, channels: int, height: int, width: int) -> nn.Module:
+    return ChannelShuffle4d(groups, channels, height, width) if groups else nn.Identity()
 
 
 def twice_hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -221,11 +128,8 @@ def twice_hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
 class DynamicReLU(nn.Module):
     """Slopes from token 0: a1 = 2*hsig(u), a2 = 2*hsig(v) - 1; y = max(x*a1, x*a2)."""
 
-    def __init__(
-        self, coeffs: ref.DyReLUCoefficients, form: str = "max", nhwc: bool = False
-    ) -> None:
+    def __init__(self, coeffs: ref.DyReLUCoefficients) -> None:
         super().__init__()
-        self.form = form
         fc1, fc2 = coeffs.hyper[0], coeffs.hyper[2]
         channels = fc2.out_features // 2
         self.channels = channels
@@ -233,15 +137,13 @@ class DynamicReLU(nn.Module):
         # hsig(z) = relu6(z + 3) / 6; slope1 = 2 hsig(z1) = relu6(z1 + 3) / 3, slope2 = that - 1
         self.slope1 = rows(fc2, 0, channels)
         self.slope2 = rows(fc2, channels, 2 * channels)
-        self.shape = (-1, 1, 1, channels) if nhwc else (-1, channels, 1, 1)
+        self.shape = (-1, channels, 1, 1)
 
     def forward(self, x: torch.Tensor, token0: torch.Tensor) -> torch.Tensor:
         hidden = F.relu(self.fc1(token0))
         a1 = twice_hard_sigmoid(self.slope1(hidden))
         a2 = twice_hard_sigmoid(self.slope2(hidden)) - 1.0
         a1, a2 = a1.reshape(self.shape), a2.reshape(self.shape)
-        if self.form == "relu":
-            return x * a2 + F.relu(x * (a1 - a2))
         return torch.maximum(x * a1, x * a2)
 
 
@@ -251,9 +153,7 @@ def hard_swish(x: torch.Tensor) -> torch.Tensor:
 
 
 def first_token(tokens: torch.Tensor, dim: int) -> torch.Tensor:
-    """Token 0 as (B, d) with a slice, not a gather; tokens (B, M, d) or (B, d, 1, M)."""
-    if tokens.dim() == 4:
-        return tokens[:, :, :, 0:1].reshape(-1, dim)
+    """Token 0 of (B, M, d) tokens as (B, d), with a slice, not a gather."""
     return tokens[:, 0:1, :].reshape(-1, dim)
 
 
@@ -262,21 +162,9 @@ def linear64(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return F.linear(x.double(), linear.weight.double(), linear.bias.double())
 
 
-def head_mask(heads: int, channels: int) -> torch.Tensor:
-    """(heads, 1, C): 1 where channel c belongs to head n (heads own contiguous blocks)."""
-    owner = torch.arange(channels) // (channels // heads)
-    return (owner[None, :] == torch.arange(heads)[:, None]).float()[:, None, :]
-
-
-def block_diagonal(rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, M, C) -> (B, heads*M, C): row (n, m) keeps only head n's channels of row m."""
-    heads, _, channels = mask.shape
-    return (rows[:, None] * mask).reshape(-1, heads * rows.shape[1], channels)
-
-
 class MobileToFormer(nn.Module):
     """Tokens attend to pixels: scores (B,N,M,HW); out^T = X @ attn^T keeps pixels in place
-    (on large maps summed per image row first: see DeployLayout.pixel_sum)."""
+    (on maps of more than LONG_SUM pixels summed per image row first)."""
 
     def __init__(
         self,
@@ -285,18 +173,14 @@ class MobileToFormer(nn.Module):
         height: int,
         width: int,
         constant_tokens: torch.Tensor | None = None,
-        nhwc: bool = False,
-        pixel_sum: str = "rows",
     ) -> None:
         super().__init__()
-        self.nhwc = nhwc
         self.heads = bridge.heads
         self.channels = bridge.q.out_features
         self.num_tokens = num_tokens
         self.hw = height * width
-        self.rows = height if pixel_sum == "rows" and self.hw > LONG_SUM else 1
+        self.rows = height if self.hw > LONG_SUM else 1
         self.token_dim = bridge.proj.out_features
-        self.register_buffer("mask", head_mask(self.heads, self.channels).to(bridge.q.weight))
         alpha = bridge.alpha[0]
         self.proj = copy.deepcopy(bridge.proj)
         self.norm = copy.deepcopy(bridge.layer_norm)
@@ -326,8 +210,6 @@ class MobileToFormer(nn.Module):
     def attend_heads(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """Attention output per head, channels first: (B, N, C/N, M)."""
         n, c, m = self.heads, self.channels, self.num_tokens
-        if self.nhwc:  # the per-head view needs channels-first
-            x = x.permute(0, 3, 1, 2)
         pixels = x.reshape(-1, n, c // n, self.hw)  # B,N,C/N,HW
         attn = torch.softmax(q @ pixels, dim=-1)  # B,N,M,HW
         if self.rows > 1:  # per-row partial sums (B*N,R,C/N,M), then the sum over rows R
@@ -344,21 +226,6 @@ class MobileToFormer(nn.Module):
             q = self.queries(self.q(tokens))
             gate = twice_hard_sigmoid(self.alpha(tokens))
         return self.norm(tokens + self.proj(self.attend(x, q) * gate))
-
-
-class MobileToFormerPixels(MobileToFormer):
-    """The same bridge on pixel-major features (B, HW, C): all heads in one matmul against
-    block-diagonal queries (N*M, C); only the small (HW x N*M) score matrix is transposed."""
-
-    def queries(self, q: torch.Tensor) -> torch.Tensor:
-        return block_diagonal(q, self.mask).transpose(1, 2)  # B,C,N*M
-
-    def attend(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        n, c, m = self.heads, self.channels, self.num_tokens
-        pixels = (x if self.nhwc else x.permute(0, 2, 3, 1)).reshape(-1, self.hw, c)  # B,HW,C
-        attn = torch.softmax((pixels @ q).transpose(1, 2), dim=-1)  # B,N*M,HW
-        out = (attn @ pixels).reshape(-1, n, m, c) * self.mask  # B,N,M,C, head n's channels
-        return out.sum(dim=1)  # B,M,C
 
 
 class Former(nn.Module):
@@ -393,16 +260,13 @@ class FormerToMobile(nn.Module):
         num_tokens: int,
         height: int,
         width: int,
-        nhwc: bool = False,
     ) -> None:
         super().__init__()
-        self.nhwc = nhwc
         self.heads = bridge.heads
         self.channels = bridge.k.out_features
         self.m, self.h, self.w = num_tokens, height, width
         self.k = scaled_linear(bridge.k, bridge.scale)
         self.v = copy.deepcopy(bridge.proj)
-        self.register_buffer("mask", head_mask(self.heads, self.channels).to(bridge.k.weight))
 
     def keys_values(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys (B, N, M, C/N) and values (B, N, C/N, M) of the tokens."""
@@ -414,96 +278,10 @@ class FormerToMobile(nn.Module):
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         n, c = self.heads, self.channels
         k, v = self.keys_values(tokens)
-        x_nchw = x.permute(0, 3, 1, 2) if self.nhwc else x
-        pixels = x_nchw.reshape(-1, n, c // n, self.h * self.w)  # B,N,C/N,HW
+        pixels = x.reshape(-1, n, c // n, self.h * self.w)  # B,N,C/N,HW
         attn = torch.softmax(k @ pixels, dim=2)  # B,N,M,HW (normalised over tokens)
         out = (v @ attn).reshape(-1, c, self.h, self.w)  # B,N,C/N,HW -> B,C,H,W
-        return x + (out.permute(0, 2, 3, 1) if self.nhwc else out)
-
-
-class FormerToMobilePixels(FormerToMobile):
-    """The same bridge on pixel-major features (B, HW, C): scores (B, HW, N, M) with the
-    softmax over the last axis; block-diagonal keys / values keep the heads apart."""
-
-    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        n, c, m, h, w = self.heads, self.channels, self.m, self.h, self.w
-        keys = block_diagonal(self.k(tokens), self.mask).transpose(1, 2)  # B,C,N*M
-        values = block_diagonal(self.v(tokens), self.mask)  # B,N*M,C
-        pixels = (x if self.nhwc else x.permute(0, 2, 3, 1)).reshape(-1, h * w, c)  # B,HW,C
-        scores = (pixels @ keys).reshape(-1, h * w, n, m)
-        attn = torch.softmax(scores, dim=-1).reshape(-1, h * w, n * m)
-        out = (attn @ values).reshape(-1, h, w, c)  # B,H,W,C
-        return x + (out if self.nhwc else out.permute(0, 3, 1, 2))
-
-
-class MobileToFormerConvTokens(MobileToFormer):
-    """The heads bridge for tokens held as (B, d, 1, M): the per-head output (B, N, C/N, M)
-    is already channels-first, so it reaches the 1x1-conv projection by a reshape alone."""
-
-    def __init__(self, bridge: ref.MobileToFormer, num_tokens: int, *args, **kwargs) -> None:
-        super().__init__(bridge, num_tokens, *args, **kwargs)
-        self.proj = conv1x1(self.proj)
-        self.norm = ChannelLayerNorm(self.norm)
-        if self.constant:  # (1, M, d) / (1, M, C) constants -> (1, d, 1, M) / (1, C, 1, M)
-            self.tokens_in = self.tokens_in.transpose(1, 2)[:, :, None, :].contiguous()
-            self.gate = self.gate.transpose(1, 2)[:, :, None, :].contiguous()
-        else:
-            self.q = conv1x1(self.q)
-            self.alpha = conv1x1(self.alpha)
-
-    def forward(self, x: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
-        n, c, m = self.heads, self.channels, self.num_tokens
-        if self.constant:
-            tokens, q, gate = self.tokens_in, self.q_heads, self.gate
-        else:
-            q = self.q(tokens).reshape(-1, n, c // n, m).transpose(2, 3)  # B,N,M,C/N
-            gate = twice_hard_sigmoid(self.alpha(tokens))
-        out = self.attend_heads(x, q).reshape(-1, c, 1, m) * gate
-        return self.norm(tokens + self.proj(out))
-
-
-class FormerConvTokens(Former):
-    """The Former on (B, d, 1, M) tokens: 1x1 convolutions, LayerNorm over channels."""
-
-    def __init__(self, former: ref.Former, num_tokens: int) -> None:
-        super().__init__(former, num_tokens)
-        for name in ("q", "channel_mlp", "fc1", "fc2"):
-            setattr(self, name, conv1x1(getattr(self, name)))
-        self.norm1, self.norm2 = ChannelLayerNorm(self.norm1), ChannelLayerNorm(self.norm2)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        n, m, d = self.heads, self.m, self.d
-        q = self.q(tokens).reshape(-1, n, d // n, m).transpose(2, 3)  # B,N,M,d/N
-        kv = tokens.reshape(-1, n, d // n, m)  # B,N,d/N,M
-        attn = torch.softmax(q @ kv, dim=-1)  # B,N,M,M
-        out = (kv @ attn.transpose(2, 3)).reshape(-1, d, 1, m)
-        tokens = self.norm1(tokens + self.channel_mlp(out))
-        return self.norm2(tokens + self.fc2(F.gelu(self.fc1(tokens))))
-
-
-class FormerToMobileConvTokens(FormerToMobile):
-    """Keys and values from (B, d, 1, M) tokens: values need no transpose."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.k, self.v = conv1x1(self.k), conv1x1(self.v)
-
-    def keys_values(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n, c, m = self.heads, self.channels, self.m
-        v = self.v(tokens).reshape(-1, n, c // n, m)
-        return self.k(tokens).reshape(-1, n, c // n, m).transpose(2, 3), v
-
-
-BRIDGES: dict[str, tuple[type[MobileToFormer], type[FormerToMobile]]] = {
-    "heads": (MobileToFormer, FormerToMobile),
-    "pixels": (MobileToFormerPixels, FormerToMobilePixels),
-    "conv": (MobileToFormerConvTokens, FormerToMobileConvTokens),  # heads, tokens=conv
-}
-FORMERS: dict[str, type[Former]] = {"linear": Former, "conv": FormerConvTokens}
-
-
-def bridges(layout: DeployLayout) -> tuple[type[MobileToFormer], type[FormerToMobile]]:
-    return BRIDGES["conv" if layout.tokens == "conv" else layout.bridge]
+        return x + out
 
 
 def _out_size(size: int, stride: int) -> int:
@@ -511,16 +289,14 @@ def _out_size(size: int, stride: int) -> int:
 
 
 class LiteBottleneck(nn.Module):
-    def __init__(
-        self, block: ref.LiteBottleneck, height: int, width: int, layout: DeployLayout
-    ) -> None:
+    def __init__(self, block: ref.LiteBottleneck, height: int, width: int) -> None:
         super().__init__()
         seq = block.conv
-        self.dw = fold_conv_bn(seq[0], seq[1], layout.nhwc)
+        self.dw = fold_conv_bn(seq[0], seq[1])
         self.residual = block.residual
         h, w = _out_size(height, self.dw.stride[0]), _out_size(width, self.dw.stride[0])
-        self.shuffle = maybe_shuffle(shuffle_of(seq), self.dw.out_channels, h, w, layout.nhwc)
-        self.pw = fold_conv_bn(seq[4], seq[5], layout.nhwc)
+        self.shuffle = maybe_shuffle(shuffle_of(seq), self.dw.out_channels, h, w)
+        self.pw = fold_conv_bn(seq[4], seq[5])
         self.out_hw = (h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -538,16 +314,12 @@ class _TokenPath(nn.Module):
         height: int,
         width: int,
         constant_tokens: torch.Tensor | None,
-        layout: DeployLayout,
     ) -> None:
         super().__init__()
         m = variant.num_tokens
         self.d = variant.token_dim
-        bridge_in = bridges(layout)[0]
-        self.bridge_in = bridge_in(
-            block.local_global, m, height, width, constant_tokens, layout.nhwc, layout.pixel_sum
-        )
-        self.former = FORMERS[layout.tokens](block.global_block, m)
+        self.bridge_in = MobileToFormer(block.local_global, m, height, width, constant_tokens)
+        self.former = Former(block.global_block, m)
 
     def tokens(self, x: torch.Tensor, tokens: torch.Tensor | None):
         """Updated tokens and token 0 (the dynamic-ReLU input)."""
@@ -563,23 +335,18 @@ class MobileFormerBlock(_TokenPath):
         height: int,
         width: int,
         constant_tokens: torch.Tensor | None,
-        layout: DeployLayout,
     ) -> None:
-        super().__init__(block, variant, height, width, constant_tokens, layout)
+        super().__init__(block, variant, height, width, constant_tokens)
         m = variant.num_tokens
-        self.pw1 = conv_bn_from(block.conv1, layout.nhwc)
-        self.shuffle1 = maybe_shuffle(
-            shuffle_of(block.conv1), self.pw1.out_channels, height, width, layout.nhwc
-        )
-        self.act1 = DynamicReLU(block.hyper1, layout.dyrelu, layout.nhwc)
-        self.dw = conv_bn_from(block.conv2, layout.nhwc)
-        self.act2 = DynamicReLU(block.hyper2, layout.dyrelu, layout.nhwc)
-        self.pw2 = conv_bn_from(block.conv3, layout.nhwc)
-        self.shuffle2 = maybe_shuffle(
-            shuffle_of(block.conv3), self.pw2.out_channels, height, width, layout.nhwc
-        )
+        self.pw1 = conv_bn_from(block.conv1)
+        self.shuffle1 = maybe_shuffle(shuffle_of(block.conv1), self.pw1.out_channels, height, width)
+        self.act1 = DynamicReLU(block.hyper1)
+        self.dw = conv_bn_from(block.conv2)
+        self.act2 = DynamicReLU(block.hyper2)
+        self.pw2 = conv_bn_from(block.conv3)
+        self.shuffle2 = maybe_shuffle(shuffle_of(block.conv3), self.pw2.out_channels, height, width)
         self.residual = block.residual
-        self.bridge_out = bridges(layout)[1](block.global_local, m, height, width, layout.nhwc)
+        self.bridge_out = FormerToMobile(block.global_local, m, height, width)
         self.out_hw = (height, width)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None):
@@ -600,24 +367,19 @@ class MobileFormerDownBlock(_TokenPath):
         height: int,
         width: int,
         constant_tokens: torch.Tensor | None,
-        layout: DeployLayout,
     ) -> None:
-        super().__init__(block, variant, height, width, constant_tokens, layout)
+        super().__init__(block, variant, height, width, constant_tokens)
         m = variant.num_tokens
-        self.dw1 = conv_bn_from(block.conv1, layout.nhwc)
+        self.dw1 = conv_bn_from(block.conv1)
         h, w = _out_size(height, self.dw1.stride[0]), _out_size(width, self.dw1.stride[0])
-        self.shuffle1 = maybe_shuffle(
-            shuffle_of(block.conv1), self.dw1.out_channels, h, w, layout.nhwc
-        )
-        self.act1 = DynamicReLU(block.hyper1, layout.dyrelu, layout.nhwc)
-        self.pw1 = conv_bn_from(block.conv2, layout.nhwc)
-        self.dw2 = conv_bn_from(block.conv3, layout.nhwc)
-        self.shuffle2 = maybe_shuffle(
-            shuffle_of(block.conv3), self.dw2.out_channels, h, w, layout.nhwc
-        )
-        self.act2 = DynamicReLU(block.hyper3, layout.dyrelu, layout.nhwc)
-        self.pw2 = conv_bn_from(block.conv4, layout.nhwc)
-        self.bridge_out = bridges(layout)[1](block.global_local, m, h, w, layout.nhwc)
+        self.shuffle1 = maybe_shuffle(shuffle_of(block.conv1), self.dw1.out_channels, h, w)
+        self.act1 = DynamicReLU(block.hyper1)
+        self.pw1 = conv_bn_from(block.conv2)
+        self.dw2 = conv_bn_from(block.conv3)
+        self.shuffle2 = maybe_shuffle(shuffle_of(block.conv3), self.dw2.out_channels, h, w)
+        self.act2 = DynamicReLU(block.hyper3)
+        self.pw2 = conv_bn_from(block.conv4)
+        self.bridge_out = FormerToMobile(block.global_local, m, h, w)
         self.out_hw = (h, w)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None):
@@ -628,19 +390,11 @@ class MobileFormerDownBlock(_TokenPath):
 
 
 class MergeHead(nn.Module):
-    def __init__(
-        self,
-        head: ref.MergeHead,
-        variant: VariantSpec,
-        height: int,
-        width: int,
-        layout: DeployLayout,
-    ) -> None:
+    def __init__(self, head: ref.MergeHead, variant: VariantSpec, height: int, width: int) -> None:
         super().__init__()
         in_ch = head.conv[1].in_channels
-        self.nhwc = layout.nhwc
-        self.shuffle = maybe_shuffle(shuffle_of(head.conv), in_ch, height, width, layout.nhwc)
-        self.conv = conv_bn_from(head.conv, layout.nhwc)
+        self.shuffle = maybe_shuffle(shuffle_of(head.conv), in_ch, height, width)
+        self.conv = conv_bn_from(head.conv)
         self.fc1 = fold_linear_bn(head.fc[0], head.fc[1])
         self.fc2 = copy.deepcopy(head.classifier[1])
         self.conv_out = self.conv.out_channels
@@ -648,8 +402,7 @@ class MergeHead(nn.Module):
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         x = F.relu6(self.conv(self.shuffle(x)))
-        pooled = x.mean(dim=(1, 2)) if self.nhwc else F.adaptive_avg_pool2d(x, 1)
-        x = hard_swish(pooled.reshape(-1, self.conv_out))
+        x = hard_swish(F.adaptive_avg_pool2d(x, 1).reshape(-1, self.conv_out))
         x = torch.cat([x, first_token(tokens, self.d)], dim=1)
         return self.fc2(hard_swish(self.fc1(x)))
 
@@ -657,42 +410,33 @@ class MergeHead(nn.Module):
 class MobileFormerDeploy(nn.Module):
     """Same function as the reference MobileFormer, export-friendly ops only."""
 
-    def __init__(
-        self, model: ref.MobileFormer, resolution: int = 224, layout: DeployLayout | None = None
-    ) -> None:
+    def __init__(self, model: ref.MobileFormer, resolution: int = 224) -> None:
         super().__init__()
-        layout = layout or DeployLayout()
         variant = model.variant
-        self.layout = layout
         self.variant = variant
         self.num_classes = model.num_classes
         self.resolution = resolution
-        self.stem = fold_conv_bn(model.stem[0], model.stem[1], layout.nhwc)
+        self.stem = fold_conv_bn(model.stem[0], model.stem[1])
         h = w = _out_size(resolution, 2)
         table = model.tokens.weight.detach().clone()
         blocks: list[nn.Module] = []
         constant: torch.Tensor | None = table
         for block in model.features:
             if isinstance(block, ref.LiteBottleneck):
-                blocks.append(LiteBottleneck(block, h, w, layout))
+                blocks.append(LiteBottleneck(block, h, w))
             elif isinstance(block, ref.MobileFormerBlock):
-                blocks.append(MobileFormerBlock(block, variant, h, w, constant, layout))
+                blocks.append(MobileFormerBlock(block, variant, h, w, constant))
                 constant = None
             else:
-                blocks.append(MobileFormerDownBlock(block, variant, h, w, constant, layout))
+                blocks.append(MobileFormerDownBlock(block, variant, h, w, constant))
                 constant = None
             h, w = blocks[-1].out_hw
         self.lite = nn.ModuleList(b for b in blocks if isinstance(b, LiteBottleneck))
         self.blocks = nn.ModuleList(b for b in blocks if not isinstance(b, LiteBottleneck))
-        bridge_final = bridges(layout)[0]
-        self.bridge_final = bridge_final(
-            model.local_global, variant.num_tokens, h, w, None, layout.nhwc, layout.pixel_sum
-        )
-        self.head = MergeHead(model.classifier, variant, h, w, layout)
+        self.bridge_final = MobileToFormer(model.local_global, variant.num_tokens, h, w)
+        self.head = MergeHead(model.classifier, variant, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layout.nhwc:  # cancels the NHWC -> NCHW transpose at a TFLite input
-            x = x.permute(0, 2, 3, 1)
         x = F.relu6(self.stem(x))
         for block in self.lite:
             x = block(x)
@@ -704,10 +448,8 @@ class MobileFormerDeploy(nn.Module):
 
 
 @torch.no_grad()
-def to_deploy(
-    model: nn.Module, resolution: int = 224, layout: DeployLayout | None = None
-) -> MobileFormerDeploy:
+def to_deploy(model: nn.Module, resolution: int = 224) -> MobileFormerDeploy:
     """Deploy form of a reference Mobile-Former for inputs of `resolution` x `resolution`."""
     if not isinstance(model, ref.MobileFormer):
         raise TypeError("to_deploy expects a reference MobileFormer")
-    return MobileFormerDeploy(model.eval(), resolution, layout).eval()
+    return MobileFormerDeploy(model.eval(), resolution).eval()

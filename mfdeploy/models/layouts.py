@@ -1,11 +1,13 @@
-"""Deploy-form layout specs: "key=value,..." strings naming measured op arrangements."""
+"""Deploy-form layout specs: "key=value,..." strings naming measured op arrangements
+(MobileViTv2's `--form deploy:features=nchw`; benchmarks/deploy_layouts.py reads Mobile-Former's
+rejected layouts with it)."""
 
 from __future__ import annotations
 
 
 def parse_layout_items(spec: str, choices: dict[str, tuple[str, ...]], what: str) -> dict[str, str]:
-    """ "bridge=pixels,dyrelu=relu" -> {"bridge": "pixels", "dyrelu": "relu"}; keys must be
-    in `choices` (the layout class checks the values); "" gives {} (the defaults)."""
+    """From "features=nchw,..." to {"features": "nchw", ...}; keys must be in `choices` (the
+    layout class checks the values); "" gives {} (the defaults)."""
     values: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         key, sep, value = item.partition("=")

@@ -41,15 +41,16 @@ def build(
 
 
 def deploy_form(model: nn.Module, resolution: int, layout: str = "") -> nn.Module:
-    """The export-friendly form (mfdeploy.models.deploy); `layout` names a measured
-    alternative ("key=value,...", DeployLayout)."""
-    from mfdeploy.models.deploy import DeployLayout, to_deploy
+    """The export-friendly form (mfdeploy.models.deploy). It has one layout: the measured
+    alternatives are built in benchmarks/deploy_layouts.py, not here."""
+    from mfdeploy.models.deploy import to_deploy
 
-    try:
-        parsed = DeployLayout.parse(layout)
-    except ValueError as exc:
-        raise MfdeployError(str(exc)) from None
-    return to_deploy(model, resolution, parsed)
+    if layout.strip():
+        raise MfdeployError(
+            f"Mobile-Former's deploy form has no layout options (got deploy:{layout}); "
+            "use --form deploy or --form reference"
+        )
+    return to_deploy(model, resolution)
 
 
 def variant_facts(variant: str) -> tuple[dict, dict[str, str]]:
