@@ -292,6 +292,16 @@ def logits_parity(reference, candidate, inputs: np.ndarray) -> dict[str, float]:
     return {"cosine": round(cosine(ref, cand), 7), "sqnr_db": round(sqnr_db(ref, cand), 3)}
 
 
+def _in_graph(plan, scopes: dict[str, str]) -> tuple[str, ...]:
+    """The plan's float modules that name a scope of this graph: a convolution's batch norm
+    is folded in and the fused Conv carries one of the two paths (EfficientNet's stem conv
+    carries its batch norm's), so the other one has no node of its own."""
+    present = set(scopes.values())
+    return tuple(
+        m for m in plan.float_modules if any(p == m or p.startswith(m + ".") for p in present)
+    )
+
+
 def export(
     source: SourceModel,
     staging: Path,
@@ -368,7 +378,7 @@ def export(
             onnx.load(str(prepared)),
             scopes,
             int8_recipe,
-            quant.parse_float_ops(float_ops, int8_recipe, float_set.float_modules),
+            quant.parse_float_ops(float_ops, int8_recipe, _in_graph(float_set, scopes)),
             calib_method,
             fuse_activations=source.entry.onnx_fuse_activations,
         )
