@@ -1,18 +1,11 @@
 """int8 for the ONNX target: static QDQ recipes (which ops go int8, which stay float) and
 dynamic quantisation, both with onnxruntime.quantization.
 
-Why the default recipe quantises only convolutions: on the 26m fixture weights, calibrated on
-the project's calibration photos and measured on its evaluation photos (logits vs fp32,
-`benchmarks/onnx_int8_recipes.py`), every op type ORT can quantise gives 6.2 dB SQNR;
-keeping Softmax + LayerNormalization in float (the usual ViT advice) only 10.4 dB; the token
-path's Gemm layers are what hurts (the merge head's two Gemms alone cost ~10 dB: Conv + all
-Gemm except the head 16.9 dB, Conv + Gemm 10.5 dB), while Conv-only reaches ~20 dB. The
-token path (Former, bridges, dynamic-ReLU coefficients, head) runs on 6 tokens and is a small
-share of the MACs, so keeping it in float costs little; the convolutions, where the MACs are,
-are int8. The module scopes in DEFAULT_FLOAT_SCOPES are kept in float on top of that, chosen by
-greedy forward selection of blocks on the calibration photos (numbers below). Honest caveat:
-on a 2-core x86 with VNNI, ORT runs the 26m QDQ model slower than fp32 (the int8 kernels do
-not pay for the quantise / dequantise around them at 26 MFLOPs); see the 294m benchmark.
+Rule of the default recipe: only convolutions go int8 (where the MACs are); the token path's
+Gemm / MatMul layers, softmax and layer norms stay float (they run on a handful of tokens,
+and quantising them costs far more accuracy than it saves: measured in docs/onnx.md with
+`benchmarks/onnx_int8_recipes.py`). Which modules stay float on top of that is measured per
+export (export/int8_sensitivity.py) and passed in as module scopes.
 """
 
 from __future__ import annotations
@@ -126,8 +119,7 @@ def _with_fused_activations(
 
     Otherwise the Conv output is quantised before the clip, on the range of the raw
     pre-activation (EfficientNet-Lite0's depthwise convs: hundreds), and the [0, 6] that
-    survives the clip is left a handful of levels: 6.5 dB SQNR vs fp32 on its trained
-    weights with Conv alone, 17.9 dB with Conv + the Clip after it (32 calibration photos).
+    survives the clip is left a handful of levels (docs/onnx.md has the measurements).
     """
     producers = {out: node for node in model.graph.node for out in node.output}
 

@@ -114,8 +114,8 @@ def verification_inputs(
 
     Random inputs reach parts of the input space photos do not, which float conversions must
     handle too. Quantised artifacts are calibrated for photos: on noise their logits are
-    near-uniform and any drift dominates (26m fixture, ONNX int8: 24.2 dB on photos, 4.1 dB
-    on noise), so they are judged on photos only.
+    near-uniform and any drift dominates (measured in the README), so they are judged on
+    photos only.
     """
     prep = Preprocessing.from_dict(manifest.preprocessing)
     photos = preprocess_batch(resolve_images(images, "evaluation", num_images), prep)
