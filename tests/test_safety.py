@@ -151,3 +151,22 @@ def test_old_schema_artifacts_are_refused_with_a_re_export_hint(exported, tmp_pa
         open_artifact(folder)
     export_artifact("pytorch", "26m", weights=WEIGHTS_26M, out=folder)  # replaced in place
     open_artifact(folder)
+
+
+def test_an_interrupt_inside_an_import_is_a_cancel_not_a_missing_extra(tmp_path, monkeypatch):
+    """Ctrl-C / SIGTERM landing while a converter is imported leaves a half-imported package
+    whose next import fails: that ImportError must surface as the interrupt (exit 130 / 143),
+    not as "the target needs a package"."""
+    from mfdeploy import export as export_pkg
+
+    def export(source, staging, **options):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ImportError("cannot import name 'x' from partially initialized module") from None
+
+    module = export_pkg.target_module("onnx")
+    monkeypatch.setattr(module, "export", export)
+    with pytest.raises(KeyboardInterrupt):
+        export_pkg.export_artifact("onnx", "26m", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))

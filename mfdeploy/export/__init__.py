@@ -56,6 +56,20 @@ def refused_options(target: str, given: set[str]) -> list[str]:
     return sorted(given & others)
 
 
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C / SIGTERM an ImportError was raised while handling, if any: an interrupted
+    import leaves a half-initialised package whose next import fails, and that is a
+    cancelled export, not a missing extra."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def export_artifact(
     target: str,
     variant: str | None = None,
@@ -96,6 +110,9 @@ def export_artifact(
         try:
             manifest = module.export(source, staging, precision=precision, **kwargs)
         except ImportError as exc:
+            interrupt = _interrupt_behind(exc)
+            if interrupt is not None:  # Ctrl-C / SIGTERM landed inside an import
+                raise interrupt from None
             extra = TARGETS[target][1]
             raise MfdeployError(
                 f"the {target} target needs {exc.name or 'a package'} "
