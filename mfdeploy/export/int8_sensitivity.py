@@ -31,6 +31,7 @@ from torch import nn
 
 from mfdeploy.console import info, progress
 from mfdeploy.errors import MfdeployError
+from mfdeploy.metrics import SQNR_CAP_DB
 from mfdeploy.models.source import state_dict_sha256
 
 DEFAULT_TARGET_SQNR = 22.0  # dB; verify's int8 bound is 18 dB, this leaves margin
@@ -201,7 +202,7 @@ class _Simulator:
         self.leaves = {n: [(p, m) for p, m in inside[n] if isinstance(m, QUANTISED_LEAVES)]
                        for n in names}  # fmt: skip
         self.ranges: dict[str, list[float]] = {}
-        self.macs: dict[str, int] = dict.fromkeys(names, 0)
+        self.leaf_macs: dict[str, tuple[str, int]] = {}  # leaf -> (candidate, MACs per image)
         self.active: set[str] = set()
         self.observing = False
         self._handles: list = []
@@ -238,15 +239,16 @@ class _Simulator:
 
     def _input_hook(self, owner: str, leaf_name: str, leaf: nn.Module):
         def hook(_module, args):
+            inputs = _tensors(args[:1])
+            if not inputs:
+                return None
             if self.observing:
-                self._observe(leaf_name, _tensors(args[:1]))
-                out = _tensors(args[:1])[0] if _tensors(args[:1]) else None
-                if out is not None:
-                    self.macs[owner] += _leaf_macs(leaf, out)
+                self._observe(leaf_name, inputs)
+                self.leaf_macs[leaf_name] = (owner, _leaf_macs(leaf, inputs[0]))
                 return None
-            if owner not in self.active or not _tensors(args[:1]):
+            if owner not in self.active:
                 return None
-            return (self._apply(leaf_name, _tensors(args[:1]))[0], *args[1:])
+            return (self._apply(leaf_name, inputs)[0], *args[1:])
 
         return hook
 
@@ -311,8 +313,9 @@ def _logits(model: nn.Module, images: torch.Tensor, batch: int = EVAL_BATCH) -> 
 
 
 def _sqnr_from_noise(signal: float, noise: float) -> float:
-    if noise <= 0:
-        return 200.0
+    """SQNR from mean signal and noise powers, capped as `metrics.sqnr_db` caps it."""
+    if noise <= signal * 10 ** (-SQNR_CAP_DB / 10):
+        return SQNR_CAP_DB
     return float(10 * np.log10(signal / noise))
 
 
@@ -362,8 +365,9 @@ def measure_float_plan(
         sim.observing = True
         _logits(module, fit)
         sim.observing = False
-        batches = -(-len(fit) // EVAL_BATCH)  # the hooks counted per image, once per batch
-        macs = {n: sim.macs[n] // batches for n in names}
+        macs = dict.fromkeys(names, 0)
+        for owner, count in sim.leaf_macs.values():
+            macs[owner] += count
         reference = _logits(module, score)
         signal = float(np.mean(reference.astype(np.float64) ** 2))
 
