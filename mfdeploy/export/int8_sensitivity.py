@@ -366,8 +366,8 @@ def measure_float_plan(
         _logits(module, fit)
         sim.observing = False
         macs = dict.fromkeys(names, 0)
-        for owner, count in sim.leaf_macs.values():
-            macs[owner] += count
+        for owner, leaf_count in sim.leaf_macs.values():
+            macs[owner] += leaf_count
         reference = _logits(module, score)
         signal = float(np.mean(reference.astype(np.float64) ** 2))
 
