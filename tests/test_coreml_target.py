@@ -155,12 +155,6 @@ def test_int8_weights_cosine(outputs, reference):
     assert cosine(out, reference).min() >= 0.995
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="W8A8 with the float set measured by the int8 simulation: 14.9 dB on the 26m "
-    "fixture weights (tests/test_matrix.py); Core ML's quantiser takes more ops int8 than "
-    "the simulation models, the float set is not yet re-checked on the converted program",
-)
 def test_w8a8_sqnr_against_fp32(outputs):
     fp32, _ = outputs["fp32"]
     out, _ = outputs["int8"]

@@ -20,10 +20,6 @@ NUM_IMAGES = 32
 KNOWN_SHORTFALLS = {
     ("efficientnet_lite0", "onnx", "int8-dynamic"): "ORT dynamic quantisation of "
     "EfficientNet-Lite0: 4.6 dB / cosine 0.84 (a comparison precision; static int8 passes)",
-    ("efficientnet_lite0", "coreml", "int8"): "Core ML W8A8 on EfficientNet-Lite0: 17.9 dB "
-    "with the stem in float, under the 18 dB bound",
-    ("26m", "coreml", "int8"): "Core ML W8A8 on the 26m fixture weights with the measured "
-    "float set: 14.9 dB (W8A8 quantises more than the simulation models: docs/int8.md)",
 }
 
 

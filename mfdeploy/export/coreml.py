@@ -41,7 +41,7 @@ from mfdeploy.artifact import Manifest, TensorSpec, form_kind
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
 from mfdeploy.export.coreml_mil import MAX_RANK, op_histogram, program_ranks
-from mfdeploy.export.int8_sensitivity import float_plan
+from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR
 from mfdeploy.export.scopes import fx_anchor_names
 from mfdeploy.labels import class_labels
 
@@ -299,9 +299,12 @@ def export(
         from mfdeploy.export.coreml_w8a8 import quantize_w8a8
 
         calib_batch = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
-        plan = float_plan(module, calib_batch, int8_float, int8_target_sqnr)
-        module, extra["w8a8"] = quantize_w8a8(
-            module, calib_batch, batch=batch, float_modules=plan.float_modules
+        module, extra["w8a8"], plan = quantize_w8a8(
+            module,
+            calib_batch,
+            batch=batch,
+            float_spec=int8_float,
+            target_sqnr=int8_target_sqnr or DEFAULT_TARGET_SQNR,
         )
         extra["int8_plan"] = plan.to_dict()
     if image_input:

@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfdeploy.console import progress
+from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR, FloatPlan
+from mfdeploy.export.pt2e_plan import plan_on_program
 
 ACTIVATION_OBSERVER = "min_max"
 QUANTIZATION_SCHEME = "symmetric"
@@ -90,31 +92,10 @@ def _pt2e():
     return prepare_pt2e, convert_pt2e
 
 
-def _class_names(kind: object) -> set[str]:
-    """A module class's name and its base classes' names (a subclass of a listed class, such
-    as a layout variant of a bridge, is that class too)."""
-    if isinstance(kind, type):
-        return {k.__name__ for k in kind.__mro__}
-    return {str(kind).rsplit(".", 1)[-1].strip("'>")}
-
-
-def _in_float_module(node, float_modules: tuple[str, ...]) -> bool:
-    """Inside a module whose class (or a base class) or module path (e.g. "_conv_stem",
-    "head", "blocks.3.former") is listed."""
-    stack = node.meta.get("nn_module_stack") or {}
-    names = set().union(*(_class_names(kind) for _, kind in stack.values()))
-    paths = {str(path).removeprefix("L['self'].") for path, _ in stack.values()}
-    return bool((names | paths).intersection(float_modules))
-
-
-def quantizer_config(float_modules: tuple[str, ...] = ()) -> Any:
-    """int8 per-channel symmetric weights, int8 activations; ops inside `float_modules`
-    (module class names or paths) stay float.
-
-    coremltools' own module_type/name configs re-run every pattern matcher per entry (minutes
-    per entry on this graph), so the global annotation runs once and the annotations of nodes
-    inside the float modules are dropped afterwards: those ops then see float inputs.
-    """
+def quantizer_config() -> Any:
+    """coremltools' quantizer annotating every op it can: int8 per-channel symmetric
+    weights, int8 activations (which modules stay float is decided on the prepared program,
+    `pt2e_plan`, by removing observers)."""
     coreml_quantizer, config_cls = _import_coreml_quantizer()
     config = {
         "global_config": {
@@ -125,17 +106,7 @@ def quantizer_config(float_modules: tuple[str, ...] = ()) -> Any:
             "activation_observer": ACTIVATION_OBSERVER,
         },
     }
-
-    class MixedPrecisionQuantizer(coreml_quantizer):
-        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
-            model = super().annotate(model)
-            if float_modules:
-                for node in model.graph.nodes:
-                    if _in_float_module(node, float_modules):
-                        node.meta.pop("quantization_annotation", None)
-            return model
-
-    return MixedPrecisionQuantizer(config_cls.from_dict(config))
+    return coreml_quantizer(config_cls.from_dict(config))
 
 
 def quantize_w8a8(
@@ -143,28 +114,28 @@ def quantize_w8a8(
     calibration: np.ndarray,
     *,
     batch: int = 1,
-    float_modules: tuple[str, ...] = (),
-) -> tuple[nn.Module, dict]:
-    """PT2E W8A8 of `module`, calibrated on `calibration` (N, 3, R, R) normalised photos."""
+    float_spec: str | None = None,
+    target_sqnr: float = DEFAULT_TARGET_SQNR,
+) -> tuple[nn.Module, dict, FloatPlan]:
+    """PT2E W8A8 of `module`, calibrated on `calibration` (N, 3, R, R) normalised photos;
+    the float modules measured on this quantizer's own program (`pt2e_plan`) unless
+    `float_spec` (--int8-float) names them."""
     prepare_pt2e, convert_pt2e = _pt2e()
-    quantizer = quantizer_config(float_modules)
     example = torch.from_numpy(np.ascontiguousarray(calibration[:batch], np.float32))
     if len(example) < batch:
         example = example.repeat(batch, 1, 1, 1)[:batch]
     graph = torch.export.export(module.eval(), (example,)).module()
-    prepared = prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        for start in progress(range(0, len(calibration), batch), "calibrating W8A8"):
-            chunk = torch.from_numpy(np.ascontiguousarray(calibration[start : start + batch]))
-            if len(chunk) < batch:
-                chunk = torch.cat([chunk, chunk[-1:].repeat(batch - len(chunk), 1, 1, 1)])
-            prepared(chunk)
+    info("int8: annotating the program for coremltools' quantizer")
+    prepared = prepare_pt2e(graph, quantizer_config())
+    prepared, plan = plan_on_program(
+        module, prepared, calibration, batch=batch, spec=float_spec, target_sqnr=target_sqnr
+    )
     converted = convert_pt2e(prepared)
-    info = {
+    details = {
         "quantizer": "coremltools.optimize.torch CoreMLQuantizer (PT2E)",
         "weights": "int8 per-channel symmetric",
         "activations": f"int8 per-tensor symmetric, {ACTIVATION_OBSERVER} observer",
         "calibration_images": int(len(calibration)),
-        "float_modules": list(float_modules),
+        "float_modules": list(plan.float_modules),
     }
-    return converted, info
+    return converted, details, plan

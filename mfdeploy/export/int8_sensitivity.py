@@ -13,8 +13,10 @@ per-output-channel symmetric int8 weights and per-tensor 8-bit activations (the 
 every convolution / linear and the output of every other leaf module, ranges from the
 calibration photos). Each candidate is measured alone (its noise on the
 held-out logits), then float modules are added in priority order until the simulated SQNR
-reaches the target. Every target then quantises everything except the chosen modules with
-its own tools, and the real artifact is checked by `verify`.
+reaches the target (`search_float_set`). ONNX quantises everything except the chosen modules;
+the PT2E targets (TFLite, Core ML) run the same search on their quantizer's own program
+instead (`pt2e_plan`), since each quantizer takes different ops to int8. `verify` judges the
+real artifact.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -68,6 +70,7 @@ class FloatPlan:
     calibration_images: int | None = None
     held_out_images: int | None = None
     candidates: list[Candidate] = field(default_factory=list)
+    measured_on: str = "int8 simulated in PyTorch"
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -93,8 +96,8 @@ class FloatPlan:
         if self.chosen_by == "given":
             return f"float modules (given): {names}"
         return (
-            f"float modules (measured, {self.held_out_images} held-out photos): {names}; "
-            f"simulated SQNR {self.all_int8_sqnr_db:.1f} dB all int8 -> "
+            f"float modules (measured on {self.measured_on}, {self.held_out_images} held-out "
+            f"photos): {names}; SQNR {self.all_int8_sqnr_db:.1f} dB all int8 -> "
             f"{self.planned_sqnr_db:.1f} dB (target {self.target_sqnr_db:.1f})"
         )
 
@@ -202,7 +205,6 @@ class _Simulator:
         self.leaves = {n: [(p, m) for p, m in inside[n] if isinstance(m, QUANTISED_LEAVES)]
                        for n in names}  # fmt: skip
         self.ranges: dict[str, list[float]] = {}
-        self.leaf_macs: dict[str, tuple[str, int]] = {}  # leaf -> (candidate, MACs per image)
         self.active: set[str] = set()
         self.observing = False
         self._handles: list = []
@@ -244,7 +246,6 @@ class _Simulator:
                 return None
             if self.observing:
                 self._observe(leaf_name, inputs)
-                self.leaf_macs[leaf_name] = (owner, _leaf_macs(leaf, inputs[0]))
                 return None
             if owner not in self.active:
                 return None
@@ -337,19 +338,9 @@ def _predicted_float_set(
     return chosen
 
 
-def measure_float_plan(
-    module: nn.Module,
-    calibration: np.ndarray,
-    *,
-    target_sqnr: float = DEFAULT_TARGET_SQNR,
-) -> FloatPlan:
-    """Measure each candidate's int8 cost and choose the float set (see the module doc).
-
-    `calibration`: (N, 3, R, R) float32 photos in the module's input layout; the last
-    quarter is held out to score, the rest sets the activation ranges.
-    """
-    groups = candidate_groups(module)
-    names = list(groups)
+def held_out_split(calibration: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(photos that set the ranges, held-out photos that score): the last quarter is held out,
+    so a range is never fitted on a photo it is judged on."""
     count = len(calibration)
     held = max(MIN_HELD_OUT, int(round(count * HELD_OUT_FRACTION)))
     if count < held + 1:
@@ -357,17 +348,110 @@ def measure_float_plan(
             f"int8: {count} calibration photos; measuring which modules stay float needs at "
             f"least {held + 1} (use --calib-count, or --int8-float MODULES / none)"
         )
-    fit = torch.from_numpy(np.ascontiguousarray(calibration[: count - held], np.float32))
-    score = torch.from_numpy(np.ascontiguousarray(calibration[count - held :], np.float32))
+    photos = np.ascontiguousarray(calibration, np.float32)
+    return photos[: count - held], photos[count - held :]
+
+
+def candidate_macs(
+    module: nn.Module,
+    groups: dict[str, tuple[str, ...]],
+    example: torch.Tensor,
+    run: nn.Module | None = None,
+) -> dict[str, int]:
+    """Multiply-accumulates per image of each candidate's convolutions and linears, counted
+    on one forward of `run` (default `module`; a wrapper around it, e.g. a layout change)."""
+    mods = dict(module.named_modules())
+    per_leaf: dict[nn.Module, tuple[str, int]] = {}  # a leaf called twice counts once
+    handles = []
+
+    def count(owner: str):
+        def hook(leaf, args):
+            if args and isinstance(args[0], torch.Tensor):
+                per_leaf[leaf] = (owner, _leaf_macs(leaf, args[0]))
+
+        return hook
+
+    for name, roots in groups.items():
+        for root in roots:
+            for leaf in mods[root].modules():
+                if isinstance(leaf, QUANTISED_LEAVES):
+                    handles.append(leaf.register_forward_pre_hook(count(name)))
+    try:
+        with torch.no_grad():
+            (run if run is not None else module).eval()(example[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    macs = dict.fromkeys(groups, 0)
+    for owner, count_ in per_leaf.values():
+        macs[owner] += count_
+    return macs
+
+
+def search_float_set(
+    groups: dict[str, tuple[str, ...]],
+    macs: dict[str, int],
+    noise_of: Callable[[set[str]], float],
+    signal: float,
+    target_sqnr: float,
+) -> FloatPlan:
+    """Score each candidate alone (`noise_of({name})`: held-out logit noise with only it
+    int8), then keep float, in the order noise / compute, the fewest that bring the rest to
+    `target_sqnr`: first as many as the noise shares predict, then measured steps."""
+    names = list(groups)
+    all_noise = noise_of(set(names))
+    table = []
+    for name in progress(names, "int8 sensitivity"):
+        noise = noise_of({name})
+        table.append(Candidate(name, _sqnr_from_noise(signal, noise), macs[name], noise))
+    floor = MAC_FLOOR_FRACTION * max(sum(macs.values()), 1)
+    order = sorted(table, key=lambda c: c.noise / (c.macs + floor), reverse=True)
+    chosen = _predicted_float_set(order, all_noise, signal, target_sqnr)
+    planned = noise_of(set(names) - set(chosen)) if chosen else all_noise
+    for cand in order[len(chosen) :]:  # noise is not exactly additive: top up, measured
+        if _sqnr_from_noise(signal, planned) >= target_sqnr:
+            break
+        chosen.append(cand.module)
+        planned = noise_of(set(names) - set(chosen))
+    for name in reversed(list(chosen)):  # the estimate may overshoot: trim, measured
+        if _sqnr_from_noise(signal, planned) < target_sqnr:
+            break
+        trial = noise_of(set(names) - (set(chosen) - {name}))
+        if _sqnr_from_noise(signal, trial) >= target_sqnr:
+            chosen.remove(name)
+            planned = trial
+    planned_db = _sqnr_from_noise(signal, planned)
+    return FloatPlan(
+        float_modules=tuple(p for n in names if n in chosen for p in groups[n]),
+        chosen_by="measured",
+        target_sqnr_db=target_sqnr,
+        all_int8_sqnr_db=_sqnr_from_noise(signal, all_noise),
+        planned_sqnr_db=planned_db,
+        reached_target=planned_db >= target_sqnr,
+        candidates=table,
+    )
+
+
+def measure_float_plan(
+    module: nn.Module,
+    calibration: np.ndarray,
+    *,
+    target_sqnr: float = DEFAULT_TARGET_SQNR,
+) -> FloatPlan:
+    """Measure each candidate's simulated int8 cost and choose the float set (module doc).
+
+    `calibration`: (N, 3, R, R) float32 photos in the module's input layout.
+    """
+    groups = candidate_groups(module)
+    fit_photos, score_photos = held_out_split(calibration)
+    fit, score = torch.from_numpy(fit_photos), torch.from_numpy(score_photos)
     module = module.eval()
+    macs = candidate_macs(module, groups, fit)
     sim = _Simulator(module, groups)
     try:
         sim.observing = True
         _logits(module, fit)
         sim.observing = False
-        macs = dict.fromkeys(names, 0)
-        for owner, leaf_count in sim.leaf_macs.values():
-            macs[owner] += leaf_count
         reference = _logits(module, score)
         signal = float(np.mean(reference.astype(np.float64) ** 2))
 
@@ -376,41 +460,10 @@ def measure_float_plan(
                 out = _logits(module, score)
             return float(np.mean((out.astype(np.float64) - reference) ** 2))
 
-        all_noise = noise_of(set(names))
-        table = []
-        for name in progress(names, "int8 sensitivity"):
-            noise = noise_of({name})
-            table.append(Candidate(name, _sqnr_from_noise(signal, noise), macs[name], noise))
-        floor = MAC_FLOOR_FRACTION * max(sum(macs.values()), 1)
-        order = sorted(table, key=lambda c: c.noise / (c.macs + floor), reverse=True)
-        chosen = _predicted_float_set(order, all_noise, signal, target_sqnr)
-        planned = noise_of(set(names) - set(chosen)) if chosen else all_noise
-        for cand in order[len(chosen) :]:  # noise is not exactly additive: top up, measured
-            if _sqnr_from_noise(signal, planned) >= target_sqnr:
-                break
-            chosen.append(cand.module)
-            planned = noise_of(set(names) - set(chosen))
-        for name in reversed(list(chosen)):  # the estimate may overshoot: trim, measured
-            if _sqnr_from_noise(signal, planned) < target_sqnr:
-                break
-            trial = noise_of(set(names) - (set(chosen) - {name}))
-            if _sqnr_from_noise(signal, trial) >= target_sqnr:
-                chosen.remove(name)
-                planned = trial
+        plan = search_float_set(groups, macs, noise_of, signal, target_sqnr)
     finally:
         sim.close()
-    planned_db = _sqnr_from_noise(signal, planned)
-    plan = FloatPlan(
-        float_modules=tuple(p for n in names if n in chosen for p in groups[n]),
-        chosen_by="measured",
-        target_sqnr_db=target_sqnr,
-        all_int8_sqnr_db=_sqnr_from_noise(signal, all_noise),
-        planned_sqnr_db=planned_db,
-        reached_target=planned_db >= target_sqnr,
-        calibration_images=count - held,
-        held_out_images=held,
-        candidates=table,
-    )
+    plan.calibration_images, plan.held_out_images = len(fit), len(score)
     info(f"int8: {plan.describe()}")
     return plan
 
@@ -440,11 +493,3 @@ def float_plan(
     else:
         info(f"int8: {_MEASURED[key].describe()} (measured earlier in this run)")
     return copy.deepcopy(_MEASURED[key])
-
-
-def float_regex(float_modules: tuple[str, ...]) -> str:
-    """A regex matching the float modules' paths and everything inside them."""
-    if not float_modules:
-        return ""
-    escaped = "|".join(name.replace(".", r"\.") for name in float_modules)
-    return rf"^(?:{escaped})(?:\.|$)"

@@ -1,0 +1,213 @@
+"""The int8 float set measured on the target's own PT2E program (TFLite, Core ML).
+
+Rule: a target that quantises through PT2E measures which modules stay float on the program
+its quantizer prepared, not on a model of it. Why: each quantizer decides for itself which
+ops get int8 (coremltools takes softmax, matmul and GELU inputs; litert-torch does not), and
+a float set chosen by the eager simulation (`int8_sensitivity`) missed 18 dB on Core ML.
+
+How: the model is prepared once with every op annotated and calibrated on the first three
+quarters of the calibration photos. Each observer is then switched between "int8 with its
+calibrated parameters" and "float" by where it sits: it stays int8 when the op producing or
+consuming its tensor is in an int8 module or outside every candidate (the quantizer
+annotates those whatever the float set), which is the program that quantizer would prepare
+with those modules unannotated. The search over candidates is `int8_sensitivity`'s; each
+evaluation runs the held-out photos through this switched program. Afterwards the held-out
+photos calibrate too, the observers of float-only tensors are removed, and `convert_pt2e`
+gives the program that ships.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from mfdeploy.console import info, progress
+from mfdeploy.export.int8_sensitivity import (
+    FloatPlan,
+    candidate_groups,
+    candidate_macs,
+    held_out_split,
+    parse_float_modules,
+    search_float_set,
+)
+
+NEUTRAL_OPS = ("placeholder", "get_attr", "output")
+_QRANGE = {
+    torch.qint8: (-128, 127),
+    torch.int8: (-128, 127),
+    torch.quint8: (0, 255),
+    torch.uint8: (0, 255),
+}
+
+
+def _module_paths(node: fx.Node) -> tuple[str, ...]:
+    stack = node.meta.get("nn_module_stack") or {}
+    return tuple(
+        str(path).removeprefix("L['self'].").removeprefix("module.") for path, _ in stack.values()
+    )
+
+
+def _inside(paths: tuple[str, ...], roots: tuple[str, ...]) -> bool:
+    return any(p == r or p.startswith(r + ".") for p in paths for r in roots)
+
+
+def _is_observer(module: nn.Module) -> bool:
+    return hasattr(module, "calculate_qparams") and hasattr(module, "dtype")
+
+
+class _Switch(nn.Module):
+    """Stands in for one observer node: observe (calibration), int8 (frozen), or float."""
+
+    def __init__(self, observer: nn.Module):
+        super().__init__()
+        self.observer = observer
+        self.mode = "observe"
+        self.params: tuple | None = None
+
+    def freeze(self) -> None:
+        obs = self.observer
+        qrange = _QRANGE.get(obs.dtype)
+        if qrange is None:  # int32 bias, dynamic placeholders: left float in the probe
+            self.params = None
+            return
+        low = getattr(obs, "quant_min", None)
+        high = getattr(obs, "quant_max", None)
+        low, high = (qrange if low is None or high is None else (int(low), int(high)))
+        try:
+            scale, zero = obs.calculate_qparams()
+        except (RuntimeError, ValueError, AttributeError):  # never saw data
+            self.params = None
+            return
+        per_channel = obs.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
+        axis = int(getattr(obs, "ch_axis", 0)) if per_channel else None
+        self.params = (scale.float(), zero.int(), axis, low, high)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "observe":
+            getattr(self.observer, "activation_post_process", self.observer)(x)
+            return x
+        if self.mode == "float" or self.params is None:
+            return x
+        scale, zero, axis, low, high = self.params
+        if axis is None:
+            return torch.fake_quantize_per_tensor_affine(
+                x, float(scale.reshape(-1)[0]), int(zero.reshape(-1)[0]), low, high
+            )
+        return torch.fake_quantize_per_channel_affine(x, scale, zero, axis, low, high)
+
+
+class ProgramProbe:
+    """A prepared PT2E program whose observers follow a float set (see the module doc)."""
+
+    def __init__(self, prepared: fx.GraphModule, batch: int):
+        self.graph = prepared
+        self.batch = batch
+        self.switches: list[tuple[fx.Node, str, _Switch, list[tuple[str, ...]]]] = []
+        for index, node in enumerate(list(prepared.graph.nodes)):
+            if node.op != "call_module":
+                continue
+            observer = prepared.get_submodule(node.target)
+            if not _is_observer(observer):
+                continue
+            members = [node.args[0], *node.users]
+            owners = [_module_paths(m) for m in members if m.op not in NEUTRAL_OPS]
+            switch = _Switch(observer)
+            name = f"_probe_switch_{index}"
+            prepared.add_submodule(name, switch)
+            self.switches.append((node, node.target, switch, owners))
+            node.target = name
+        prepared.recompile()
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """Logits for `images` (padded to whole batches, padding dropped)."""
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(images), self.batch):
+                chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + self.batch]))
+                short = self.batch - len(chunk)
+                if short:
+                    chunk = torch.cat([chunk, chunk[-1:].repeat(short, 1, 1, 1)])
+                out = self.graph(chunk)
+                out = out if isinstance(out, torch.Tensor) else out[0]
+                outs.append(out[: len(chunk) - short].numpy())
+        return np.concatenate(outs)
+
+    def calibrate(self, images: np.ndarray, label: str) -> None:
+        for _, _, switch, _ in self.switches:
+            switch.mode = "observe"
+        for start in progress(range(0, len(images), self.batch), label):
+            self.run(images[start : start + self.batch])
+        for _, _, switch, _ in self.switches:
+            switch.freeze()
+
+    def _int8(self, owners: list[tuple[str, ...]], float_roots: tuple[str, ...]) -> bool:
+        return any(not _inside(paths, float_roots) for paths in owners)
+
+    def set_float(self, float_roots: tuple[str, ...]) -> None:
+        for _, _, switch, owners in self.switches:
+            switch.mode = "int8" if self._int8(owners, float_roots) else "float"
+
+    def finish(self, float_roots: tuple[str, ...]) -> fx.GraphModule:
+        """The prepared program with the observers of float-only tensors removed and every
+        other observer back in place, ready for `convert_pt2e`."""
+        graph = self.graph
+        for node, target, _switch, owners in self.switches:
+            delattr(graph, node.target)
+            if self._int8(owners, float_roots):
+                node.target = target
+            else:
+                node.replace_all_uses_with(node.args[0])
+                graph.graph.erase_node(node)
+        graph.graph.lint()
+        graph.recompile()
+        return graph
+
+
+def plan_on_program(
+    module: nn.Module,
+    prepared: fx.GraphModule,
+    calibration: np.ndarray,
+    *,
+    batch: int,
+    spec: str | None,
+    target_sqnr: float,
+    candidates_in: nn.Module | None = None,
+) -> tuple[fx.GraphModule, FloatPlan]:
+    """Calibrate `prepared` (`module` exported with every op annotated) on `calibration`,
+    choose the float set on it (or take `spec`, --int8-float), and return it ready for
+    `convert_pt2e` with the plan. Candidates are `candidates_in`'s modules (default `module`;
+    a layout wrapper's inner model is registered as `module`, a prefix paths drop)."""
+    probe = ProgramProbe(prepared, batch)
+    inner = candidates_in if candidates_in is not None else module
+    given = parse_float_modules(spec, inner)
+    if given is not None:
+        probe.calibrate(calibration, "int8 calibration")
+        plan = FloatPlan(float_modules=given, chosen_by="given" if given else "none")
+        return probe.finish(given), plan
+    groups = candidate_groups(inner)
+    fit, score = held_out_split(calibration)
+    probe.calibrate(fit, "int8 calibration")
+    reference = _float_logits(module, score)
+    signal = float(np.mean(reference.astype(np.float64) ** 2))
+    names = list(groups)
+
+    def noise_of(active: set[str]) -> float:
+        probe.set_float(tuple(p for n in names if n not in active for p in groups[n]))
+        out = probe.run(score)
+        return float(np.mean((out.astype(np.float64) - reference) ** 2))
+
+    macs = candidate_macs(inner, groups, torch.from_numpy(fit[:1]), run=module)
+    plan = search_float_set(groups, macs, noise_of, signal, target_sqnr)
+    plan.calibration_images, plan.held_out_images = len(fit), len(score)
+    plan.measured_on = "target program (PT2E)"
+    info(f"int8: {plan.describe()}")
+    probe.calibrate(score, "int8 calibration (held-out photos)")
+    return probe.finish(plan.float_modules), plan
+
+
+def _float_logits(module: nn.Module, images: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        out = module(torch.from_numpy(np.ascontiguousarray(images, np.float32)))
+    return (out if isinstance(out, torch.Tensor) else out[0]).numpy()
+
