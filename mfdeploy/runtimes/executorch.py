@@ -16,6 +16,7 @@ so a refused file is one line on stderr, and the loader's reason goes into that 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import sys
@@ -31,6 +32,13 @@ IDENTITY_METHOD = "mfdeploy_identity"
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
+def _flush_c_stdio() -> None:
+    """Flush C stdio buffers: the runtime's log lines may sit in a buffered `stderr` FILE
+    (when fd 2 is not a terminal) and would otherwise reach fd 2 after it is restored."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).fflush(None)
+
+
 @contextlib.contextmanager
 def native_stderr_captured() -> Iterator[list[str]]:
     """Route fd 2 (and Python logging of torch / torchao imports) away for the duration; the
@@ -39,6 +47,7 @@ def native_stderr_captured() -> Iterator[list[str]]:
     for name in ("torch", "torchao", "executorch"):
         logging.getLogger(name).setLevel(logging.ERROR)
     sys.stderr.flush()
+    _flush_c_stdio()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as sink:
         os.dup2(sink.fileno(), 2)
@@ -46,6 +55,7 @@ def native_stderr_captured() -> Iterator[list[str]]:
             yield lines
         finally:
             sys.stderr.flush()
+            _flush_c_stdio()
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
