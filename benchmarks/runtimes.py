@@ -5,7 +5,9 @@ elsewhere on the machine falls on all alike).
     .venv/bin/python benchmarks/runtimes.py [--models 294m efficientnet_lite0]
         [--precisions fp32 int8] [--threads 1] [--runs 40]
 
-Artifacts come from the bench cache (`mfdeploy bench`'s, exported on a miss). All three run
+Artifacts come from the bench cache (`mfdeploy bench`'s, exported on a miss), or are given
+as `--artifacts litert=DIR executorch=DIR ...` (one row; exported beforehand with
+`mfdeploy export`, same model and weights). All three run
 XNNPACK-class CPU kernels: LiteRT's XNNPACK delegate, ExecuTorch's XNNPACK delegate, ONNX
 Runtime's CPU EP (its own MLAS kernels). Prints the table and writes
 benchmarks/results/runtimes.json. Median and min ms; the ratio column is ExecuTorch / LiteRT.
@@ -53,8 +55,41 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--artifacts", nargs="+", metavar="RUNTIME=DIR", help="time these artifacts only"
+    )
     args = parser.parse_args()
     rows, records = [], []
+    if args.artifacts:
+        paths = dict(item.split("=", 1) for item in args.artifacts)
+        manifest = open_runtime(next(iter(paths.values()))).manifest
+        for threads in args.threads:
+            runtimes = {name: open_runtime(p, threads=threads) for name, p in paths.items()}
+            res = int(manifest.preprocessing.get("resolution", 224))
+            batch = np.random.default_rng(0).standard_normal((1, 3, res, res))
+            times = interleaved(runtimes, batch.astype(np.float32), args.runs, args.warmup)
+            ratio = (
+                times["executorch"]["median"] / times["litert"]["median"]
+                if {"executorch", "litert"} <= set(times)
+                else float("nan")
+            )
+            rows.append(
+                [manifest.model, manifest.precision, threads]
+                + [f"{times[n]['median']:.2f} ({times[n]['min']:.2f})" for n in times]
+                + [f"{ratio:.2f}x"]
+            )
+            records.append(
+                {"model": manifest.model, "precision": manifest.precision, "threads": threads,
+                 "ms": times}
+            )  # fmt: skip
+        print_table(
+            "median (min) ms, interleaved",
+            ["model", "precision", "threads", *paths, "executorch / litert"],
+            rows,
+        )
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(records, indent=1) + "\n")
+        return
     for model in args.models:
         for precision in args.precisions:
             paths = {

@@ -30,6 +30,7 @@ from tests.conftest import WEIGHTS_26M, max_abs
 
 pytest.importorskip("executorch.runtime")
 MODELS = ("26m", "efficientnet_lite0")
+FP16_SCALAR_CAST = "dim_order_ops::_to_dim_order_copy.out"
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,9 @@ def test_fp16_runs_float16_and_keeps_top1(exported, reference_26m, fixture_input
     ref = reference_26m(fixture_inputs)
     assert np.array_equal(out.argmax(1), ref.argmax(1))
     assert cosine(ref, out) >= 0.999
-    assert audit(path).portable_ops == {}
+    # Known gap (docs/executorch.md): float32 scalar constants cast to float16 at run time
+    # stay outside the delegate; no compute op may.
+    assert set(audit(path).portable_ops) <= {FP16_SCALAR_CAST}
 
 
 @pytest.mark.slow
