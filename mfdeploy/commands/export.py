@@ -19,7 +19,7 @@ from mfdeploy.errors import MfdeployError
 from mfdeploy.export import TARGETS, export_artifact, refused_options, target_module
 
 NAME = "export"
-HELP = "export a variant to ONNX / TFLite / Core ML (fp32, fp16, int8)"
+HELP = "export a variant to ONNX / TFLite / Core ML / ExecuTorch (fp32, fp16, int8)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int_in(1, 100_000),
         help="number of calibration images to use (>= 1; default 32)",
     )
-    int8 = parser.add_argument_group("int8 options (onnx, tflite, coreml)")
+    int8 = parser.add_argument_group("int8 options (onnx, tflite, coreml, executorch)")
     int8.add_argument(
         "--int8-float",
         metavar="MODULES",

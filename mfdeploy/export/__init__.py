@@ -26,6 +26,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "onnx": ("mfdeploy.export.onnx", "onnx"),
     "tflite": ("mfdeploy.export.tflite", "tflite"),
     "coreml": ("mfdeploy.export.coreml", "coreml"),
+    "executorch": ("mfdeploy.export.executorch", "executorch"),
 }
 # Options every export takes (the rest belong to one target's `export`).
 COMMON_OPTIONS = ("precision", "form")

@@ -1,6 +1,6 @@
 """Benchmark orchestration: artifact cache, one subprocess per backend run, result rows.
 
-Backend names are what users know (torch, onnxruntime, tflite, coreml); each maps to an
+Backend names are what users know (torch, onnxruntime, tflite, coreml, executorch); each maps to an
 export target and that target's runtime adapter. A backend is "installed" when its adapter
 imports.
 """
@@ -26,6 +26,7 @@ BACKEND_TARGETS: dict[str, str] = {
     "onnxruntime": "onnx",
     "tflite": "tflite",
     "coreml": "coreml",
+    "executorch": "executorch",
 }
 # Packages whose versions change what an export produces (part of the cache key).
 TOOL_PACKAGES = (
@@ -41,6 +42,7 @@ TOOL_PACKAGES = (
     "ai-edge-quantizer",
     "coremltools",
     "torchao",
+    "executorch",
 )
 WORKER_TIMEOUT_S = 1800
 

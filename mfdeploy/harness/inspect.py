@@ -4,7 +4,8 @@ The rules every deploy-form graph must pass: no runtime shape / gather / einsum 
 ops in ONNX, only builtin ops in TFLite (no Flex / custom), and no tensor of rank > 4
 (Core ML's limit is 5, NPUs and LiteRT prefer <= 4). For TFLite it also counts the XNNPACK
 partitions: each op the delegate does not take splits the graph, and every split costs a
-hand-over between XNNPACK and LiteRT's own kernels on each run.
+hand-over between XNNPACK and LiteRT's own kernels on each run. For ExecuTorch it counts the
+XNNPACK delegate calls and the ops left on the portable kernels (each one is a split).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class AuditReport:
     model_bytes: int
     violations: list[str] = field(default_factory=list)
     xnnpack_partitions: int | None = None  # TFLite only; 1 = the whole graph in XNNPACK
+    delegate_calls: int | None = None  # ExecuTorch only: XNNPACK delegate calls per run
+    portable_ops: dict[str, int] | None = None  # ExecuTorch only: ops outside the delegate
 
     @property
     def passed(self) -> bool:
@@ -125,6 +128,32 @@ def _coreml_report(path: Path) -> AuditReport:
     )
 
 
+def _pte_report(path: Path) -> AuditReport:
+    """Ops outside the XNNPACK delegate are violations: each splits the graph."""
+    from mfdeploy.export import executorch_pte as pte
+
+    program = pte.read_program(path)
+    delegates, portable = pte.plan_calls(program)
+    ops = Counter({f"xnnpack:{op}": n for op, n in pte.xnnpack_nodes(program).items()})
+    ops.update({f"portable:{op}": n for op, n in portable.items()})
+    ranks = pte.tensor_ranks(program)
+    over = [f"value {i}" for i, rank in enumerate(ranks) if rank > MAX_RANK]
+    violations = [f"{n} x {op} outside the XNNPACK delegate" for op, n in portable.items()]
+    if over:
+        violations.append(f"{len(over)} tensors of rank > {MAX_RANK}")
+    return AuditReport(
+        str(path),
+        "pte",
+        dict(ops.most_common()),
+        max(ranks, default=0),
+        over,
+        path_size(path),
+        violations,
+        delegate_calls=delegates,
+        portable_ops=dict(portable.most_common()),
+    )
+
+
 def model_path(path: str | Path) -> Path:
     """An artifact dir (manifest.json) or a model file -> the model file."""
     path = Path(path)
@@ -135,7 +164,12 @@ def model_path(path: str | Path) -> Path:
     return path
 
 
-AUDITORS = {".onnx": _onnx_report, ".tflite": _tflite_report, ".mlpackage": _coreml_report}
+AUDITORS = {
+    ".onnx": _onnx_report,
+    ".tflite": _tflite_report,
+    ".mlpackage": _coreml_report,
+    ".pte": _pte_report,
+}
 
 
 def audit(path: str | Path) -> AuditReport:

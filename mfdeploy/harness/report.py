@@ -290,6 +290,7 @@ PLATFORMS = (  # (platform, target), in the order a reader looks for them
     ("Android (LiteRT)", "tflite"),
     ("iOS / macOS (Core ML)", "coreml"),
     ("ONNX Runtime (Android, iOS, web, desktop)", "onnx"),
+    ("Android / iOS (ExecuTorch)", "executorch"),
 )
 
 

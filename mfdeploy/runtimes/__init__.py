@@ -15,6 +15,7 @@ ADAPTERS: dict[str, tuple[str, str, str]] = {
     "onnx": ("mfdeploy.runtimes.onnxruntime", "OnnxRuntime", "onnx"),
     "tflite": ("mfdeploy.runtimes.litert", "LiteRTRuntime", "tflite"),
     "coreml": ("mfdeploy.runtimes.coreml", "CoreMLRuntime", "coreml"),
+    "executorch": ("mfdeploy.runtimes.executorch", "ExecuTorchRuntime", "executorch"),
 }
 
 __all__ = ["ADAPTERS", "Runtime", "RuntimeInfo", "open_runtime", "runtime_class"]

@@ -1,0 +1,122 @@
+"""LiteRT, ExecuTorch and ONNX Runtime on the same model, precision and thread count, timed
+interleaved in one process (each timed run goes to every runtime in turn, so load from
+elsewhere on the machine falls on all alike).
+
+    .venv/bin/python benchmarks/runtimes.py [--models 294m efficientnet_lite0]
+        [--precisions fp32 int8] [--threads 1] [--runs 40]
+
+Artifacts come from the bench cache (`mfdeploy bench`'s, exported on a miss), or are given
+as `--artifacts litert=DIR executorch=DIR ...` (one row; exported beforehand with
+`mfdeploy export`, same model and weights). All three run
+XNNPACK-class CPU kernels: LiteRT's XNNPACK delegate, ExecuTorch's XNNPACK delegate, ONNX
+Runtime's CPU EP (its own MLAS kernels). Prints the table and writes
+benchmarks/results/runtimes.json. Median and min ms; the ratio column is ExecuTorch / LiteRT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mfdeploy.console import print_table
+from mfdeploy.harness import bench
+from mfdeploy.runtimes import open_runtime
+
+TARGETS = {"tflite": "litert", "executorch": "executorch", "onnx": "onnxruntime"}
+OUT = Path(__file__).parent / "results" / "runtimes.json"
+
+
+def interleaved(runtimes: dict, batch: np.ndarray, runs: int, warmup: int) -> dict[str, dict]:
+    """Median / min ms per runtime, each timed run taken by every runtime in turn."""
+    for runtime in runtimes.values():
+        for _ in range(warmup):
+            runtime.run(batch)
+    samples: dict[str, list[float]] = {name: [] for name in runtimes}
+    for _ in range(runs):
+        for name, runtime in runtimes.items():
+            start = time.perf_counter()
+            runtime.run(batch)
+            samples[name].append((time.perf_counter() - start) * 1000.0)
+    return {
+        name: {"median": float(np.median(v)), "min": float(np.min(v)), "runs": len(v)}
+        for name, v in samples.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["294m", "efficientnet_lite0"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--artifacts", nargs="+", metavar="RUNTIME=DIR", help="time these artifacts only"
+    )
+    args = parser.parse_args()
+    rows, records = [], []
+    if args.artifacts:
+        paths = dict(item.split("=", 1) for item in args.artifacts)
+        manifest = open_runtime(next(iter(paths.values()))).manifest
+        for threads in args.threads:
+            runtimes = {name: open_runtime(p, threads=threads) for name, p in paths.items()}
+            res = int(manifest.preprocessing.get("resolution", 224))
+            batch = np.random.default_rng(0).standard_normal((1, 3, res, res))
+            times = interleaved(runtimes, batch.astype(np.float32), args.runs, args.warmup)
+            ratio = (
+                times["executorch"]["median"] / times["litert"]["median"]
+                if {"executorch", "litert"} <= set(times)
+                else float("nan")
+            )
+            rows.append(
+                [manifest.model, manifest.precision, threads]
+                + [f"{times[n]['median']:.2f} ({times[n]['min']:.2f})" for n in times]
+                + [f"{ratio:.2f}x"]
+            )
+            records.append(
+                {"model": manifest.model, "precision": manifest.precision, "threads": threads,
+                 "ms": times}
+            )  # fmt: skip
+        print_table(
+            "median (min) ms, interleaved",
+            ["model", "precision", "threads", *paths, "executorch / litert"],
+            rows,
+        )
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(records, indent=1) + "\n")
+        return
+    for model in args.models:
+        for precision in args.precisions:
+            paths = {
+                name: bench.cached_artifact(model, target, precision)[0]
+                for target, name in TARGETS.items()
+            }
+            for threads in args.threads:
+                runtimes = {name: open_runtime(p, threads=threads) for name, p in paths.items()}
+                batch = np.random.default_rng(0).standard_normal((1, 3, 224, 224))
+                times = interleaved(runtimes, batch.astype(np.float32), args.runs, args.warmup)
+                ratio = times["executorch"]["median"] / times["litert"]["median"]
+                rows.append(
+                    [model, precision, threads]
+                    + [f"{times[n]['median']:.2f} ({times[n]['min']:.2f})" for n in times]
+                    + [f"{ratio:.2f}x"]
+                )
+                records.append(
+                    {"model": model, "precision": precision, "threads": threads, "ms": times}
+                )
+    print_table(
+        "median (min) ms, interleaved",
+        ["model", "precision", "threads", *TARGETS.values(), "executorch / litert"],
+        rows,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(records, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

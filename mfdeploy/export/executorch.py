@@ -1,0 +1,178 @@
+"""ExecuTorch target: a `.pte` program whose ops all run in the XNNPACK delegate.
+
+What each precision's model.pte contains:
+- fp32: `torch.export` of the export module -> the XNNPACK rewrites of executorch_lower.py
+  -> `to_edge_transform_and_lower(XnnpackPartitioner)` -> `to_executorch`; float32 I/O.
+- fp16: the same with the module and its input in float16 (XNNPACK's float16 kernels);
+  float16 input and output (the runtime adapter converts), GELU in its tanh form.
+- int8: PT2E with ExecuTorch's XNNPACKQuantizer (int8 per-channel symmetric weights, int8
+  per-tensor activations with histogram observers) calibrated on the calibration photos
+  (`--calib`, `--calib-count`); ops it has no int8 pattern for stay float32 inside the
+  delegate. The float modules are the measured set of int8_sensitivity.py (as every int8
+  target; `--int8-float` overrides): their nodes are left unannotated, and the plan is
+  recorded in the manifest (`extra.int8_plan`). float32 I/O.
+
+Every artifact carries a constant method `mfdeploy_identity` (the source weights' sha256 and
+the precision, as bytes) so that a `.pte` from another export is refused at open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mfdeploy.artifact import Manifest, TensorSpec
+from mfdeploy.console import info, progress
+from mfdeploy.export.common import (
+    SourceModel,
+    base_manifest,
+    calibration_inputs,
+    export_module,
+)
+from mfdeploy.export.int8_sensitivity import float_plan, float_regex
+
+PRECISIONS = ("fp32", "fp16", "int8")
+MODEL_FILE = "model.pte"
+PACKAGES = ("executorch", "torchao")
+DEFAULT_CALIB_COUNT = 32  # as the other int8 targets
+IDENTITY_METHOD = "mfdeploy_identity"
+
+
+def identity_bytes(checkpoint_sha256: str, precision: str) -> list[int]:
+    """What `mfdeploy_identity` returns: sha256 hex + ':' + precision, as byte values."""
+    return list(f"{checkpoint_sha256}:{precision}".encode())
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """ExecuTorch and torch.export print warnings and progress; keep the CLI readable."""
+    logging.getLogger("executorch").setLevel(logging.ERROR)
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def quantised_filter(float_modules: str) -> Callable | None:
+    """Node filter for the quantizer: True for nodes outside every float module (those get
+    annotated); None when every module is int8. `float_modules` is `float_regex`'s regex."""
+    if not float_modules:
+        return None
+    pattern = re.compile(float_modules)
+
+    def quantised(node) -> bool:
+        stack = node.meta.get("nn_module_stack", {}).values()
+        return not any(pattern.search(path) for path, _ in stack)
+
+    return quantised
+
+
+def quantize_int8(
+    module: nn.Module, example: torch.Tensor, calibration: np.ndarray, float_modules: str
+) -> nn.Module:
+    """PT2E with XNNPACKQuantizer: prepare (float modules unannotated), calibrate, convert."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    )
+    keep = quantised_filter(float_modules)
+    if keep is not None:
+        quantizer.set_filter_function(keep)
+    graph = torch.export.export(module.eval(), (example,)).module()
+    graph = prepare_pt2e(graph, quantizer)
+    batch = example.shape[0]
+    with torch.no_grad():
+        for start in progress(range(0, len(calibration) - batch + 1, batch), "int8 calibration"):
+            graph(torch.from_numpy(np.ascontiguousarray(calibration[start : start + batch])))
+    return convert_pt2e(graph)
+
+
+def export(
+    source: SourceModel,
+    staging: Path,
+    *,
+    precision: str = "fp32",
+    form: str = "deploy",
+    batch: int = 1,
+    calib: str | None = None,
+    calib_count: int | None = None,
+    int8_float: str | None = None,
+    int8_target_sqnr: float | None = None,
+) -> Manifest:
+    from mfdeploy.export import executorch_lower as lower
+
+    prep = source.preprocessing
+    res = prep.resolution
+    calibration = None
+    if precision == "int8":  # read the photos first: bad input fails before slow work
+        calibration = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+    import executorch.exir  # noqa: F401  (fail early when the extra is missing)
+
+    module = export_module(source, form).eval()
+    shape = [batch, 3, res, res]
+    example = torch.zeros(shape)
+    dtype = "float32"
+    extra: dict = {"backend": "xnnpack", "layout": "NCHW"}
+    shown = source.form(form)  # what the manifest records (families without a deploy form)
+    plan = None
+    if calibration is not None:  # int8: which modules stay float, measured on this model
+        plan = float_plan(module, calibration, int8_float, int8_target_sqnr)
+    with quiet():
+        if plan is not None:
+            info(
+                f"int8 (PT2E, XNNPACKQuantizer) {source.name} ({shown} form), "
+                f"{len(calibration)} calibration photos, {len(plan.float_modules)} float modules"
+            )
+            module = quantize_int8(module, example, calibration, float_regex(plan.float_modules))
+            extra.update(
+                calibration_images=len(calibration),
+                weights="int8 per-channel symmetric",
+                activations="int8 per-tensor (histogram observers)",
+                int8_plan=plan.to_dict(),
+                contents="int8 convolutions, linears, adds, muls and concatenations "
+                "(XNNPACKQuantizer patterns); other ops float32 inside the delegate; "
+                f"{plan.describe()}",
+            )
+        elif precision == "fp16":
+            info(f"lowering {source.name} ({shown} form) to ExecuTorch/XNNPACK in float16")
+            module, example = copy.deepcopy(module).half(), example.half()
+            dtype = "float16"
+            extra["contents"] = "float16 weights, compute and I/O (GELU in its tanh form)"
+        else:
+            info(f"lowering {source.name} ({shown} form) to ExecuTorch/XNNPACK")
+            extra["contents"] = "float32 weights, compute and I/O"
+        with torch.no_grad():
+            program = lower.export_for_xnnpack(module, example)
+        identity = {IDENTITY_METHOD: identity_bytes(source.checkpoint_sha256, precision)}
+        outside = lower.lower_to_pte(program, staging / MODEL_FILE, constant_methods=identity)
+    extra["portable_ops"] = outside  # ops outside the XNNPACK delegate ({} = none)
+    manifest = base_manifest(
+        source,
+        target="executorch",
+        precision=precision,
+        form=form,
+        model_file=MODEL_FILE,
+        input_spec=TensorSpec("input", shape, dtype, "NCHW"),
+        output_spec=TensorSpec("logits", [batch, source.num_classes], dtype),
+        packages=PACKAGES,
+    )
+    manifest.extra = extra
+    return manifest

@@ -1,0 +1,191 @@
+"""Rewrites that let XNNPACK take every op of an exported graph, and the lowering itself.
+
+ExecuTorch's XNNPACK partitioner (executorch 1.5) leaves these ATen ops to the portable
+kernels, and every op it leaves out splits the graph into another delegate call:
+- softmax over any axis but the last (XNNPACK's softmax is last-axis only);
+- layer_norm (no XNNPACK node);
+- sum over axes (no XNNPACK node), mean other than over H, W of a 4-D tensor kept 4-D;
+- expand to the same shape (emitted by matmul's decomposition; XNNPACK's own
+  `RemoveNoopExpandCopyPass` drops it when passed as a transform pass);
+- GELU in float16 (XNNPACK's GELU is float32 only).
+
+Each is rewritten here into ops the partitioner takes, as the same function:
+- softmax(x, d) = permute(softmax(permute(x, d <-> last), last), d <-> last);
+- mean over the normalised axes = a 4-D mean over the last two axes (XNNPACK's global average
+  pooling) of x viewed as (rows, 1, 1, n); layer_norm = (x - mean) * rsqrt(var + eps) * w + b;
+- sum over axes = the same 4-D mean times the element count, the summed axes moved last;
+  any other mean = that 4-D mean, reshaped;
+- float16 GELU = its tanh form (within float16 rounding of the erf form).
+The rules are about ops and shapes only, so they hold for any model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+aten = torch.ops.aten
+
+
+def _mean_rows(x4: torch.Tensor) -> torch.Tensor:
+    """Mean over the last two axes of a 4-D tensor, kept (XNNPACK global average pooling)."""
+    return x4.mean(dim=(2, 3), keepdim=True)
+
+
+def softmax_last_axis(x: torch.Tensor, dim: int, half_to_float: bool = False):
+    """softmax over a non-last axis as permute -> last-axis softmax -> permute."""
+    rank = x.dim()
+    dim %= rank
+    if dim == rank - 1:
+        return NotImplemented  # already what XNNPACK takes
+    perm = list(range(rank))
+    perm[dim], perm[-1] = perm[-1], perm[dim]
+    return torch.softmax(x.permute(perm), dim=-1).permute(perm)
+
+
+def layer_norm_4d(
+    x: torch.Tensor,
+    normalized_shape: Sequence[int],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    cudnn_enable: bool = True,
+) -> torch.Tensor:
+    """layer_norm with its means as 4-D means over the last two axes."""
+    n = math.prod(normalized_shape)
+    rows = x.numel() // n
+    x4 = x.reshape(rows, 1, 1, n)
+    centred = x4 - _mean_rows(x4)
+    y = (centred * torch.rsqrt(_mean_rows(centred * centred) + eps)).reshape(x.shape)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def sum_as_mean(
+    x: torch.Tensor, dims: Sequence[int] | int | None, keepdim: bool = False, dtype=None
+) -> torch.Tensor:
+    """sum over `dims` = (4-D mean over the summed axes, moved last) x element count."""
+    rank = x.dim()
+    if dims is None or (isinstance(dims, Sequence) and len(dims) == 0):
+        dims = list(range(rank))
+    dims = sorted({d % rank for d in ([dims] if isinstance(dims, int) else dims)})
+    kept = [i for i in range(rank) if i not in dims]
+    count = math.prod(x.shape[i] for i in dims)
+    rows = math.prod(x.shape[i] for i in kept)
+    y = _mean_rows(x.permute(kept + dims).reshape(rows, 1, 1, count)) * float(count)
+    if keepdim:
+        shape = [1 if i in dims else x.shape[i] for i in range(rank)]
+    else:
+        shape = [x.shape[i] for i in kept]
+    y = y.reshape(shape)
+    return y if dtype is None else y.to(dtype)
+
+
+def mean_4d(x: torch.Tensor, dims, keepdim: bool = False, dtype=None) -> torch.Tensor:
+    """mean over `dims` as a 4-D mean over the last two axes (summed axes moved last)."""
+    rank = x.dim()
+    dims = sorted({d % rank for d in ([dims] if isinstance(dims, int) else (dims or range(rank)))})
+    if rank == 4 and dims == [2, 3] and keepdim and dtype is None:
+        return NotImplemented  # what XNNPACK takes
+    kept = [i for i in range(rank) if i not in dims]
+    count = math.prod(x.shape[i] for i in dims)
+    rows = math.prod(x.shape[i] for i in kept)
+    y = _mean_rows(x.permute(kept + dims).reshape(rows, 1, 1, count))
+    if keepdim:
+        shape = [1 if i in dims else x.shape[i] for i in range(rank)]
+    else:
+        shape = [x.shape[i] for i in kept]
+    y = y.reshape(shape)
+    return y if dtype is None else y.to(dtype)
+
+
+def gelu_tanh_half(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """float16 GELU in its tanh form from tanh / mul / add (XNNPACK has no float16 GELU)."""
+    if x.dtype != torch.float16:
+        return NotImplemented
+    inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))
+    return 0.5 * x * (1.0 + torch.tanh(inner))
+
+
+DECOMPOSITIONS = {
+    aten.softmax.int: softmax_last_axis,
+    aten._softmax.default: softmax_last_axis,
+    aten.layer_norm.default: layer_norm_4d,
+    aten.sum.dim_IntList: sum_as_mean,
+    aten.mean.dim: mean_4d,
+    aten.gelu.default: gelu_tanh_half,
+}
+
+
+def export_for_xnnpack(module: torch.nn.Module, example: torch.Tensor):
+    """torch.export with the rewrites above applied (an ExportedProgram)."""
+    program = torch.export.export(module, (example,))
+    return program.run_decompositions(dict(DECOMPOSITIONS))
+
+
+@contextlib.contextmanager
+def shared_provenance():
+    """Share fx provenance records (NodeSource) instead of deep-copying them.
+
+    Every ExportPass re-trace wraps each node's provenance chain in a new NodeSource that
+    deep-copies the chain before it; over the ~60 passes of XNNPACK lowering that copying was
+    about half the lowering time (cProfile, 26m). The records are not mutated after creation,
+    so sharing them is the same provenance. Restored on exit.
+    """
+    from torch.fx.traceback import NodeSource
+
+    had = "__deepcopy__" in vars(NodeSource)
+    saved = vars(NodeSource).get("__deepcopy__")
+    NodeSource.__deepcopy__ = lambda self, memo: self
+    try:
+        yield
+    finally:
+        if had:
+            NodeSource.__deepcopy__ = saved
+        else:
+            del NodeSource.__deepcopy__
+
+
+def lower_to_pte(program, path: Path, constant_methods: dict | None = None) -> dict[str, int]:
+    """XNNPACK-lower an ExportedProgram and write the .pte; returns the op histogram of the
+    graph outside the delegates (empty: every op delegated)."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.utils.configs import (
+        get_transform_passes,
+        get_xnnpack_edge_compile_config,
+        get_xnnpack_executorch_backend_config,
+    )
+    from executorch.exir import to_edge_transform_and_lower
+
+    with shared_provenance():
+        edge = to_edge_transform_and_lower(
+            program,
+            transform_passes=get_transform_passes(),
+            partitioner=[XnnpackPartitioner()],
+            compile_config=get_xnnpack_edge_compile_config(),
+            constant_methods=constant_methods,
+        )
+        outside = portable_ops(edge.exported_program().graph_module)
+        program_out = edge.to_executorch(get_xnnpack_executorch_backend_config())
+    path.write_bytes(program_out.buffer)
+    return outside
+
+
+def portable_ops(graph_module: torch.fx.GraphModule) -> dict[str, int]:
+    """Ops left outside the delegates (calls, not getitem / delegate calls)."""
+    counts: dict[str, int] = {}
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = getattr(node.target, "__name__", str(node.target))
+        if name in ("getitem", "executorch_call_delegate"):
+            continue
+        counts[name] = counts.get(name, 0) + 1
+    return counts

@@ -1,0 +1,158 @@
+"""ExecuTorch adapter: the pip wheel's runtime (`executorch.runtime`) with its XNNPACK kernels.
+
+Threads: the XNNPACK delegate runs on ExecuTorch's process-wide threadpool, which is reset
+to `threads` at open (`_unsafe_reset_threadpool`) and read back for `info()`; None keeps the
+runtime's default (one thread per core).
+
+Refused at open (ManifestError, exit 2): a file the runtime cannot load (tampered), a program
+whose input / output shapes are not the manifest's, or one whose `mfdeploy_identity` (source
+weights sha256 and precision) is not the manifest's: a .pte from another export.
+
+The runtime logs from C++ straight to file descriptor 2 (cpuinfo probing at first use, the
+loader's reason for refusing a file); that output is captured while the program is opened
+so a refused file is one line on stderr, and the loader's reason goes into that line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+
+from mfdeploy.errors import ManifestError
+from mfdeploy.runtimes.base import Runtime, RuntimeInfo, run_static_batches, to_input_layout
+
+IDENTITY_METHOD = "mfdeploy_identity"
+NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+def _flush_c_stdio() -> None:
+    """Flush C stdio buffers: the runtime's log lines may sit in a buffered `stderr` FILE
+    (when fd 2 is not a terminal) and would otherwise reach fd 2 after it is restored."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[list[str]]:
+    """Route fd 2 (and Python logging of torch / torchao imports) away for the duration; the
+    captured lines are in the yielded list afterwards."""
+    lines: list[str] = []
+    for name in ("torch", "torchao", "executorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    sys.stderr.flush()
+    _flush_c_stdio()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            _flush_c_stdio()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines += sink.read().decode(errors="replace").splitlines()
+
+
+def _loader_reason(lines: list[str]) -> str:
+    """The runtime's own last log line (without its `[file.cpp:NN]` prefix), if any."""
+    for line in reversed(lines):
+        if line.startswith("[") and "]" in line and "cpuinfo" not in line:
+            return line.split("]", 1)[1].strip()
+    return ""
+
+
+def set_threads(threads: int | None) -> int:
+    """Resize ExecuTorch's threadpool (None: leave it) and return its thread count."""
+    from executorch.extension.pybindings import portable_lib
+
+    if threads is not None:
+        if threads < 1:
+            raise ManifestError(f"threads must be >= 1, not {threads}")
+        portable_lib._unsafe_reset_threadpool(int(threads))
+    return int(portable_lib._threadpool_get_thread_count())
+
+
+class ExecuTorchRuntime(Runtime):
+    runtime_name = "executorch"
+
+    def _open(self) -> None:
+        error = None
+        with native_stderr_captured() as log:
+            import torch  # noqa: F401  (the runtime's tensors are torch tensors)
+            from executorch.runtime import Runtime as ETRuntime
+            from executorch.runtime import Verification
+
+            self.pool_threads = set_threads(self.threads)
+            runtime = ETRuntime.get()
+            try:
+                self.program = runtime.load_program(
+                    self.model_path, verification=Verification.InternalConsistency
+                )
+                self.method = self.program.load_method("forward")
+            except Exception as exc:  # RuntimeError / ValueError on bad files
+                error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if error is not None:
+            reason = _loader_reason(log)
+            raise ManifestError(
+                f"{self.model_path}: not a loadable ExecuTorch program "
+                f"({error}{': ' + reason if reason else ''})"
+            )
+        if self.method is None:
+            raise ManifestError(f"{self.model_path}: the program has no forward method")
+        self._check_program()
+        self.dtype = NUMPY_DTYPES.get(self.manifest.input.dtype, np.float32)
+
+    def _check_program(self) -> None:
+        """Shapes and identity of the loaded program against the manifest."""
+        meta = self.method.metadata
+        inp, out = meta.input_tensor_meta(0), meta.output_tensor_meta(0)
+        manifest = self.manifest
+        if list(inp.sizes()) != list(manifest.input.shape) or list(out.sizes()) != list(
+            manifest.output.shape
+        ):
+            raise ManifestError(
+                f"{self.model_path}: program takes {list(inp.sizes())} -> {list(out.sizes())}, "
+                f"the manifest says {manifest.input.shape} -> {manifest.output.shape}"
+            )
+        if IDENTITY_METHOD not in self.program.method_names:
+            raise ManifestError(f"{self.model_path}: no {IDENTITY_METHOD} (not an mfdeploy export)")
+        values = self.program.load_method(IDENTITY_METHOD).execute([])  # one int per byte
+        stored = bytes(int(v) & 0xFF for v in values).decode(errors="replace")
+        expected = f"{manifest.source_checkpoint_sha256}:{manifest.precision}"
+        if stored != expected:
+            raise ManifestError(
+                f"{self.model_path}: exported from other weights or precision "
+                f"({stored[:12]}…:{stored.rpartition(':')[2]}) than the manifest describes "
+                f"({expected[:12]}…:{manifest.precision})"
+            )
+
+    def _run_once(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = to_input_layout(batch, self.manifest.input.layout).astype(self.dtype, copy=False)
+        out = self.method.execute([torch.from_numpy(np.ascontiguousarray(x))])[0]
+        return out.float().numpy().astype(np.float32, copy=True)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """The program's batch is static (manifest input shape): larger batches run in chunks."""
+        return run_static_batches(batch, self.manifest.input.shape[0], self._run_once)
+
+    def info(self) -> RuntimeInfo:
+        from importlib.metadata import version
+
+        return RuntimeInfo(
+            runtime=self.runtime_name,
+            version=version("executorch"),
+            threads=set_threads(None),
+            executor="xnnpack",
+            init_ms=self.init_ms,
+        )

@@ -1,0 +1,298 @@
+"""ExecuTorch target: 26m (fixture weights) and EfficientNet-Lite0 (trained weights) lowered to
+XNNPACK and run on the pip wheel's runtime (`executorch.runtime`).
+
+Default run: fp32 of both models (every op delegated, parity, threads, bench, inspect, bad
+input). Slow: int8 and fp16 exports (each 26m lowering is over a minute on this machine).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mfdeploy.artifact import Manifest, seal
+from mfdeploy.errors import MfdeployError
+from mfdeploy.export import export_artifact
+from mfdeploy.harness.inspect import audit
+from mfdeploy.metrics import cosine
+from mfdeploy.photos import resolve_images
+from mfdeploy.preprocessing import load_image, preprocess
+from mfdeploy.runtimes import open_runtime
+from tests.conftest import WEIGHTS_26M, max_abs
+
+pytest.importorskip("executorch.runtime")
+MODELS = ("26m", "efficientnet_lite0")
+FP16_SCALAR_CAST = "dim_order_ops::_to_dim_order_copy.out"
+
+
+@pytest.fixture(scope="module")
+def photos() -> np.ndarray:
+    return np.stack([preprocess(load_image(p)) for p in resolve_images(None, "evaluation")])
+
+
+def test_fp32_matches_pytorch_on_fixture_and_every_photo(
+    exported, reference_26m, fixture_inputs, photos
+):
+    runtime = open_runtime(exported("executorch", "fp32"), threads=1)
+    assert max_abs(runtime.run(fixture_inputs), reference_26m(fixture_inputs)) <= 1e-4
+    assert max_abs(runtime.run(photos), reference_26m(photos)) <= 1e-4
+
+
+def _every_op_delegated(path: Path) -> None:
+    report = audit(path)
+    assert report.format == "pte"
+    assert report.portable_ops == {}, report.portable_ops
+    assert report.delegate_calls == 1
+    assert report.passed and report.max_rank <= 4
+    assert any(op.startswith("xnnpack:XNNConv2d") for op in report.ops)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_fp32_every_op_runs_in_the_xnnpack_delegate(exported, model):
+    _every_op_delegated(exported("executorch", "fp32", model))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_int8_every_op_runs_in_the_xnnpack_delegate(exported, model):
+    _every_op_delegated(exported("executorch", "int8", model))
+
+
+def test_manifest_records_what_is_inside(exported):
+    fp32 = Manifest.load(exported("executorch", "fp32"))
+    assert fp32.target == "executorch" and fp32.model_file == "model.pte"
+    assert fp32.input.shape == [1, 3, 224, 224] and fp32.input.layout == "NCHW"
+    assert fp32.input.dtype == fp32.output.dtype == "float32"
+    assert fp32.extra["portable_ops"] == {}
+    assert fp32.extra["backend"] == "xnnpack"
+
+
+def test_inspect_cli_lists_delegated_and_portable_ops(exported, capfd):
+    code, out, err = _main(capfd, "inspect", str(exported("executorch", "fp32")))
+    assert code == 0, err
+    assert "XNNPACK delegate calls: 1; ops on portable kernels: 0" in out
+    assert "xnnpack:XNNConv2d" in out
+
+
+class _TwoLinears(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(16, 16)
+        self.second = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(torch.relu(self.first(x)))
+
+
+def _quantised_linears(graph: torch.fx.GraphModule) -> set[str]:
+    """Module paths whose linear reads a dequantised (int8) weight."""
+    found = set()
+    for node in graph.graph.nodes:
+        if node.op == "call_function" and "linear" in str(node.target):
+            weight = node.args[1]
+            if "dequantize" in str(getattr(weight, "target", "")):
+                stack = node.meta.get("nn_module_stack", {}).values()
+                found.update(path for path, _ in stack if path)
+    return found
+
+
+def test_int8_float_modules_stay_unannotated():
+    """The measured (or given) float set reaches XNNPACKQuantizer: those modules' ops get no
+    quantize / dequantize, the others do."""
+    from mfdeploy.export.executorch import quantize_int8
+    from mfdeploy.export.int8_sensitivity import float_regex
+
+    torch.manual_seed(0)
+    model = _TwoLinears().eval()
+    example = torch.zeros(1, 16)
+    calib = np.random.default_rng(0).standard_normal((4, 1, 16)).astype(np.float32)
+    calib = calib.reshape(4, 16)
+    all_int8 = quantize_int8(model, example, calib, "")
+    assert {"first", "second"} <= _quantised_linears(all_int8)
+    kept = quantize_int8(model, example, calib, float_regex(("second",)))
+    assert "first" in _quantised_linears(kept) and "second" not in _quantised_linears(kept)
+
+
+@pytest.mark.slow
+def test_int8_manifest_records_the_measured_plan_and_is_smaller(exported):
+    fp32, int8 = exported("executorch", "fp32"), exported("executorch", "int8")
+    manifest = Manifest.load(int8)
+    plan = manifest.extra["int8_plan"]
+    assert plan["chosen_by"] == "measured" and plan["candidates"]
+    assert manifest.extra["calibration_images"] > 0
+    assert manifest.input.dtype == manifest.output.dtype == "float32"
+    assert (int8 / "model.pte").stat().st_size < 0.4 * (fp32 / "model.pte").stat().st_size
+    assert audit(int8).ops.get("xnnpack:XNNConvert", 0) >= 1  # float <-> int8 conversions
+
+
+@pytest.mark.slow
+def test_fp16_runs_float16_and_keeps_top1(exported, reference_26m, fixture_inputs):
+    path = exported("executorch", "fp16")
+    manifest = Manifest.load(path)
+    assert manifest.input.dtype == "float16"
+    out = open_runtime(path).run(fixture_inputs)
+    assert out.dtype == np.float32
+    ref = reference_26m(fixture_inputs)
+    assert np.array_equal(out.argmax(1), ref.argmax(1))
+    assert cosine(ref, out) >= 0.999
+    # Known gap (docs/executorch.md): float32 scalar constants cast to float16 at run time
+    # stay outside the delegate; no compute op may.
+    assert set(audit(path).portable_ops) <= {FP16_SCALAR_CAST}
+
+
+@pytest.mark.slow
+def test_efficientnet_int8_top1_within_2_points_of_fp32(exported):
+    from mfdeploy.harness.accuracy import accuracy, labelled_images
+    from mfdeploy.preprocessing import Preprocessing
+
+    pairs = labelled_images(None)
+    results = {}
+    for precision in ("fp32", "int8"):
+        runtime = open_runtime(exported("executorch", precision, "efficientnet_lite0"))
+        prep = Preprocessing.from_dict(runtime.manifest.preprocessing)
+        results[precision] = accuracy(runtime.run, pairs, prep)
+    assert results["int8"].top1 >= results["fp32"].top1 - 0.02, results
+
+
+THREADS_SCRIPT = """
+import json, os, sys
+import numpy as np
+from mfdeploy.runtimes import open_runtime
+rt = open_runtime(sys.argv[1], threads=int(sys.argv[2]))
+rt.run(np.zeros((1, 3, 224, 224), np.float32))
+print(json.dumps({"pool": rt.info().threads, "os_threads": len(os.listdir("/proc/self/task"))}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/task")
+def test_threads_option_sizes_the_threadpool(exported):
+    """threads N: the XNNPACK threadpool has N threads (N - 1 workers + the caller), counted
+    by the OS, not only as the runtime reports it."""
+    path = exported("executorch", "fp32")
+    seen = {}
+    for n in (1, 3):
+        proc = subprocess.run(
+            [sys.executable, "-c", THREADS_SCRIPT, str(path), str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seen[n] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen[1]["pool"] == 1 and seen[3]["pool"] == 3
+    assert seen[3]["os_threads"] - seen[1]["os_threads"] == 2
+
+
+def test_bench_worker_honours_threads(exported):
+    proc = _cli(
+        "bench",
+        "--artifact",
+        str(exported("executorch", "fp32")),
+        "--threads",
+        "1,2",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert [(r["backend"], r["threads"]) for r in rows] == [("executorch", 1), ("executorch", 2)]
+    assert all(r["executor"] == "xnnpack" and r["latency_ms"]["median"] > 0 for r in rows)
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+
+def _copy(src: Path, tmp_path: Path, name: str = "a") -> Path:
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _reseal(artifact: Path) -> None:
+    """Record the (changed) model file's sha256 in the manifest, as a careless tool would."""
+    seal(artifact, Manifest.load(artifact))
+
+
+def test_tampered_pte_is_refused(exported, tmp_path):
+    art = _copy(exported("executorch", "fp32"), tmp_path)
+    data = bytearray((art / "model.pte").read_bytes())
+    data[4:8] = b"XXXX"  # the flatbuffer file identifier ("ET12")
+    (art / "model.pte").write_bytes(bytes(data))
+    with pytest.raises(MfdeployError, match="sha256"):
+        open_runtime(art)
+    _reseal(art)
+    with pytest.raises(MfdeployError, match="not a loadable ExecuTorch program") as exc:
+        open_runtime(art)
+    assert len(str(exc.value).splitlines()) == 1
+
+
+def test_pte_from_another_model_is_refused(exported, tmp_path):
+    art = _copy(exported("executorch", "fp32"), tmp_path)
+    other = exported("executorch", "fp32", "efficientnet_lite0")
+    shutil.copyfile(other / "model.pte", art / "model.pte")  # same input / output shapes
+    _reseal(art)
+    with pytest.raises(MfdeployError, match="other weights"):
+        open_runtime(art)
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mfdeploy", *argv], capture_output=True, text=True, timeout=600
+    )
+
+
+def _main(capfd, *argv: str) -> tuple[int, str, str]:
+    """The CLI in this process (no second torch import); capfd also sees native writes to
+    file descriptors 1 and 2, which the runtime's C++ logging uses."""
+    from mfdeploy.cli import main
+
+    capfd.readouterr()
+    code = main(list(argv))
+    captured = capfd.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_verify_tampered_is_one_line_exit_2(exported, tmp_path):
+    """A fresh process, as a user runs it: the runtime's C++ log lines (cpuinfo probing, the
+    loader's reason) must not reach stderr; the loader's reason is in the one line."""
+    art = _copy(exported("executorch", "fp32"), tmp_path)
+    (art / "model.pte").write_bytes(b"not a program")
+    _reseal(art)
+    proc = _cli("verify", str(art), "--weights", str(WEIGHTS_26M))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "not a loadable ExecuTorch program" in lines[0] and "file_size" in lines[0]
+
+
+@pytest.mark.parametrize("precision", ["int8-weights", "int4"])
+def test_cli_unsupported_precision_is_one_line_exit_2(tmp_path, capfd, precision):
+    out = tmp_path / "x"
+    argv = ["export", "--target", "executorch", "--variant", "26m", "--precision", precision]
+    code, _, err = _main(capfd, *argv, "--out", str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "no precision" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_unknown_float_module_is_refused_before_lowering(tmp_path):
+    with pytest.raises(MfdeployError, match="no module"):
+        export_artifact(
+            "executorch",
+            "26m",
+            precision="int8",
+            weights=WEIGHTS_26M,
+            out=tmp_path / "o",
+            int8_float="blocks.99",
+            calib_count=2,
+        )
+    assert not (tmp_path / "o").exists()
