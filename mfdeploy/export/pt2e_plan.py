@@ -127,7 +127,7 @@ class ProgramProbe:
                 chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + self.batch]))
                 short = self.batch - len(chunk)
                 if short:
-                    chunk = torch.cat([chunk, chunk[-1:].repeat(short, 1, 1, 1)])
+                    chunk = torch.cat([chunk, chunk[-1:].expand(short, *chunk.shape[1:])])
                 out = self.graph(chunk)
                 out = out if isinstance(out, torch.Tensor) else out[0]
                 outs.append(out[: len(chunk) - short].numpy())
