@@ -1,13 +1,14 @@
 """Float set measured on the target's PT2E program vs on the eager int8 simulation.
 
-For each model and PT2E target (TFLite: litert-torch's quantizer; Core ML: coremltools'),
+For each model and PT2E target (TFLite: litert-torch's quantizer; Core ML: coremltools';
+ExecuTorch: XNNPACKQuantizer),
 quantise twice: keeping float the set the eager simulation chose (`int8_sensitivity`) and the
 set measured on that quantizer's own program (`pt2e_plan`, what the exporters use). Each
 converted PT2E program is run in PyTorch on the evaluation photos (never calibration ones)
 and compared with float32: the converted program is what the target's converter translates.
 
     PYTHONPATH=. .venv/bin/python benchmarks/int8_program_vs_simulation.py \
-        [--models 26m efficientnet_lite0] [--targets tflite coreml] [--calib-count 32]
+        [--models 26m efficientnet_lite0] [--targets tflite coreml executorch] [--calib-count 32]
 
 Prints a table and writes benchmarks/results/int8_program_vs_simulation.json.
 """
@@ -42,9 +43,13 @@ def quantise(target: str, module: torch.nn.Module, calib: np.ndarray, spec: str 
 
         converted, _, plan = quantize_w8a8(module, calib, float_spec=spec)
         return converted, plan
+    example = torch.from_numpy(calib[:1])
+    if target == "executorch":
+        from mfdeploy.export.executorch import quantize_int8
+
+        return quantize_int8(module, example, calib, spec=spec, target_sqnr=DEFAULT_TARGET_SQNR)
     from mfdeploy.export.tflite_int8 import quantize_pt2e
 
-    example = torch.from_numpy(calib[:1])
     converted, _, plan = quantize_pt2e(
         module, example, calib, candidates_in=module, spec=spec, target_sqnr=DEFAULT_TARGET_SQNR
     )
@@ -54,7 +59,7 @@ def quantise(target: str, module: torch.nn.Module, calib: np.ndarray, spec: str 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["26m", "efficientnet_lite0"])
-    parser.add_argument("--targets", nargs="+", default=["tflite", "coreml"])
+    parser.add_argument("--targets", nargs="+", default=["tflite", "coreml", "executorch"])
     parser.add_argument("--calib-count", type=int, default=32)
     parser.add_argument("--eval-count", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
