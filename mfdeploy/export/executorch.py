@@ -88,7 +88,13 @@ def quantize_int8(
     graph = torch.export.export(module.eval(), (example,)).module()
     graph = prepare_pt2e(graph, quantizer)
     graph, plan = plan_on_program(
-        module, graph, calibration, batch=example.shape[0], spec=spec, target_sqnr=target_sqnr
+        module,
+        graph,
+        calibration,
+        batch=example.shape[0],
+        spec=spec,
+        target_sqnr=target_sqnr,
+        fused_activations=True,  # the XNNPACK delegate folds conv -> q/dq -> relu6 into one op
     )
     return convert_pt2e(graph), plan
 

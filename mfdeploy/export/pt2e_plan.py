@@ -33,6 +33,8 @@ from mfdeploy.export.int8_sensitivity import (
 )
 
 NEUTRAL_OPS = ("placeholder", "get_attr", "output")
+PRODUCERS_WITH_FUSED_ACTIVATION = ("conv", "linear", "addmm")
+FUSABLE_ACTIVATIONS = ("relu", "relu6", "hardtanh", "clamp")
 _QRANGE = {
     torch.qint8: (-128, 127),
     torch.int8: (-128, 127),
@@ -64,6 +66,7 @@ class _Switch(nn.Module):
         self.observer = observer
         self.mode = "observe"
         self.params: tuple | None = None
+        self.fused = False  # dropped by the target's converter: float in the probe
 
     def freeze(self) -> None:
         obs = self.observer
@@ -97,10 +100,28 @@ class _Switch(nn.Module):
         return torch.fake_quantize_per_channel_affine(x, scale, zero, axis, low, high)
 
 
-class ProgramProbe:
-    """A prepared PT2E program whose observers follow a float set (see the module doc)."""
+def _op_name(node: fx.Node) -> str:
+    return str(node.target).split(".")[-2] if node.op == "call_function" else ""
 
-    def __init__(self, prepared: fx.GraphModule, batch: int):
+
+def _fused_by_converter(node: fx.Node) -> bool:
+    """The observer between a conv / linear and the clamp that is its only consumer: a
+    converter that fuses the activation into the conv (litert-torch) drops it."""
+    users = list(node.users)
+    return (
+        any(k in _op_name(node.args[0]) for k in PRODUCERS_WITH_FUSED_ACTIVATION)
+        and bool(users)
+        and all(_op_name(u).rstrip("_") in FUSABLE_ACTIVATIONS for u in users)
+    )
+
+
+class ProgramProbe:
+    """A prepared PT2E program whose observers follow a float set (see the module doc).
+
+    `fused_activations`: the target's converter fuses a clamp into the conv / linear before
+    it and drops the quantisation between them (TFLite), so the probe leaves it float."""
+
+    def __init__(self, prepared: fx.GraphModule, batch: int, fused_activations: bool = False):
         self.graph = prepared
         self.batch = batch
         self.switches: list[tuple[fx.Node, str, _Switch, list[tuple[str, ...]]]] = []
@@ -113,6 +134,7 @@ class ProgramProbe:
             members = [node.args[0], *node.users]
             owners = [_module_paths(m) for m in members if m.op not in NEUTRAL_OPS]
             switch = _Switch(observer)
+            switch.fused = fused_activations and _fused_by_converter(node)
             name = f"_probe_switch_{index}"
             prepared.add_submodule(name, switch)
             self.switches.append((node, node.target, switch, owners))
@@ -146,7 +168,8 @@ class ProgramProbe:
 
     def set_float(self, float_roots: tuple[str, ...]) -> None:
         for _, _, switch, owners in self.switches:
-            switch.mode = "int8" if self._int8(owners, float_roots) else "float"
+            int8 = self._int8(owners, float_roots) and not switch.fused
+            switch.mode = "int8" if int8 else "float"
 
     def finish(self, float_roots: tuple[str, ...]) -> fx.GraphModule:
         """The prepared program with the observers of float-only tensors removed and every
@@ -173,12 +196,14 @@ def plan_on_program(
     spec: str | None,
     target_sqnr: float,
     candidates_in: nn.Module | None = None,
+    fused_activations: bool = False,
 ) -> tuple[fx.GraphModule, FloatPlan]:
     """Calibrate `prepared` (`module` exported with every op annotated) on `calibration`,
     choose the float set on it (or take `spec`, --int8-float), and return it ready for
     `convert_pt2e` with the plan. Candidates are `candidates_in`'s modules (default `module`;
-    a layout wrapper's inner model is registered as `module`, a prefix paths drop)."""
-    probe = ProgramProbe(prepared, batch)
+    a layout wrapper's inner model is registered as `module`, a prefix paths drop);
+    `fused_activations` as in `ProgramProbe`."""
+    probe = ProgramProbe(prepared, batch, fused_activations)
     inner = candidates_in if candidates_in is not None else module
     given = parse_float_modules(spec, inner)
     if given is not None:

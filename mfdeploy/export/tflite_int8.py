@@ -82,6 +82,7 @@ def quantize_pt2e(
         spec=spec,
         target_sqnr=target_sqnr,
         candidates_in=candidates_in,
+        fused_activations=True,  # litert-torch folds conv -> q/dq -> relu6 into one op
     )
     graph = convert_pt2e(graph, fold_quantize=False)
     unshare_dequantize(graph)
