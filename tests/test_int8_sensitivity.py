@@ -12,6 +12,7 @@ from mfdeploy.export.int8_sensitivity import (
     candidate_groups,
     candidates,
     float_plan,
+    float_regex,
     measure_float_plan,
     parse_float_modules,
 )
@@ -136,3 +137,10 @@ def test_too_few_calibration_photos_is_one_clear_error():
         measure_float_plan(Toy(), photos(2))
 
 
+def test_float_regex_matches_the_module_and_inside_it_only():
+    import re
+
+    pattern = re.compile(float_regex(("blocks.1", "head")))
+    assert pattern.search("blocks.1") and pattern.search("blocks.1.conv")
+    assert not pattern.search("blocks.10.conv") and not pattern.search("xblocks.1")
+    assert pattern.search("head.fc") and float_regex(()) == ""

@@ -22,8 +22,9 @@ import contextlib
 import copy
 import io
 import logging
+import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +32,14 @@ import torch
 from torch import nn
 
 from mfdeploy.artifact import Manifest, TensorSpec
-from mfdeploy.console import info
+from mfdeploy.console import info, progress
 from mfdeploy.export.common import (
     SourceModel,
     base_manifest,
     calibration_inputs,
     export_module,
 )
-from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR, FloatPlan
-from mfdeploy.export.pt2e_plan import plan_on_program
+from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 
 PRECISIONS = ("fp32", "fp16", "int8")
 MODEL_FILE = "model.pte"
@@ -66,16 +66,24 @@ def quiet() -> Iterator[None]:
         yield
 
 
+def quantised_filter(float_modules: str) -> Callable | None:
+    """Node filter for the quantizer: True for nodes outside every float module (those get
+    annotated); None when every module is int8. `float_modules` is `float_regex`'s regex."""
+    if not float_modules:
+        return None
+    pattern = re.compile(float_modules)
+
+    def quantised(node) -> bool:
+        stack = node.meta.get("nn_module_stack", {}).values()
+        return not any(pattern.search(path) for path, _ in stack)
+
+    return quantised
+
+
 def quantize_int8(
-    module: nn.Module,
-    example: torch.Tensor,
-    calibration: np.ndarray,
-    *,
-    spec: str | None,
-    target_sqnr: float,
-) -> tuple[nn.Module, FloatPlan]:
-    """PT2E with XNNPACKQuantizer: prepare with every pattern annotated, choose the float
-    modules on that program (`pt2e_plan`) unless `spec` (--int8-float) names them, convert."""
+    module: nn.Module, example: torch.Tensor, calibration: np.ndarray, float_modules: str
+) -> nn.Module:
+    """PT2E with XNNPACKQuantizer: prepare (float modules unannotated), calibrate, convert."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -85,18 +93,16 @@ def quantize_int8(
     quantizer = XNNPACKQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
     )
+    keep = quantised_filter(float_modules)
+    if keep is not None:
+        quantizer.set_filter_function(keep)
     graph = torch.export.export(module.eval(), (example,)).module()
     graph = prepare_pt2e(graph, quantizer)
-    graph, plan = plan_on_program(
-        module,
-        graph,
-        calibration,
-        batch=example.shape[0],
-        spec=spec,
-        target_sqnr=target_sqnr,
-        fused_activations=True,  # the XNNPACK delegate folds conv -> q/dq -> relu6 into one op
-    )
-    return convert_pt2e(graph), plan
+    batch = example.shape[0]
+    with torch.no_grad():
+        for start in progress(range(0, len(calibration) - batch + 1, batch), "int8 calibration"):
+            graph(torch.from_numpy(np.ascontiguousarray(calibration[start : start + batch])))
+    return convert_pt2e(graph)
 
 
 def export(
@@ -126,19 +132,16 @@ def export(
     dtype = "float32"
     extra: dict = {"backend": "xnnpack", "layout": "NCHW"}
     shown = source.form(form)  # what the manifest records (families without a deploy form)
+    plan = None
+    if calibration is not None:  # int8: which modules stay float, measured on this model
+        plan = float_plan(module, calibration, int8_float, int8_target_sqnr)
     with quiet():
-        if calibration is not None:
+        if plan is not None:
             info(
                 f"int8 (PT2E, XNNPACKQuantizer) {source.name} ({shown} form), "
-                f"{len(calibration)} calibration photos"
+                f"{len(calibration)} calibration photos, {len(plan.float_modules)} float modules"
             )
-            module, plan = quantize_int8(
-                module,
-                example,
-                calibration,
-                spec=int8_float,
-                target_sqnr=int8_target_sqnr or DEFAULT_TARGET_SQNR,
-            )
+            module = quantize_int8(module, example, calibration, float_regex(plan.float_modules))
             extra.update(
                 calibration_images=len(calibration),
                 weights="int8 per-channel symmetric",

@@ -13,10 +13,10 @@ per-output-channel symmetric int8 weights and per-tensor 8-bit activations (the 
 every convolution / linear and the output of every other leaf module, ranges from the
 calibration photos). Each candidate is measured alone (its noise on the
 held-out logits), then float modules are added in priority order until the simulated SQNR
-reaches the target (`search_float_set`). ONNX quantises everything except the chosen modules;
-the PT2E targets (TFLite, Core ML) run the same search on their quantizer's own program
-instead (`pt2e_plan`), since each quantizer takes different ops to int8. `verify` judges the
-real artifact.
+reaches the target (`search_float_set`). ONNX, TFLite and ExecuTorch quantise everything
+except the chosen modules; Core ML runs the same search on coremltools' own prepared program
+instead (`pt2e_plan`), since that quantizer takes ops to int8 the simulation does not model.
+`verify` judges the real artifact.
 """
 
 from __future__ import annotations
@@ -493,3 +493,11 @@ def float_plan(
     else:
         info(f"int8: {_MEASURED[key].describe()} (measured earlier in this run)")
     return copy.deepcopy(_MEASURED[key])
+
+
+def float_regex(float_modules: tuple[str, ...]) -> str:
+    """A regex matching the float modules' paths and everything inside them."""
+    if not float_modules:
+        return ""
+    escaped = "|".join(name.replace(".", r"\.") for name in float_modules)
+    return rf"^(?:{escaped})(?:\.|$)"

@@ -1,9 +1,11 @@
-"""The int8 float set measured on the target's own PT2E program (TFLite, Core ML).
+"""The int8 float set measured on the target's own PT2E program (Core ML W8A8).
 
-Rule: a target that quantises through PT2E measures which modules stay float on the program
-its quantizer prepared, not on a model of it. Why: each quantizer decides for itself which
-ops get int8 (coremltools takes softmax, matmul and GELU inputs; litert-torch does not), and
-a float set chosen by the eager simulation (`int8_sensitivity`) missed 18 dB on Core ML.
+Rule: Core ML measures which modules stay float on the program coremltools' quantizer
+prepared, not on a model of it. Why: that quantizer takes softmax, matmul and GELU inputs to
+int8, which the eager simulation (`int8_sensitivity`) does not model, and the simulation's
+float set missed 18 dB there. Only where the converted PT2E program is what the runtime
+computes: litert-torch and the XNNPACK delegate fuse conv -> quantise -> relu6, so for TFLite
+and ExecuTorch the PyTorch-side program is not their artifact (docs/int8.md).
 
 How: the model is prepared once with every op annotated and calibrated on the first three
 quarters of the calibration photos. Each observer is then switched between "int8 with its
@@ -33,8 +35,6 @@ from mfdeploy.export.int8_sensitivity import (
 )
 
 NEUTRAL_OPS = ("placeholder", "get_attr", "output")
-PRODUCERS_WITH_FUSED_ACTIVATION = ("conv", "linear", "addmm")
-FUSABLE_ACTIVATIONS = ("relu", "relu6", "hardtanh", "clamp")
 _QRANGE = {
     torch.qint8: (-128, 127),
     torch.int8: (-128, 127),
@@ -66,7 +66,6 @@ class _Switch(nn.Module):
         self.observer = observer
         self.mode = "observe"
         self.params: tuple | None = None
-        self.fused = False  # dropped by the target's converter: float in the probe
 
     def freeze(self) -> None:
         obs = self.observer
@@ -100,28 +99,10 @@ class _Switch(nn.Module):
         return torch.fake_quantize_per_channel_affine(x, scale, zero, axis, low, high)
 
 
-def _op_name(node: fx.Node) -> str:
-    return str(node.target).split(".")[-2] if node.op == "call_function" else ""
-
-
-def _fused_by_converter(node: fx.Node) -> bool:
-    """The observer between a conv / linear and the clamp that is its only consumer: a
-    converter that fuses the activation into the conv (litert-torch) drops it."""
-    users = list(node.users)
-    return (
-        any(k in _op_name(node.args[0]) for k in PRODUCERS_WITH_FUSED_ACTIVATION)
-        and bool(users)
-        and all(_op_name(u).rstrip("_") in FUSABLE_ACTIVATIONS for u in users)
-    )
-
-
 class ProgramProbe:
-    """A prepared PT2E program whose observers follow a float set (see the module doc).
+    """A prepared PT2E program whose observers follow a float set (see the module doc)."""
 
-    `fused_activations`: the target's converter fuses a clamp into the conv / linear before
-    it and drops the quantisation between them (TFLite), so the probe leaves it float."""
-
-    def __init__(self, prepared: fx.GraphModule, batch: int, fused_activations: bool = False):
+    def __init__(self, prepared: fx.GraphModule, batch: int):
         self.graph = prepared
         self.batch = batch
         self.switches: list[tuple[fx.Node, str, _Switch, list[tuple[str, ...]]]] = []
@@ -134,7 +115,6 @@ class ProgramProbe:
             members = [node.args[0], *node.users]
             owners = [_module_paths(m) for m in members if m.op not in NEUTRAL_OPS]
             switch = _Switch(observer)
-            switch.fused = fused_activations and _fused_by_converter(node)
             name = f"_probe_switch_{index}"
             prepared.add_submodule(name, switch)
             self.switches.append((node, node.target, switch, owners))
@@ -168,8 +148,7 @@ class ProgramProbe:
 
     def set_float(self, float_roots: tuple[str, ...]) -> None:
         for _, _, switch, owners in self.switches:
-            int8 = self._int8(owners, float_roots) and not switch.fused
-            switch.mode = "int8" if int8 else "float"
+            switch.mode = "int8" if self._int8(owners, float_roots) else "float"
 
     def finish(self, float_roots: tuple[str, ...]) -> fx.GraphModule:
         """The prepared program with the observers of float-only tensors removed and every
@@ -195,22 +174,17 @@ def plan_on_program(
     batch: int,
     spec: str | None,
     target_sqnr: float,
-    candidates_in: nn.Module | None = None,
-    fused_activations: bool = False,
 ) -> tuple[fx.GraphModule, FloatPlan]:
     """Calibrate `prepared` (`module` exported with every op annotated) on `calibration`,
     choose the float set on it (or take `spec`, --int8-float), and return it ready for
-    `convert_pt2e` with the plan. Candidates are `candidates_in`'s modules (default `module`;
-    a layout wrapper's inner model is registered as `module`, a prefix paths drop);
-    `fused_activations` as in `ProgramProbe`."""
-    probe = ProgramProbe(prepared, batch, fused_activations)
-    inner = candidates_in if candidates_in is not None else module
-    given = parse_float_modules(spec, inner)
+    `convert_pt2e` with the plan."""
+    probe = ProgramProbe(prepared, batch)
+    given = parse_float_modules(spec, module)
     if given is not None:
         probe.calibrate(calibration, "int8 calibration")
         plan = FloatPlan(float_modules=given, chosen_by="given" if given else "none")
         return probe.finish(given), plan
-    groups = candidate_groups(inner)
+    groups = candidate_groups(module)
     fit, score = held_out_split(calibration)
     probe.calibrate(fit, "int8 calibration")
     reference = _float_logits(module, score)
@@ -222,7 +196,7 @@ def plan_on_program(
         out = probe.run(score)
         return float(np.mean((out.astype(np.float64) - reference) ** 2))
 
-    macs = candidate_macs(inner, groups, torch.from_numpy(fit[:1]), run=module)
+    macs = candidate_macs(module, groups, torch.from_numpy(fit[:1]))
     plan = search_float_set(groups, macs, noise_of, signal, target_sqnr)
     plan.calibration_images, plan.held_out_images = len(fit), len(score)
     plan.measured_on = "target program (PT2E)"

@@ -47,7 +47,7 @@ from mfdeploy.export.common import (
     calibration_inputs,
     export_module,
 )
-from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR, FloatPlan
+from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 
 PRECISIONS = ("fp32", "fp16", "int8-weights", "int8")
 MODEL_FILE = "model.tflite"
@@ -135,14 +135,11 @@ def full_integer_int8(
     calibration: np.ndarray,
     path: Path,
     *,
-    candidates_in: nn.Module,
-    int8_float: str | None,
-    target_sqnr: float,
+    float_modules: str,
     float_io: bool,
-) -> tuple[dict, dict, dict, FloatPlan]:
-    """PT2E static int8 (see tflite_int8.py), the float modules measured on the prepared
-    program (`pt2e_plan`) among `candidates_in`'s modules unless `int8_float` names them.
-    Returns input and output dtype / quant params, what to record in the manifest, the plan."""
+) -> tuple[dict, dict, dict]:
+    """PT2E static int8 (see tflite_int8.py). Returns input and output dtype / quant params
+    and what to record in the manifest."""
     import litert_torch
     from litert_torch.quantize.quant_config import QuantConfig
 
@@ -150,14 +147,7 @@ def full_integer_int8(
 
     batch = example.shape[0]
     with quiet():
-        graph, quantizer, plan = q8.quantize_pt2e(
-            module,
-            example,
-            calibration,
-            candidates_in=candidates_in,
-            spec=int8_float,
-            target_sqnr=target_sqnr,
-        )
+        graph, quantizer = q8.quantize_pt2e(module, example, calibration, float_modules)
         logits = q8.run_graph(graph, calibration, batch)
         edge = litert_torch.convert(graph, (example,), quant_config=QuantConfig(quantizer))
         edge.export(str(path))
@@ -169,9 +159,9 @@ def full_integer_int8(
         "calibration_images": len(calibration),
         "weights": "int8 per-channel symmetric",
         "activations": "int8 per-tensor (histogram observers)",
-        "float_modules": list(plan.float_modules),
+        "float_modules": float_modules,
     }
-    return inp, out, extra, plan
+    return inp, out, extra
 
 
 def export(
@@ -197,7 +187,10 @@ def export(
         calibration = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
     import litert_torch  # noqa: F401  (fail early when the extra is missing)
 
-    module = inner = export_module(source, form)
+    module = export_module(source, form)
+    plan = None
+    if calibration is not None:  # int8: which modules stay float, measured on this model
+        plan = float_plan(module, calibration, int8_float, int8_target_sqnr)
     shape = [batch, 3, res, res]
     if layout == "nhwc":
         module, shape = NHWCInput(module), [batch, res, res, 3]
@@ -208,18 +201,17 @@ def export(
     in_spec = TensorSpec("input", shape, "float32", layout.upper())
     out_spec = TensorSpec("logits", [batch, source.num_classes], "float32")
     if precision == "int8":
+        float_modules = float_regex(plan.float_modules)
         info(
             f"int8 full-integer (PT2E) {source.name} ({form} form, {layout.upper()} input), "
-            f"{len(calibration)} calibration photos"
+            f"{len(calibration)} calibration photos, {len(plan.float_modules)} float modules"
         )
-        inp, out, int8_extra, plan = full_integer_int8(
+        inp, out, int8_extra = full_integer_int8(
             module,
             torch.zeros(shape),
             calibration,
             final,
-            candidates_in=inner,
-            int8_float=int8_float,
-            target_sqnr=int8_target_sqnr or DEFAULT_TARGET_SQNR,
+            float_modules=float_modules,
             float_io=float_io,
         )
         for spec, end in ((in_spec, inp), (out_spec, out)):

@@ -16,6 +16,7 @@ Two things make the Mobile-Former graph go through:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,9 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mfdeploy.console import progress
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.int8_sensitivity import FloatPlan
-from mfdeploy.export.pt2e_plan import plan_on_program
 
 
 def _quantizer_base():
@@ -34,12 +34,25 @@ def _quantizer_base():
     return pt2e_quantizer
 
 
-def make_quantizer():
-    """litert-torch's PT2EQuantizer (per-channel, static) annotating every op it can (which
-    modules stay float is decided on the prepared program, `pt2e_plan`)."""
+def make_quantizer(float_modules: str):
+    """litert-torch's PT2EQuantizer (per-channel, static), skipping float modules' ops."""
     pt2e = _quantizer_base()
+    pattern = re.compile(float_modules) if float_modules else None
+
+    class FloatModulesQuantizer(pt2e.PT2EQuantizer):
+        def _annotate_for_static_quantization_config(self, model):
+            self._annotate_all_static_patterns(model, self.global_config, self.quantized)
+            return model
+
+        @staticmethod
+        def quantized(node) -> bool:
+            if pattern is None:
+                return True
+            paths = [p for p, _ in node.meta.get("nn_module_stack", {}).values()]
+            return not any(pattern.search(p.removeprefix("module.")) for p in paths)
+
     config = pt2e.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
-    return pt2e.PT2EQuantizer().set_global(config)
+    return FloatModulesQuantizer().set_global(config)
 
 
 def unshare_dequantize(gm: torch.fx.GraphModule) -> int:
@@ -59,34 +72,23 @@ def unshare_dequantize(gm: torch.fx.GraphModule) -> int:
 
 
 def quantize_pt2e(
-    module: nn.Module,
-    example: torch.Tensor,
-    calibration: np.ndarray,
-    *,
-    candidates_in: nn.Module,
-    spec: str | None,
-    target_sqnr: float,
-) -> tuple[torch.fx.GraphModule, object, FloatPlan]:
-    """(quantised GraphModule, quantizer, float plan). `calibration` is in the module's input
-    layout; candidate float modules are `candidates_in`'s (the model inside a layout wrapper)."""
+    module: nn.Module, example: torch.Tensor, calibration: np.ndarray, float_modules: str
+):
+    """(quantised GraphModule, quantizer). `calibration` is in the module's input layout."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = make_quantizer()
+    quantizer = make_quantizer(float_modules)
     graph = torch.export.export(module.eval(), (example,)).module()
     graph = prepare_pt2e(graph, quantizer)
-    graph, plan = plan_on_program(
-        module,
-        graph,
-        calibration,
-        batch=example.shape[0],
-        spec=spec,
-        target_sqnr=target_sqnr,
-        candidates_in=candidates_in,
-        fused_activations=True,  # litert-torch folds conv -> q/dq -> relu6 into one op
-    )
+    batch = example.shape[0]
+    with torch.no_grad():
+        for start in progress(range(0, len(calibration), batch), "int8 calibration"):
+            chunk = calibration[start : start + batch]
+            if len(chunk) == batch:
+                graph(torch.from_numpy(np.ascontiguousarray(chunk)))
     graph = convert_pt2e(graph, fold_quantize=False)
     unshare_dequantize(graph)
-    return graph, quantizer, plan
+    return graph, quantizer
 
 
 def run_graph(graph: Callable, inputs: np.ndarray, batch: int) -> np.ndarray:
