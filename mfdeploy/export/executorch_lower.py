@@ -68,6 +68,26 @@ def layer_norm_4d(
     return y
 
 
+def _reduce_as_mean(
+    x: torch.Tensor, dims: list[int], keepdim: bool, dtype, scale_by_count: bool
+) -> torch.Tensor:
+    """mean (or sum: mean x element count) over sorted `dims` as a 4-D mean over the last
+    axis, the reduced axes moved last."""
+    rank = x.dim()
+    kept = [i for i in range(rank) if i not in dims]
+    count = math.prod(x.shape[i] for i in dims)
+    rows = math.prod(x.shape[i] for i in kept)
+    y = _mean_rows(x.permute(kept + dims).reshape(rows, 1, 1, count))
+    if scale_by_count:
+        y = y * float(count)
+    if keepdim:
+        shape = [1 if i in dims else x.shape[i] for i in range(rank)]
+    else:
+        shape = [x.shape[i] for i in kept]
+    y = y.reshape(shape)
+    return y if dtype is None else y.to(dtype)
+
+
 def sum_as_mean(
     x: torch.Tensor, dims: Sequence[int] | int | None, keepdim: bool = False, dtype=None
 ) -> torch.Tensor:
@@ -76,16 +96,7 @@ def sum_as_mean(
     if dims is None or (isinstance(dims, Sequence) and len(dims) == 0):
         dims = list(range(rank))
     dims = sorted({d % rank for d in ([dims] if isinstance(dims, int) else dims)})
-    kept = [i for i in range(rank) if i not in dims]
-    count = math.prod(x.shape[i] for i in dims)
-    rows = math.prod(x.shape[i] for i in kept)
-    y = _mean_rows(x.permute(kept + dims).reshape(rows, 1, 1, count)) * float(count)
-    if keepdim:
-        shape = [1 if i in dims else x.shape[i] for i in range(rank)]
-    else:
-        shape = [x.shape[i] for i in kept]
-    y = y.reshape(shape)
-    return y if dtype is None else y.to(dtype)
+    return _reduce_as_mean(x, dims, keepdim, dtype, scale_by_count=True)
 
 
 def mean_4d(x: torch.Tensor, dims, keepdim: bool = False, dtype=None) -> torch.Tensor:
@@ -94,16 +105,7 @@ def mean_4d(x: torch.Tensor, dims, keepdim: bool = False, dtype=None) -> torch.T
     dims = sorted({d % rank for d in ([dims] if isinstance(dims, int) else (dims or range(rank)))})
     if rank == 4 and dims == [2, 3] and keepdim and dtype is None:
         return NotImplemented  # what XNNPACK takes
-    kept = [i for i in range(rank) if i not in dims]
-    count = math.prod(x.shape[i] for i in dims)
-    rows = math.prod(x.shape[i] for i in kept)
-    y = _mean_rows(x.permute(kept + dims).reshape(rows, 1, 1, count))
-    if keepdim:
-        shape = [1 if i in dims else x.shape[i] for i in range(rank)]
-    else:
-        shape = [x.shape[i] for i in kept]
-    y = y.reshape(shape)
-    return y if dtype is None else y.to(dtype)
+    return _reduce_as_mean(x, dims, keepdim, dtype, scale_by_count=False)
 
 
 def gelu_tanh_half(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
