@@ -307,7 +307,8 @@ def _channels_last(leaf: nn.Conv2d, x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.shape[1] != leaf.in_channels and x.shape[-1] == leaf.in_channels
 
 
-def _logits(model: nn.Module, images: torch.Tensor, batch: int = EVAL_BATCH) -> np.ndarray:
+def logits_of(model: nn.Module, images: torch.Tensor, batch: int = EVAL_BATCH) -> np.ndarray:
+    """`model`'s logits for `images`, in batches (a tuple output's first element)."""
     with torch.no_grad():
         parts = [model(images[i : i + batch]) for i in range(0, len(images), batch)]
     return torch.cat([p if isinstance(p, torch.Tensor) else p[0] for p in parts]).numpy()
@@ -353,13 +354,10 @@ def held_out_split(calibration: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidate_macs(
-    module: nn.Module,
-    groups: dict[str, tuple[str, ...]],
-    example: torch.Tensor,
-    run: nn.Module | None = None,
+    module: nn.Module, groups: dict[str, tuple[str, ...]], example: torch.Tensor
 ) -> dict[str, int]:
     """Multiply-accumulates per image of each candidate's convolutions and linears, counted
-    on one forward of `run` (default `module`; a wrapper around it, e.g. a layout change)."""
+    on one forward of `module`."""
     mods = dict(module.named_modules())
     per_leaf: dict[nn.Module, tuple[str, int]] = {}  # a leaf called twice counts once
     handles = []
@@ -378,7 +376,7 @@ def candidate_macs(
                     handles.append(leaf.register_forward_pre_hook(count(name)))
     try:
         with torch.no_grad():
-            (run if run is not None else module).eval()(example[:1])
+            module.eval()(example[:1])
     finally:
         for handle in handles:
             handle.remove()
@@ -450,14 +448,14 @@ def measure_float_plan(
     sim = _Simulator(module, groups)
     try:
         sim.observing = True
-        _logits(module, fit)
+        logits_of(module, fit)
         sim.observing = False
-        reference = _logits(module, score)
+        reference = logits_of(module, score)
         signal = float(np.mean(reference.astype(np.float64) ** 2))
 
         def noise_of(active: set[str]) -> float:
             with sim.quantised(active):
-                out = _logits(module, score)
+                out = logits_of(module, score)
             return float(np.mean((out.astype(np.float64) - reference) ** 2))
 
         plan = search_float_set(groups, macs, noise_of, signal, target_sqnr)

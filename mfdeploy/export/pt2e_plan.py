@@ -30,6 +30,7 @@ from mfdeploy.export.int8_sensitivity import (
     candidate_groups,
     candidate_macs,
     held_out_split,
+    logits_of,
     parse_float_modules,
     search_float_set,
 )
@@ -45,9 +46,7 @@ _QRANGE = {
 
 def _module_paths(node: fx.Node) -> tuple[str, ...]:
     stack = node.meta.get("nn_module_stack") or {}
-    return tuple(
-        str(path).removeprefix("L['self'].").removeprefix("module.") for path, _ in stack.values()
-    )
+    return tuple(str(path).removeprefix("L['self'].") for path, _ in stack.values())
 
 
 def _inside(paths: tuple[str, ...], roots: tuple[str, ...]) -> bool:
@@ -75,7 +74,7 @@ class _Switch(nn.Module):
             return
         low = getattr(obs, "quant_min", None)
         high = getattr(obs, "quant_max", None)
-        low, high = (qrange if low is None or high is None else (int(low), int(high)))
+        low, high = qrange if low is None or high is None else (int(low), int(high))
         try:
             scale, zero = obs.calculate_qparams()
         except (RuntimeError, ValueError, AttributeError):  # never saw data
@@ -106,6 +105,7 @@ class ProgramProbe:
         self.graph = prepared
         self.batch = batch
         self.switches: list[tuple[fx.Node, str, _Switch, list[tuple[str, ...]]]] = []
+        self._stale = True  # observers saw photos since their parameters were frozen
         for index, node in enumerate(list(prepared.graph.nodes)):
             if node.op != "call_module":
                 continue
@@ -140,13 +140,18 @@ class ProgramProbe:
             switch.mode = "observe"
         for start in progress(range(0, len(images), self.batch), label):
             self.run(images[start : start + self.batch])
-        for _, _, switch, _ in self.switches:
-            switch.freeze()
+        self._stale = True
 
     def _int8(self, owners: list[tuple[str, ...]], float_roots: tuple[str, ...]) -> bool:
         return any(not _inside(paths, float_roots) for paths in owners)
 
     def set_float(self, float_roots: tuple[str, ...]) -> None:
+        """Switch to int8 / float by `float_roots`, freezing the observers' parameters first
+        if they saw photos since (convert_pt2e computes its own: no freeze before `finish`)."""
+        if self._stale:
+            for _, _, switch, _ in self.switches:
+                switch.freeze()
+            self._stale = False
         for _, _, switch, owners in self.switches:
             switch.mode = "int8" if self._int8(owners, float_roots) else "float"
 
@@ -187,7 +192,7 @@ def plan_on_program(
     groups = candidate_groups(module)
     fit, score = held_out_split(calibration)
     probe.calibrate(fit, "int8 calibration")
-    reference = _float_logits(module, score)
+    reference = logits_of(module.eval(), torch.from_numpy(score))
     signal = float(np.mean(reference.astype(np.float64) ** 2))
     names = list(groups)
 
@@ -203,10 +208,3 @@ def plan_on_program(
     info(f"int8: {plan.describe()}")
     probe.calibrate(score, "int8 calibration (held-out photos)")
     return probe.finish(plan.float_modules), plan
-
-
-def _float_logits(module: nn.Module, images: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        out = module(torch.from_numpy(np.ascontiguousarray(images, np.float32)))
-    return (out if isinstance(out, torch.Tensor) else out[0]).numpy()
-

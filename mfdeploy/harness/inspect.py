@@ -21,6 +21,11 @@ from mfdeploy.export.coreml_mil import MAX_RANK, load_program, op_histogram, pro
 BANNED_ONNX_OPS = ("Shape", "Gather", "GatherElements", "GatherND", "Einsum", "ScatterND")
 
 
+def over_rank(tensors: list[str]) -> list[str]:
+    """The violation for tensors of rank above MAX_RANK (none when there are none)."""
+    return [f"{len(tensors)} tensors of rank > {MAX_RANK}"] if tensors else []
+
+
 @dataclass
 class AuditReport:
     path: str
@@ -63,8 +68,7 @@ def _onnx_report(path: Path) -> AuditReport:
         ranks[init.name] = len(init.dims)
     over = sorted(name for name, rank in ranks.items() if rank > MAX_RANK)
     violations = [f"{count} x {op}" for op, count in ops.items() if op in BANNED_ONNX_OPS]
-    if over:
-        violations.append(f"{len(over)} tensors of rank > {MAX_RANK}")
+    violations += over_rank(over)
     return AuditReport(
         str(path),
         "onnx",
@@ -89,8 +93,7 @@ def _tflite_report(path: Path) -> AuditReport:
     ranks = {t["name"]: len(t["shape"]) for t in interpreter.get_tensor_details()}
     over = sorted(name for name, rank in ranks.items() if rank > MAX_RANK)
     violations = [f"{count} x non-builtin {op}" for op, count in ops.items() if op not in builtin]
-    if over:
-        violations.append(f"{len(over)} tensors of rank > {MAX_RANK}")
+    violations += over_rank(over)
     return AuditReport(
         str(path),
         "tflite",
@@ -116,7 +119,7 @@ def _coreml_report(path: Path) -> AuditReport:
     except Exception as exc:
         raise MfdeployError(f"{path}: not a readable Core ML package ({exc})") from None
     highest, offenders = program_ranks(program)
-    violations = [f"{len(offenders)} tensors of rank > {MAX_RANK}"] if offenders else []
+    violations = over_rank(offenders)
     return AuditReport(
         str(path),
         "coreml",
@@ -139,8 +142,7 @@ def _pte_report(path: Path) -> AuditReport:
     ranks = pte.tensor_ranks(program)
     over = [f"value {i}" for i, rank in enumerate(ranks) if rank > MAX_RANK]
     violations = [f"{n} x {op} outside the XNNPACK delegate" for op, n in portable.items()]
-    if over:
-        violations.append(f"{len(over)} tensors of rank > {MAX_RANK}")
+    violations += over_rank(over)
     return AuditReport(
         str(path),
         "pte",
