@@ -53,6 +53,8 @@ def test_report_writes_md_json_and_real_plots(tmp_path, monkeypatch, capsys):
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["cpu"]
     for row in rows:  # converter output went to the row's log, not the console
         assert row["bench"]["runs"] == 2 and row["log"].startswith(str(out / "logs"))
+        assert set(row["seconds"]) == {"export", "verify", "bench"}
+    assert "1/2 export + verify" in err and "2/2 bench" in err
     for name in ("latency.png", "parity_vs_latency.png", "size_vs_latency.png"):
         image = Image.open(out / name)
         assert image.size[0] == WIDTH_IN * DPI and image.size[1] >= 300
@@ -100,3 +102,31 @@ def test_summary_ships_the_fastest_passing_and_lists_failures():
     assert ship["iOS / macOS (Core ML)"]["precision"] == "fp32"
     assert ship["iOS / macOS (Core ML)"]["by"].startswith("size")
     assert [f["row"] for f in s["failed"]] == ["m tflite fp16"]
+
+
+def test_export_pool_keeps_order_and_fails_only_the_broken_row(tmp_path, monkeypatch):
+    """Two exports at once in spawned workers: results in submission order, a bad cell is that
+    row's error (one line, no traceback) and does not stop the others."""
+    from mfdeploy.harness import bench
+    from mfdeploy.harness.export_pool import ExportJob, ExportPool
+
+    monkeypatch.setenv("MFDEPLOY_BENCH_CACHE", str(tmp_path / "cache"))
+    whash = bench.weights_hash("mobile_former_26m", None)
+
+    def job(target: str, precision: str) -> ExportJob:
+        log = tmp_path / "logs" / f"{target}-{precision}.log"
+        return ExportJob("mobile_former_26m", None, target, precision, "deploy", whash, log)
+
+    jobs = [job("pytorch", "int3"), job("pytorch", "fp32"), job("onnx", "fp32")]
+    with ExportPool(jobs, workers=2) as pool:
+        assert pool.workers == 2
+        done = list(pool.results())
+    assert [j for j, _ in done] == jobs
+    bad, torch_fp32, onnx_fp32 = (d for _, d in done)
+    assert bad.artifact is None and "int3" in bad.error and "Traceback" not in bad.error
+    for result, target in ((torch_fp32, "pytorch"), (onnx_fp32, "onnx")):
+        assert result.error is None and result.artifact.parent == tmp_path / "cache"
+        assert json.loads((result.artifact / "manifest.json").read_text())["target"] == target
+    # the report's verify and bench find these in the cache: no second export
+    again, cached = bench.cached_artifact("mobile_former_26m", "onnx", "fp32", whash=whash)
+    assert cached and again == onnx_fp32.artifact

@@ -1,4 +1,4 @@
-"""Export a Mobile-Former variant to an artifact directory (model file + manifest.json).
+"""Export a model of any registered family to an artifact directory (model + manifest.json).
 
 The artifact is written to a temporary directory and moved into place only when complete,
 so an interrupted export leaves nothing behind. Without --weights the seeded synthetic

@@ -23,6 +23,7 @@ from mfdeploy.commands.common import (
     model_from_args,
 )
 from mfdeploy.console import info
+from mfdeploy.harness.export_pool import MAX_WORKERS
 from mfdeploy.harness.report import ReportOptions, build_report
 
 NAME = "report"
@@ -43,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int_in(1, MAX_THREADS), default=1, help="bench threads (default 1)"
     )
     add_timing_arguments(parser)
+    parser.add_argument(
+        "--jobs",
+        type=int_in(1, 64),
+        default=None,
+        help="exports run at once, each in its own process (default: one per core, at most "
+        f"{MAX_WORKERS}); benches always run one at a time",
+    )
     parser.add_argument(
         "--no-yardstick",
         action="store_true",
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         include_yardsticks=not args.no_yardstick,
         verbose=args.verbose,
+        workers=args.jobs,
     )
     report = build_report(entry.model_name(variant), out, opts)
     rows = report["rows"]

@@ -25,7 +25,7 @@ PRECISION_COLOURS = {
     "int8-weights": "#ff7f0e",
     "int8-dynamic": "#9467bd",
 }
-TARGET_MARKERS = {"pytorch": "o", "onnx": "s", "tflite": "^", "coreml": "D"}
+TARGET_MARKERS = {"pytorch": "o", "onnx": "s", "tflite": "^", "coreml": "D", "executorch": "v"}
 BOUNDS_DB = {"int8 bound": 18.0, "fp16 bound": 30.0}
 
 

@@ -29,6 +29,7 @@ from rich.progress import (
 from mfdeploy import __version__
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench, steplog
+from mfdeploy.harness.export_pool import ExportDone, ExportJob, ExportPool
 from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
 from mfdeploy.harness.verify import verify_artifact
 
@@ -49,6 +50,7 @@ class ReportOptions:
     budget_s: float | None = ROW_BUDGET_S
     include_yardsticks: bool = True
     verbose: bool = False
+    workers: int | None = None  # concurrent exports (default: one per core, export_pool)
     notes: list[str] = field(default_factory=list)
 
 
@@ -100,47 +102,59 @@ def _slug(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
 
 
-def _cell(
-    model: str, weights: str | None, target: str, precision: str, opts: ReportOptions,
-    whash: str, log: Path, status,
-) -> dict:  # fmt: skip
-    row: dict = {
-        "model": model,
-        "target": target,
-        "precision": precision,
-        "backend": bench.backend_of(target),
-        "comparison": precision in comparison_precisions(target),
-        "log": str(log),
+def _new_row(job: ExportJob) -> dict:
+    return {
+        "model": job.model,
+        "target": job.target,
+        "precision": job.precision,
+        "backend": bench.backend_of(job.target),
+        "comparison": job.precision in comparison_precisions(job.target),
+        "log": str(job.log),
         "error": None,
+        "seconds": {},
     }
+
+
+def _verify_row(row: dict, done: ExportDone, weights: str | None, capture: bool) -> None:
+    """Export outcome into the row, then verify (and top-1 where the weights are trained)."""
+    row["seconds"]["export"] = round(done.seconds, 1)
+    if done.error:
+        row["error"] = done.error
+        return
+    row["artifact"] = str(done.artifact)
+    start = time.perf_counter()
     try:
-        with steplog.captured(log, enabled=not opts.verbose):
-            status("export")
-            artifact, _ = bench.cached_artifact(
-                model, target, precision, weights=weights, form=opts.form, whash=whash
-            )
-            row["artifact"] = str(artifact)
-            status("verify")
+        with steplog.captured(Path(row["log"]), enabled=capture):
             result = verify_artifact(
-                artifact, weights=weights if weights and Path(weights).is_file() else None
+                done.artifact, weights=weights if weights and Path(weights).is_file() else None
             )
             row["verify"] = result.to_json()
             row["verify"]["failed"] = result.failed
-            row["top1_accuracy"] = _accuracy(artifact, synthetic=result.synthetic_weights)
-            status("bench")
-            measured = bench.run_worker(
-                artifact, opts.threads, opts.runs, opts.warmup, opts.budget_s
-            )
-        keys = ("init_ms", "first_ms", "latency_ms", "peak_rss_mb", "model_bytes", "executor")
-        row["bench"] = {k: measured[k] for k in keys}
-        row["bench"].update(
-            threads=opts.threads,
-            runs=measured.get("runs", opts.runs),
-            warmup=measured.get("warmup", opts.warmup),
-        )
+            row["top1_accuracy"] = _accuracy(done.artifact, synthetic=result.synthetic_weights)
     except MfdeployError as exc:
         row["error"] = str(exc)
-    return row
+    row["seconds"]["verify"] = round(time.perf_counter() - start, 1)
+
+
+def _bench_row(row: dict, opts: ReportOptions) -> None:
+    """Latency, peak RSS and size from a fresh worker process (nothing else runs meanwhile)."""
+    start = time.perf_counter()
+    try:
+        with steplog.captured(Path(row["log"]), enabled=not opts.verbose):
+            measured = bench.run_worker(
+                Path(row["artifact"]), opts.threads, opts.runs, opts.warmup, opts.budget_s
+            )
+    except MfdeployError as exc:
+        row["error"] = str(exc)
+        return
+    keys = ("init_ms", "first_ms", "latency_ms", "peak_rss_mb", "model_bytes", "executor")
+    row["bench"] = {k: measured[k] for k in keys}
+    row["bench"].update(
+        threads=opts.threads,
+        runs=measured.get("runs", opts.runs),
+        warmup=measured.get("warmup", opts.warmup),
+    )
+    row["seconds"]["bench"] = round(time.perf_counter() - start, 1)
 
 
 def _accuracy(artifact: Path, *, synthetic: bool) -> float | None:
@@ -178,7 +192,7 @@ def machine() -> dict:
     }
 
 
-def _row_line(row: dict, seconds: float) -> str:
+def _row_line(row: dict) -> str:
     """One console line per finished row."""
     name = f"{row['model']} {row['target']} {row['precision']}"
     if row["error"]:
@@ -186,10 +200,71 @@ def _row_line(row: dict, seconds: float) -> str:
     v, b = row["verify"], row["bench"]
     verdict = "[green]pass[/green]" if v["passed"] else "[red]FAIL[/red]"
     sqnr = v["metrics"]["sqnr_db"]
+    spent = ", ".join(f"{k} {s:.0f} s" for k, s in row["seconds"].items())
     return (
         f"{verdict} {name}: {sqnr:.1f} dB, {b['latency_ms']['median']:.2f} ms, "
-        f"{b['model_bytes'] / 1e6:.1f} MB ({seconds:.0f} s)"
+        f"{b['model_bytes'] / 1e6:.1f} MB ({spent})"
     )
+
+
+def _progress(console: Console) -> Progress:
+    # redirect_*=False: rich would otherwise print Python-level output above the bar, past the
+    # step logs
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+
+
+def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> list[dict]:
+    """Two phases: exports (several at a time) each verified as it lands, then every bench
+    alone, one backend at a time, so that no export competes with a timed run."""
+    rows = [_new_row(job) for job in jobs]
+    pool = ExportPool(jobs, opts.workers)
+    console.print(
+        f"1/2 export + verify {len(jobs)} artifacts ({pool.workers} exports at a time; "
+        f"converter output in {jobs[0].log.parent}/)"
+    )
+    with _progress(console) as progress, pool:
+        task = progress.add_task("export + verify", total=len(jobs))
+        progress.update(task, description=f"{_label(jobs[0])}: export")
+        for index, (job, done) in enumerate(pool.results()):
+            row = rows[index]
+            progress.update(task, description=f"{_label(job)}: verify")
+            _verify_row(row, done, job.weights, job.capture)
+            if row["error"]:
+                progress.console.print(_row_line(row), highlight=False)
+                if job.capture:
+                    progress.console.print(steplog.tail(job.log), markup=False, highlight=False)
+            progress.advance(task)
+            if index + 1 < len(jobs):
+                progress.update(task, description=f"{_label(jobs[index + 1])}: export")
+    measured = [r for r in rows if not r["error"]]
+    console.print(f"2/2 bench {len(measured)} artifacts, one at a time, {opts.threads} thread(s)")
+    with _progress(console) as progress:
+        task = progress.add_task("bench", total=len(measured))
+        for row in measured:
+            progress.update(task, description=f"{row['model']} {row['target']} "
+                            f"{row['precision']}: bench")  # fmt: skip
+            _bench_row(row, opts)
+            progress.console.print(_row_line(row), highlight=False)
+            if row["error"] and not opts.verbose:
+                progress.console.print(steplog.tail(Path(row["log"])), markup=False,
+                                       highlight=False)  # fmt: skip
+            progress.advance(task)
+    return rows
+
+
+def _label(job: ExportJob) -> str:
+    return f"{job.model} {job.target} {job.precision}"
 
 
 def build_report(variant: str, out: Path, opts: ReportOptions | None = None) -> dict:
@@ -210,43 +285,19 @@ def build_report(variant: str, out: Path, opts: ReportOptions | None = None) -> 
     models = [(entry.model_name(name), opts.weights)]
     if opts.include_yardsticks:
         models += [m for m in yardsticks(console) if resolve_model(m[0])[1] != name]
-    jobs = [(m, w, t, p) for m, w in models for t, p in cells]
-    rows: list[dict] = []
-    started = time.time()
     whashes = {m: bench.weights_hash(m, w) for m, w in models}
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    # redirect_*=False: rich would otherwise print Python-level output above the bar, past the
-    # step logs
-    with Progress(
-        *columns,
-        console=console,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    ) as progress:
-        task = progress.add_task("starting", total=len(jobs))
-        for model, weights, target, precision in jobs:
-            label = f"{model} {target} {precision}"
-
-            def status(step: str, label: str = label) -> None:
-                progress.update(task, description=f"{label}: {step}")
-
-            row_start = time.time()
-            log = out / "logs" / f"{_slug(model, target, precision)}.log"
-            log.unlink(missing_ok=True)
-            row = _cell(model, weights, target, precision, opts, whashes[model], log, status)
-            rows.append(row)
-            progress.console.print(_row_line(row, time.time() - row_start), highlight=False)
-            if row["error"] and not opts.verbose:
-                progress.console.print(steplog.tail(log), markup=False, highlight=False)
-            progress.advance(task)
+    jobs = [
+        ExportJob(
+            m, w, t, p, opts.form, whashes[m],
+            out / "logs" / f"{_slug(m, t, p)}.log", capture=not opts.verbose,
+        )
+        for m, w in models
+        for t, p in cells
+    ]  # fmt: skip
+    for job in jobs:
+        job.log.unlink(missing_ok=True)
+    started = time.time()
+    rows = _run_jobs(jobs, opts, console)
     synthetic = (opts.weights or entry.default_weights) == "synthetic"
     notes = list(opts.notes)
     if synthetic:

@@ -1,0 +1,124 @@
+"""The main job's exports, several at a time, each in its own process and log.
+
+A converter spends most of an export on one core (tracing, graph passes, flatbuffer /
+protobuf writing in Python), so on a machine with N cores N exports at once finish the
+export phase close to N times sooner. Exports land in the bench cache
+(`bench.cached_artifact`), where the report's verify and bench steps find them: nothing is
+exported twice. Latency is never measured while this pool runs (the report benches after it).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from mfdeploy.errors import MfdeployError
+
+#: more concurrent exports than this gains little and multiplies peak memory (~3 GB each)
+MAX_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """One artifact of the report: what to export and where its converter output goes."""
+
+    model: str
+    weights: str | None
+    target: str
+    precision: str
+    form: str
+    whash: str
+    log: Path
+    capture: bool = True
+
+
+@dataclass(frozen=True)
+class ExportDone:
+    """An export's outcome: the cached artifact, or the error that row reports."""
+
+    artifact: Path | None
+    error: str | None
+    seconds: float
+
+
+def default_workers() -> int:
+    """One export per core, at most MAX_WORKERS."""
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+def _init_worker(threads: int) -> None:
+    """Converters' own verbosity switches first; then share the cores between the workers."""
+    from mfdeploy.harness import steplog
+
+    steplog.quiet_third_parties()
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def export_one(job: ExportJob) -> ExportDone:
+    """Export `job` into the bench cache (a hit returns at once), converter output to its log."""
+    from mfdeploy.harness import bench, steplog
+
+    start = time.perf_counter()
+    try:
+        with steplog.captured(job.log, enabled=job.capture):
+            artifact, _ = bench.cached_artifact(
+                job.model, job.target, job.precision,
+                weights=job.weights, form=job.form, whash=job.whash,
+            )  # fmt: skip
+    except MfdeployError as exc:
+        return ExportDone(None, str(exc), time.perf_counter() - start)
+    return ExportDone(artifact, None, time.perf_counter() - start)
+
+
+class ExportPool:
+    """Submit every export up front; `results()` yields them in submission order.
+
+    Spawned workers (not forked: the parent holds torch's thread pools), torch's intra-op
+    threads divided between them. With one worker the exports run in this process, in order.
+    """
+
+    def __init__(self, jobs: list[ExportJob], workers: int | None = None) -> None:
+        self.jobs = jobs
+        self.workers = max(1, min(workers or default_workers(), len(jobs) or 1))
+        self._executor: ProcessPoolExecutor | None = None
+        self._futures: list[Future] = []
+
+    def __enter__(self) -> ExportPool:
+        if self.workers > 1:
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(threads,),
+            )
+            self._futures = [self._executor.submit(export_one, job) for job in self.jobs]
+        return self
+
+    def results(self) -> Iterator[tuple[ExportJob, ExportDone]]:
+        for index, job in enumerate(self.jobs):
+            if self._executor is None:
+                yield job, export_one(job)
+            else:
+                yield job, self._result(index)
+
+    def _result(self, index: int) -> ExportDone:
+        """A worker that died (a converter's native crash) fails its row, not the report."""
+        try:
+            return self._futures[index].result()
+        except Exception as exc:  # BrokenProcessPool, or an error the exporter did not wrap
+            return ExportDone(None, f"export crashed: {type(exc).__name__}: {exc}", 0.0)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+__all__ = ["ExportDone", "ExportJob", "ExportPool", "default_workers", "export_one"]
