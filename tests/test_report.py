@@ -105,8 +105,8 @@ def test_summary_ships_the_fastest_passing_and_lists_failures():
 
 
 def test_export_pool_keeps_order_and_fails_only_the_broken_row(tmp_path, monkeypatch):
-    """Two exports at once in spawned workers: results in submission order, a bad cell is that
-    row's error (one line, no traceback) and does not stop the others."""
+    """Two rows at once in spawned workers, each exported and verified: results in submission
+    order, a bad cell is that row's error (one line, no traceback), the others go on."""
     from mfdeploy.harness import bench
     from mfdeploy.harness.export_pool import ExportJob, ExportPool
 
@@ -127,6 +127,8 @@ def test_export_pool_keeps_order_and_fails_only_the_broken_row(tmp_path, monkeyp
     for result, target in ((torch_fp32, "pytorch"), (onnx_fp32, "onnx")):
         assert result.error is None and result.artifact.parent == tmp_path / "cache"
         assert json.loads((result.artifact / "manifest.json").read_text())["target"] == target
+        assert result.verify["passed"] and result.verify["target"] == target
+        assert set(result.seconds) == {"export", "verify"}
     # the report's verify and bench find these in the cache: no second export
     again, cached = bench.cached_artifact("mobile_former_26m", "onnx", "fp32", whash=whash)
     assert cached and again == onnx_fp32.artifact

@@ -45,6 +45,9 @@ TOOL_PACKAGES = (
     "executorch",
 )
 WORKER_TIMEOUT_S = 1800
+#: executors that emulate a device on this machine (Core ML's MIL program run op by op in
+#: numpy on Linux): their timings say nothing of a phone, and they are slow
+EMULATED_EXECUTORS = ("mil-executor",)
 
 
 def bench_cache() -> Path:

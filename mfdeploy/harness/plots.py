@@ -7,6 +7,7 @@ timings say nothing of a phone.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -14,10 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from mfdeploy.harness.bench import EMULATED_EXECUTORS  # noqa: E402
 
 DPI = 100
 WIDTH_IN = 12.0  # 1200 px: legible at 100 % in a browser
-EMULATED = ("mil-executor",)
 PRECISION_COLOURS = {
     "fp32": "#1f77b4",
     "fp16": "#2ca02c",
@@ -46,7 +49,7 @@ def _models(rows: list[dict]) -> list[str]:
 
 
 def _emulated(row: dict) -> bool:
-    return row["bench"]["executor"] in EMULATED
+    return row["bench"]["executor"] in EMULATED_EXECUTORS
 
 
 def _median(row: dict) -> float:
@@ -124,16 +127,33 @@ def _precision_legend(fig, rows: list[dict], targets: bool = False) -> None:
             Line2D([], [], color="black", marker="o", fillstyle="none", linestyle="",
                    label="emulated (Core ML on Linux)")
         )  # fmt: skip
-    if handles:
+    if not handles:
+        return
+    if targets:  # under the figure title, two rows: the scatter plots' key is long
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.005, 0.95),
+                   ncol=(len(handles) + 1) // 2, fontsize=8, frameon=False)  # fmt: skip
+    else:
         fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=8,
                    frameon=False)  # fmt: skip
+
+
+def _plain_log_ticks(axis) -> None:
+    """Log axis labelled 10, 20, 50, 100 rather than 10^1, 2x10^1: decades and the minor
+    ticks at 2x, 3x and 5x (more would overlap)."""
+
+    def minor(value: float, _pos) -> str:
+        lead = value / 10 ** math.floor(math.log10(value)) if value > 0 else 0
+        return f"{value:g}" if round(lead) in (2, 3, 5) else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _scatter_panels(rows: list[dict], path: Path, x_of, y_of, xlabel: str, ylabel: str,
                     title: str, bounds: bool) -> Path:  # fmt: skip
     ok = _measured(rows)
     models = _models(ok) or ["no results"]
-    fig, axes = plt.subplots(1, len(models), figsize=(WIDTH_IN, 4.8), dpi=DPI, squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(WIDTH_IN, 5.2), dpi=DPI, squeeze=False)
     for ax, model in zip(axes[0], models):
         for r in (r for r in ok if r["model"] == model):
             face = "none" if _emulated(r) else _colour(r["precision"])
@@ -147,17 +167,20 @@ def _scatter_panels(rows: list[dict], path: Path, x_of, y_of, xlabel: str, ylabe
                 ax.text(1.0, db, f" {label}", transform=ax.get_yaxis_transform(),
                         fontsize=8, va="center", color="grey")  # fmt: skip
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
         if not bounds:  # latency on y: the emulated runtime would squash the device ones
             ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis)
+        ax.tick_params(which="both", labelsize=8)
         ax.set_title(model, fontsize=10, loc="left")
         ax.set_xlabel(xlabel, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=9)
         ax.grid(alpha=0.3, which="both")
         if not ok:
             ax.text(0.5, 0.5, "no results", ha="center", transform=ax.transAxes)
-    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    fig.suptitle(title, x=0.01, y=0.99, ha="left", fontsize=11)
     _precision_legend(fig, ok, targets=True)
-    return _save(fig, path, top=0.9)
+    return _save(fig, path, top=0.88)
 
 
 def parity_scatter(rows: list[dict], path: Path) -> Path:
