@@ -15,6 +15,9 @@ from mfdeploy.runtimes import open_runtime, runtime_class
 
 VARIANT = "mobilevitv2_050"
 FP32_MIN_SQNR_DB = 60.0
+# at 256x256 these maps have 64 channels at 64x64: they fit NHWC and NCHW alike, so the
+# channels-last form's artifacts leave them out (mobilevitv2_layers module doc)
+CUBES = {"block1", "block2"}
 # stem, 9 blocks (6 inverted residuals, 3 attention blocks with a local anchor each), head
 EXPECTED_ANCHORS = (
     {"stem", "head"} | {f"block{i}" for i in range(9)} | {f"block{i}.local" for i in (4, 6, 8)}
@@ -42,6 +45,8 @@ def test_declared_shapes_are_the_reference_tensors(entry, synthetic, resolution)
     shapes = entry.anchor_shapes(VARIANT, resolution, 1, 1000)
     assert set(seen) == set(shapes) == EXPECTED_ANCHORS
     assert {k: v.shape for k, v in seen.items()} == shapes
+    cubes = {k for k, v in shapes.items() if len(v) == 4 and v[1] == v[2] == v[3]}
+    assert cubes == (CUBES if resolution == 256 else set())
 
 
 @pytest.mark.parametrize("form", ["deploy", "deploy:features=nchw", "reference"])
@@ -56,17 +61,20 @@ def test_every_anchor_names_a_module_of_its_form(entry, synthetic, form):
 
 
 def test_layouts_follow_the_form(entry):
-    """The default deploy form keeps maps channels-last: a 64-channel 64x64 map is read
-    through NHWC -> NCHW only (both readings would fit its shape), also on LiteRT, which
-    adds that permutation for every family."""
+    """The default deploy form's maps are read NHWC or NCHW (a converter may cancel the
+    transposes at a block boundary); a map whose channels equal its height and width fits
+    both and is left out. The channels-first form's maps are read as they are."""
     nhwc = scopes.with_nhwc(entry.anchor_layouts("deploy"))
-    value = np.arange(64**3, dtype=np.float32).reshape(1, 64, 64, 64)
-    out = scopes.to_reference(value, (1, 64, 64, 64), nhwc)
+    value = np.arange(32 * 16 * 16, dtype=np.float32).reshape(1, 16, 16, 32)
+    out = scopes.to_reference(value, (1, 32, 16, 16), nhwc)
     assert out is not None and np.array_equal(out, value.transpose(0, 3, 1, 2))
+    nchw_map = value.reshape(1, 32, 16, 16)
+    assert np.array_equal(scopes.to_reference(nchw_map, (1, 32, 16, 16), nhwc), nchw_map)
+    cube = np.zeros((1, 64, 64, 64), np.float32)
+    assert scopes.to_reference(cube, (1, 64, 64, 64), nhwc) is None  # ambiguous
     nchw = entry.anchor_layouts("deploy:features=nchw")
-    assert np.array_equal(scopes.to_reference(value, (1, 64, 64, 64), nchw), value)
-    nchw_map = np.zeros((1, 64, 8, 16), np.float32)  # an NCHW tensor is not read as NHWC
-    assert scopes.to_reference(nchw_map, (1, 64, 8, 16), nhwc) is None
+    assert scopes.to_reference(value, (1, 32, 16, 16), nchw) is None
+    assert np.array_equal(scopes.to_reference(cube, (1, 64, 64, 64), nchw), cube)
 
 
 def test_core_ml_names_are_found_in_the_exported_program(entry, synthetic):
@@ -80,7 +88,7 @@ def test_core_ml_names_are_found_in_the_exported_program(entry, synthetic):
         entry.anchor_shapes(VARIANT, 256, 1, 0),
         entry.anchor_layouts("deploy"),
     )
-    assert set(names) | {"head"} == EXPECTED_ANCHORS
+    assert set(names) | {"head"} == EXPECTED_ANCHORS - CUBES
 
 
 @pytest.mark.slow
@@ -94,7 +102,7 @@ def test_fp32_per_layer_finds_every_anchor_at_parity(exported, entry, synthetic,
     runtime = open_runtime(exported(target, "fp32", VARIANT))
     expected = capture(synthetic, sample, entry)
     found = runtime_anchors(runtime, sample)
-    assert set(found) == EXPECTED_ANCHORS
+    assert set(found) == EXPECTED_ANCHORS - CUBES
     rows = block_report(expected, found)
     low = {r["block"]: r["sqnr_db"] for r in rows if r["sqnr_db"] < FP32_MIN_SQNR_DB}
     assert not low, low

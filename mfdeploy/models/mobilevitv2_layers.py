@@ -12,9 +12,10 @@ Blocks are numbered flat over the stages (the deploy form's `blocks.{i}`; the re
 Every anchor is a feature map, compared NCHW. Inside the attention units the deploy form
 holds patches as (B, N, P, d) (NHWC layout) and the reference as (B, d, P, N); with maps and
 patches both rank 4 a layout permutation could not tell them apart on square maps, so the
-patch tensors are not anchors. The deploy form's default layout keeps maps channels-last:
-its anchors are read through the NHWC -> NCHW permutation only (a 64x64 map of 64 channels
-would be ambiguous otherwise).
+patch tensors are not anchors. The deploy form's default layout keeps maps channels-last,
+but a converter may cancel the transposes at a block boundary (onnxsim does: the ONNX
+graph's block outputs are NCHW), so its maps are read either way; a map whose channels equal
+its height and width (050: 64 channels at 64x64) then fits both and is left out.
 """
 
 from __future__ import annotations
@@ -82,14 +83,15 @@ def anchor_shapes(
 
 
 def anchor_layouts(form: str) -> dict[int, tuple]:
-    """rank -> the permutation bringing a map of `form` to NCHW: the deploy form's default
-    layout (features=nhwc) holds maps channels-last, `deploy:features=nchw` and the
-    reference channels-first."""
+    """rank -> the permutations that may bring a map of `form` to NCHW: the deploy form's
+    default layout (features=nhwc) holds maps channels-last unless the converter cancelled
+    the transposes at a block boundary; `deploy:features=nchw` and the reference hold them
+    channels-first."""
     from mfdeploy.models.mobilevitv2_deploy import MobileViTv2Layout
 
     kind, _, layout = form.partition(":")
     nhwc = kind == "deploy" and MobileViTv2Layout.parse(layout).nhwc
-    return {4: (NHWC_TO_NCHW,) if nhwc else (None,)}
+    return {4: (None, NHWC_TO_NCHW) if nhwc else (None,)}
 
 
 def reference_hooks(model: nn.Module) -> list[ReferenceHook]:
