@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    targets = [t for t in args.targets if bench.backend_installed(TARGETS[t])]
+    targets = [t for t in args.targets if bench.backend_installed(bench.backend_of(t))]
     skipped = sorted(set(args.targets) - set(targets))
     if skipped:
         print(f"not installed, skipped: {', '.join(skipped)}")
