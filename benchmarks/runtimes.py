@@ -30,16 +30,20 @@ TARGETS = {"tflite": "litert", "executorch": "executorch", "onnx": "onnxruntime"
 OUT = Path(__file__).parent / "results" / "runtimes.json"
 
 
-def interleaved(runtimes: dict, batch: np.ndarray, runs: int, warmup: int) -> dict[str, dict]:
-    """Median / min ms per runtime, each timed run taken by every runtime in turn."""
-    for runtime in runtimes.values():
+def interleaved(
+    runtimes: dict, batch: np.ndarray | dict[str, np.ndarray], runs: int, warmup: int
+) -> dict[str, dict]:
+    """Median / min ms per runtime, each timed run taken by every runtime in turn. `batch`
+    is one input for all, or one per runtime name (models of different input sizes)."""
+    batches = batch if isinstance(batch, dict) else dict.fromkeys(runtimes, batch)
+    for name, runtime in runtimes.items():
         for _ in range(warmup):
-            runtime.run(batch)
+            runtime.run(batches[name])
     samples: dict[str, list[float]] = {name: [] for name in runtimes}
     for _ in range(runs):
         for name, runtime in runtimes.items():
             start = time.perf_counter()
-            runtime.run(batch)
+            runtime.run(batches[name])
             samples[name].append((time.perf_counter() - start) * 1000.0)
     return {
         name: {"median": float(np.median(v)), "min": float(np.min(v)), "runs": len(v)}

@@ -53,6 +53,9 @@ def max_abs(a: np.ndarray, b: np.ndarray) -> float:
 EXPORT_MODELS = {
     "26m": {"variant": "26m", "weights": WEIGHTS_26M},
     "efficientnet_lite0": {"variant": None, "model": "efficientnet_lite0"},
+    # synthetic weights (no trained MobileViTv2 weights are reachable); 16 calibration photos
+    # keep its int8 cells cheap (12 set the ranges, 4 score the float-set search)
+    "mobilevitv2_050": {"variant": "mobilevitv2_050", "calib_count": 16},
 }
 
 

@@ -194,6 +194,7 @@ ACTIVATIONS = {
         lambda t: torch.where(t > 0.5, t, torch.zeros_like(t)),
     ),
     "gelu": (lambda v: mb.gelu(x=v, mode="EXACT"), F.gelu),
+    "silu": (lambda v: mb.silu(x=v), F.silu),
 }
 
 
@@ -202,6 +203,13 @@ def test_activation(name):
     build, ref = ACTIVATIONS[name]
     x = rand(2, 5, 7) * 4
     close(run_one(build, x), ref(T(x)), atol=1e-5)
+
+
+def test_silu_saturates_without_nan():
+    x = np.array([[-1000.0, -100.0, 0.0, 100.0, 1000.0]], np.float32)
+    out = run_one(lambda v: mb.silu(x=v), x)
+    assert np.isfinite(out).all()
+    close(out, F.silu(T(x)), atol=1e-6)
 
 
 # ------------------------------------------------------------------- elementwise

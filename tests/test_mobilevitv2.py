@@ -226,13 +226,15 @@ def test_registry_builds_and_names_every_width():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["tflite", "onnx"])
-def test_exports_through_the_pipeline_and_verifies(target, tmp_path):
-    """The family goes through the generic exporters and verify like any other."""
+def test_exports_through_the_pipeline_and_verifies(target, exported):
+    """The family goes through the generic exporters and verify like any other (the
+    artifact is the test matrix's, exported once per session)."""
     pytest.importorskip("onnxruntime" if target == "onnx" else "ai_edge_litert")
-    from mfdeploy.export import export_artifact
+    from mfdeploy.artifact import Manifest
     from mfdeploy.harness.verify import verify_artifact
 
-    out, manifest = export_artifact(target, "mobilevitv2_050", out=tmp_path / target)
+    out = exported(target, "fp32", "mobilevitv2_050")
+    manifest = Manifest.load(out)
     assert manifest.model_family == "mobilevitv2" and manifest.input.shape[-2] in (256, 3)
     assert manifest.preprocessing["resolution"] == 256
     result = verify_artifact(out, num_images=8)

@@ -10,7 +10,9 @@ kernels, and every op it leaves out splits the graph into another delegate call:
 - GELU in float16 (XNNPACK's GELU is float32 only).
 
 Each is rewritten here into ops the partitioner takes, as the same function:
-- softmax(x, d) = permute(softmax(permute(x, d <-> last), last), d <-> last);
+- softmax(x, d) = permute(softmax(permute(x, d <-> last), last), d <-> last), a 4-D one
+  through a 2-D view (XNNPACK's channels-last pass otherwise normalises a conv output over
+  the wrong axis);
 - mean over the normalised axes = a 4-D mean over the last two axes (XNNPACK's global average
   pooling) of x viewed as (rows, 1, 1, n); layer_norm = (x - mean) * rsqrt(var + eps) * w + b;
 - sum over axes = the same 4-D mean times the element count, the summed axes moved last;
@@ -37,14 +39,22 @@ def _mean_rows(x4: torch.Tensor) -> torch.Tensor:
 
 
 def softmax_last_axis(x: torch.Tensor, dim: int, half_to_float: bool = False):
-    """softmax over a non-last axis as permute -> last-axis softmax -> permute."""
+    """softmax over a non-last axis as permute -> last-axis softmax -> permute; a 4-D
+    softmax as a 2-D one over its rows, reshaped back.
+
+    Why 2-D: XNNPACK's channels-last pass keeps a convolution's output NHWC into a 4-D
+    softmax and normalises over the NHWC memory's last axis (MobileViTv2's query
+    convolution -> softmax over the patches came out all ones); a reshape makes the pass
+    convert the tensor back to NCHW first."""
     rank = x.dim()
     dim %= rank
-    if dim == rank - 1:
+    if dim == rank - 1 and rank != 4:
         return NotImplemented  # already what XNNPACK takes
     perm = list(range(rank))
     perm[dim], perm[-1] = perm[-1], perm[dim]
-    return torch.softmax(x.permute(perm), dim=-1).permute(perm)
+    moved = x.permute(perm) if dim != rank - 1 else x
+    rows = torch.softmax(moved.reshape(-1, moved.shape[-1]), dim=-1).reshape(moved.shape)
+    return rows.permute(perm) if dim != rank - 1 else rows
 
 
 def layer_norm_4d(

@@ -39,8 +39,10 @@ def to_reference(value: np.ndarray, shape: tuple, perms: dict) -> np.ndarray | N
 
 
 def with_nhwc(perms: dict[int, tuple]) -> dict[int, tuple]:
-    """`perms` for a runtime that may keep feature maps NHWC (LiteRT)."""
-    return {**perms, 4: tuple(perms.get(4, (None,))) + (NHWC_TO_NCHW,)}
+    """`perms` for a runtime that may keep feature maps NHWC (LiteRT). Added once: a family
+    whose form is channels-last already lists it, and a repeat would count as two fits."""
+    declared = tuple(perms.get(4, (None,)))
+    return {**perms, 4: declared if NHWC_TO_NCHW in declared else (*declared, NHWC_TO_NCHW)}
 
 
 def _permuted(shape: tuple, perm) -> tuple:

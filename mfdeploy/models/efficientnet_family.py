@@ -14,6 +14,12 @@ from mfdeploy.models.efficientnet_lite import (
 from mfdeploy.models.registry import PRETRAINED, ModelFamily
 
 NAME = "efficientnet_lite0"
+#: ImageNet-1k top-1 (%) of the float model, TensorFlow's EfficientNet-Lite release
+PUBLISHED_TOP1 = 75.1
+
+
+def variant_facts(variant: str) -> tuple[dict, dict[str, str]]:
+    return {"published_top1": PUBLISHED_TOP1}, {"published top-1": f"{PUBLISHED_TOP1}%"}
 
 
 def build(variant: str, weights: str | Path | None = None, num_classes: int | None = None):
@@ -35,4 +41,5 @@ FAMILY = ModelFamily(
     weights_file=lambda weights: pretrained_weights_path() if weights == PRETRAINED else None,
     yardstick=True,
     onnx_fuse_activations=True,
+    variant_facts=variant_facts,
 )

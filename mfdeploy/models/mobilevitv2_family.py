@@ -7,6 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from mfdeploy.errors import MfdeployError, UnknownVariantError
+from mfdeploy.models import mobilevitv2_layers as layers
 from mfdeploy.models.mobilevitv2 import (
     PREPROCESSING,
     VARIANT_NAMES,
@@ -69,5 +70,11 @@ FAMILY = ModelFamily(
     model_name=lambda variant: variant,
     aliases=_alias,
     to_deploy=deploy_form,
+    module_anchors=lambda variant, form: layers.module_anchors(get_spec(variant), form),
+    anchor_shapes=lambda variant, res, batch, classes: layers.anchor_shapes(
+        get_spec(variant), res, batch, classes
+    ),
+    anchor_layouts=layers.anchor_layouts,
+    reference_hooks=layers.reference_hooks,
     variant_facts=variant_facts,
 )

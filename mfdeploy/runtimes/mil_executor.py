@@ -9,7 +9,8 @@ Semantics:
   transpose, slicing, concat, activations, constexpr dequantisation, ...) are run through it:
   coremltools' own numpy definition of the op, fed with the runtime values.
 - The compute-heavy ops that have none (conv, linear, matmul, softmax, layer_norm, pooling,
-  reductions, cast, quantize / dequantize, classify) are implemented here.
+  reductions, cast, quantize / dequantize, classify) are implemented here, and the
+  activations coremltools leaves without one (gelu, silu).
 - Every op's result is stored in the dtype the program declares for it, so a float16
   program keeps float16 values between ops (an fp16 overflow shows up as inf exactly where
   the program would overflow). Elementwise ops compute in that dtype; matmul / conv / linear
@@ -240,6 +241,14 @@ def _gelu(op, v: Values) -> np.ndarray:
     )
 
 
+def _silu(op, v: Values) -> np.ndarray:
+    """x * sigmoid(x) (MobileViTv2's activation; coremltools gives it no value_inference),
+    in float32: exp(-x) overflowing to inf for very negative x gives -0, never NaN."""
+    x = _accumulator(v["x"])
+    with np.errstate(over="ignore"):
+        return x / (1.0 + np.exp(-x))
+
+
 def _axis_shape(v: Values, x: np.ndarray, key: str) -> np.ndarray:
     """Per-axis scale / zero point broadcast against x (scalars stay scalars)."""
     value = np.asarray(v[key])
@@ -292,6 +301,7 @@ IMPLEMENTED: dict[str, OpFn] = {
     "avg_pool": _pool("avg"),
     "max_pool": _pool("max"),
     "gelu": _gelu,
+    "silu": _silu,
     "quantize": _quantize,
     "dequantize": _dequantize,
     "cast": _cast,
