@@ -170,3 +170,23 @@ def test_an_interrupt_inside_an_import_is_a_cancel_not_a_missing_extra(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         export_pkg.export_artifact("onnx", "26m", out=tmp_path / "out")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_a_signal_during_converter_imports_is_acted_on_after_them():
+    """A native extension's initialisation must not see the interrupt (nanobind aborts on
+    it): the signal is noted and raised only when the imports are done."""
+    from mfdeploy.export import _signals_deferred
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    finished_inside = []
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt), _signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler would have run here
+            finished_inside.append(True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert finished_inside == [True]

@@ -8,8 +8,12 @@ imported inside `export`, so listing targets stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -71,6 +75,43 @@ def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C / SIGTERM noted, not raised, for the duration; acted on right after.
+
+    An exception raised while a native extension initialises (onnx's nanobind enums call
+    back into Python) is not unwound: nanobind terminates the process (SIGABRT), so a signal
+    must not be raised there. Elsewhere (the main thread only) nothing changes.
+    """
+    received: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    try:
+        previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                    for s in watched}  # fmt: skip
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received:
+        handler = previous[received[0]]
+        if callable(handler):
+            handler(received[0], None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), received[0])
+
+
+def _import_converters(module: ModuleType) -> None:
+    """Import the target's converter packages (its CONVERTERS) before anything is staged; a
+    missing one is left for the export to report with its extra's name."""
+    for name in getattr(module, "CONVERTERS", ()):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
 def export_artifact(
     target: str,
     variant: str | None = None,
@@ -107,6 +148,8 @@ def export_artifact(
         source = load_source(name, weights, resolution, entry.name)
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     out_dir = Path(out) if out else default_out_dir(source, target, precision)
+    with _signals_deferred():
+        _import_converters(module)
     with staged_directory(out_dir, force=force, inputs=inputs) as staging:
         try:
             manifest = module.export(source, staging, precision=precision, **kwargs)

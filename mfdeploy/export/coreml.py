@@ -46,6 +46,8 @@ from mfdeploy.export.scopes import fx_anchor_names
 from mfdeploy.labels import class_labels
 
 MODEL_FILE = "model.mlpackage"
+#: imported before staging, with signals held back (export_artifact)
+CONVERTERS = ("coremltools",)
 PRECISIONS = ("fp32", "fp16", "int8-weights", "int8")
 MIN_IOS = (16, 17, 18)
 DEFAULT_MIN_IOS = 16

@@ -41,6 +41,8 @@ from mfdeploy.export.common import (
 )
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 
+#: imported before staging, with signals held back (export_artifact)
+CONVERTERS = ("executorch.exir",)
 PRECISIONS = ("fp32", "fp16", "int8")
 MODEL_FILE = "model.pte"
 PACKAGES = ("executorch", "torchao")

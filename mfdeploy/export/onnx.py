@@ -23,6 +23,8 @@ from mfdeploy.export import onnx_quant as quant
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
 from mfdeploy.export.int8_sensitivity import float_plan
 
+#: imported before staging, with signals held back (export_artifact)
+CONVERTERS = ("onnx", "onnxruntime")
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 # offered to compare against, not recommended to ship (reports list them apart)
 COMPARISON_PRECISIONS = ("int8-dynamic",)

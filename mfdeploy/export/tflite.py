@@ -49,6 +49,8 @@ from mfdeploy.export.common import (
 )
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 
+#: imported before staging, with signals held back (export_artifact)
+CONVERTERS = ("litert_torch",)
 PRECISIONS = ("fp32", "fp16", "int8-weights", "int8")
 MODEL_FILE = "model.tflite"
 LAYOUTS = ("nhwc", "nchw")
