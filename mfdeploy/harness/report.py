@@ -164,7 +164,7 @@ def machine() -> dict:
 
 def _row_line(row: dict) -> str:
     """One console line per finished row."""
-    name = f"{row['model']} {row['target']} {row['precision']}"
+    name = _label(row)
     if row["error"]:
         return f"[red]ERROR[/red] {name}: {row['error']} (log: {row['log']})"
     v, b = row["verify"], row["bench"]
@@ -206,7 +206,7 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
     )
     with _progress(console) as progress, pool:
         task = progress.add_task("export + verify", total=len(jobs))
-        progress.update(task, description=f"{_label(jobs[0])}: export + verify")
+        progress.update(task, description=f"{_label(rows[0])}: export + verify")
         for index, (job, done) in enumerate(pool.results()):
             row = rows[index]
             _take_export(row, done)
@@ -216,7 +216,7 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
                     progress.console.print(steplog.tail(job.log), markup=False, highlight=False)
             progress.advance(task)
             if index + 1 < len(jobs):
-                progress.update(task, description=f"{_label(jobs[index + 1])}: export + verify")
+                progress.update(task, description=f"{_label(rows[index + 1])}: export + verify")
     measured = [r for r in rows if not r["error"]]
     console.print(
         f"2/2 bench {len(measured)} artifacts, one at a time, {opts.threads} thread(s)",
@@ -225,8 +225,7 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
     with _progress(console) as progress:
         task = progress.add_task("bench", total=len(measured))
         for row in measured:
-            progress.update(task, description=f"{row['model']} {row['target']} "
-                            f"{row['precision']}: bench")  # fmt: skip
+            progress.update(task, description=f"{_label(row)}: bench")
             _bench_row(row, opts)
             progress.console.print(_row_line(row), highlight=False)
             if row["error"] and not opts.verbose:
@@ -236,8 +235,8 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
     return rows
 
 
-def _label(job: ExportJob) -> str:
-    return f"{job.model} {job.target} {job.precision}"
+def _label(row: dict) -> str:
+    return f"{row['model']} {row['target']} {row['precision']}"
 
 
 def build_report(variant: str, out: Path, opts: ReportOptions | None = None) -> dict:

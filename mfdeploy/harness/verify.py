@@ -6,6 +6,7 @@ says, plus seeded random inputs (they reach parts of the input space photos do n
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,14 +140,12 @@ def _reference_logits(
 ) -> np.ndarray:
     """The reference's logits on `inputs`, reused when the same weights (sha256 checked by
     reference_model) already ran on the same inputs in this process."""
-    import hashlib
-
     import torch
 
-    identity = f"{manifest.model}:{manifest.source_checkpoint_sha256 or ''}"
+    sha = manifest.source_checkpoint_sha256
     digest = hashlib.sha256(np.ascontiguousarray(inputs).tobytes()).hexdigest()
-    key = (identity, digest, batch)
-    if manifest.source_checkpoint_sha256 and key in _EXPECTED:
+    key = (f"{manifest.model}:{sha}", digest, batch)
+    if sha and key in _EXPECTED:
         return _EXPECTED[key]
 
     def ref_fn(x: np.ndarray) -> np.ndarray:
@@ -154,9 +153,10 @@ def _reference_logits(
             return reference(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
     expected = run_static_batches(inputs, batch, ref_fn)
-    if len(_EXPECTED) >= _EXPECTED_MAX:
-        _EXPECTED.pop(next(iter(_EXPECTED)))
-    _EXPECTED[key] = expected
+    if sha:  # without a recorded sha256 the weights' identity is unknown: not kept
+        if len(_EXPECTED) >= _EXPECTED_MAX:
+            _EXPECTED.pop(next(iter(_EXPECTED)))
+        _EXPECTED[key] = expected
     return expected
 
 
