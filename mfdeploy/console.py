@@ -14,7 +14,8 @@ T = TypeVar("T")
 
 # Wide when piped (CI logs, files), so tables are not squeezed into 80 columns.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-stderr = Console(stderr=True)
+# Messages are never broken mid-path: the terminal (or the log reader) wraps them.
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

@@ -88,6 +88,16 @@ def test_nchw_layout_option(tmp_path, fixture_inputs, reference_26m):
     assert max_abs(open_runtime(path).run(fixture_inputs), reference_26m(fixture_inputs)) <= 1e-4
 
 
+def test_cli_export_console_holds_only_its_own_lines(tmp_path):
+    """The converters' load-time and native chatter (torchao's CUDA kernels, absl's banner,
+    the flatbuffer op count) stays off the console: what remains is mfdeploy's two lines."""
+    argv = ["export", "--target", "tflite", "--variant", "26m", "--out", str(tmp_path / "a")]
+    proc = subprocess.run([sys.executable, "-m", "mfdeploy", *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["converting", "wrote"], lines
+
+
 def test_cli_unknown_precision_is_one_line_exit_2(tmp_path):
     proc = subprocess.run(
         [

@@ -20,9 +20,10 @@ from typing import Any
 
 from mfdeploy.artifact import Manifest, check_output, staged_directory
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.common import SourceModel, finish_artifact
+from mfdeploy.export.common import SourceModel, finish_artifact, output_discarded
 from mfdeploy.models import load_source
 from mfdeploy.models.registry import resolve_model_args
+from mfdeploy.photos import images_in
 
 # target -> (module, pip extra)
 TARGETS: dict[str, tuple[str, str]] = {
@@ -105,11 +106,13 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _import_converters(module: ModuleType) -> None:
-    """Import the target's converter packages (its CONVERTERS) before anything is staged; a
-    missing one is left for the export to report with its extra's name."""
-    for name in getattr(module, "CONVERTERS", ()):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+    """Import the target's converter packages (its CONVERTERS) before anything is staged,
+    their load-time chatter discarded; a missing one is left for the export to report with
+    its extra's name (its import is retried there, with its error)."""
+    with output_discarded():
+        for name in getattr(module, "CONVERTERS", ()):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
 
 
 def export_artifact(
@@ -146,6 +149,8 @@ def export_artifact(
     if source is None:
         entry, name = resolve_model_args(model, variant)
         source = load_source(name, weights, resolution, entry.name)
+    if options.get("calib") and "calib" in accepted:
+        images_in(options["calib"])  # a bad photo directory is refused before any work
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     out_dir = Path(out) if out else default_out_dir(source, target, precision)
     with _signals_deferred():

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import os
+import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,30 @@ from mfdeploy.models import SYNTHETIC, SourceModel
 from mfdeploy.models.source import export_module
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import Preprocessing, preprocess_batch
+
+
+@contextlib.contextmanager
+def output_discarded() -> Iterator[None]:
+    """fds 1 and 2 to /dev/null for the duration, Python warnings ignored: what converter
+    packages print from native code (absl logs, torchao's missing CUDA kernels) is not the
+    user's; their failures still arrive as Python exceptions."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = os.dup(1), os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def tool_versions(*packages: str) -> dict[str, str]:

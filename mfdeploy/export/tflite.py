@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +44,7 @@ from mfdeploy.export.common import (
     base_manifest,
     calibration_inputs,
     export_module,
+    output_discarded,
 )
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 
@@ -91,12 +90,7 @@ def quiet():
     """litert-torch and the quantizer print progress and absl logs; keep the CLI readable."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    with (
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")
+    with output_discarded():
         yield
 
 
