@@ -13,6 +13,7 @@ from mfdeploy.models.mobilevitv2_deploy import (
     MobileViTv2Layout,
     to_deploy_mobilevitv2,
 )
+from mfdeploy.models.registry import get_family
 from tests.conftest import FIXTURES, max_abs
 
 LAYOUTS = ["", "features=nchw"]
@@ -138,8 +139,13 @@ def test_deploy_constants_do_not_depend_on_the_thread_count(synthetic_050):
 def test_layout_parse_and_rejects_nonsense():
     assert MobileViTv2Layout.parse("") == MobileViTv2Layout()
     assert MobileViTv2Layout().nhwc and not MobileViTv2Layout.parse("features=nchw").nhwc
-    assert MobileViTv2Layout.for_target("tflite").nhwc
-    assert not MobileViTv2Layout.for_target("onnx").nhwc
+    family = get_family("mobilevitv2")
+    assert family.form_for_target("deploy", "onnx") == "deploy:features=nchw"
+    assert family.form_for_target("deploy", "tflite") == "deploy:features=nhwc"
+    assert family.form_for_target("deploy", "coreml") == "deploy"
+    for explicit in ("deploy:features=nhwc", "reference"):  # the user's choice is kept
+        assert family.form_for_target(explicit, "onnx") == explicit
+    assert get_family("mobile_former").form_for_target("deploy", "onnx") == "deploy"
     assert set(LAYOUT_CHOICES) == {"features"}
     for bad in ("features=nhcw", "colour=red", "features", "softmax=exp"):
         with pytest.raises(ValueError):
@@ -181,17 +187,16 @@ def test_litert_export_is_rank_4_one_xnnpack_partition_and_matches(synthetic_050
 
 @pytest.mark.slow
 def test_onnx_export_is_rank_4_transpose_free_and_matches(synthetic_050, tmp_path):
-    """The ONNX layout (features=nchw, one-hot conv unfold): rank <= 4 and no Transpose."""
+    """`mfdeploy export --target onnx` takes ONNX's layout by itself (features=nchw, one-hot
+    conv unfold): rank <= 4 and no Transpose."""
     import onnxruntime as ort
 
-    from mfdeploy.export.onnx import check, simplify, torch_to_onnx
+    from mfdeploy.export import export_artifact
     from mfdeploy.harness.inspect import audit
 
-    deploy = to_deploy_mobilevitv2(synthetic_050, 256, MobileViTv2Layout.for_target("onnx"))
-    model = simplify(torch_to_onnx(deploy, torch.zeros(1, 3, 256, 256), False))[0]
-    check(model)
-    path = tmp_path / "model.onnx"
-    path.write_bytes(model.SerializeToString())
+    out, manifest = export_artifact("onnx", model="mobilevitv2_050", out=tmp_path / "a")
+    assert manifest.form == "deploy:features=nchw"
+    path = out / "model.onnx"
     report = audit(path)
     assert report.passed and report.max_rank <= 4, report.violations
     assert "Transpose" not in report.ops

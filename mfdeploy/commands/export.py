@@ -40,9 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--form",
         default="deploy",
-        help="deploy (default): the export-friendly form; reference: the authors' arithmetic; "
-        "MobileViTv2 only: deploy:features=nchw is ONNX Runtime's measured layout (default "
-        "nhwc, LiteRT's; docs/mobilevitv2.md)",
+        help="deploy (default): the export-friendly form, in the layout measured fastest on "
+        "the target's runtime (MobileViTv2: features=nchw on ONNX, nhwc elsewhere); "
+        "deploy:LAYOUT forces one (e.g. deploy:features=nhwc); reference: the authors' "
+        "arithmetic (docs/mobilevitv2.md)",
     )
     parser.add_argument(
         "--batch",

@@ -151,6 +151,8 @@ def export_artifact(
         source = load_source(name, weights, resolution, entry.name)
     if options.get("calib") and "calib" in accepted:
         images_in(options["calib"])  # a bad photo directory is refused before any work
+    if "form" in accepted:  # plain "deploy": the layout measured fastest on this target
+        options["form"] = source.entry.form_for_target(options.get("form") or "deploy", target)
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     out_dir = Path(out) if out else default_out_dir(source, target, precision)
     with _signals_deferred():

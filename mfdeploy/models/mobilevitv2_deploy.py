@@ -34,8 +34,6 @@ from mfdeploy.models.deploy import ConvNHWC, fold_conv_bn
 from mfdeploy.models.layouts import parse_layout_items
 
 LAYOUT_CHOICES: dict[str, tuple[str, ...]] = {"features": ("nhwc", "nchw")}
-# The layout measured fastest for each exporter target (docs/mobilevitv2.md).
-TARGET_LAYOUTS: dict[str, str] = {"tflite": "features=nhwc", "onnx": "features=nchw"}
 
 
 @dataclass(frozen=True)
@@ -72,11 +70,6 @@ class MobileViTv2Layout:
     def parse(cls, spec: str) -> MobileViTv2Layout:
         """From "features=nchw" (empty: the default)."""
         return cls(**parse_layout_items(spec, LAYOUT_CHOICES, "MobileViTv2 layout"))
-
-    @classmethod
-    def for_target(cls, target: str) -> MobileViTv2Layout:
-        """The measured-fastest layout for an exporter target (the default otherwise)."""
-        return cls.parse(TARGET_LAYOUTS.get(target, ""))
 
 
 def _out_size(size: int, stride: int) -> int:

@@ -59,6 +59,10 @@ def variant_facts(variant: str) -> tuple[dict, dict[str, str]]:
     return {"published_top1": top1}, {"published top-1": f"{top1}%"}
 
 
+#: the deploy layout measured fastest on each exporter's runtime (docs/mobilevitv2.md); the
+#: other targets take the default (channels-last)
+TARGET_LAYOUTS: dict[str, str] = {"tflite": "features=nhwc", "onnx": "features=nchw"}
+
 FAMILY = ModelFamily(
     name="mobilevitv2",
     title="MobileViTv2",
@@ -70,6 +74,7 @@ FAMILY = ModelFamily(
     model_name=lambda variant: variant,
     aliases=_alias,
     to_deploy=deploy_form,
+    target_layouts=TARGET_LAYOUTS,
     module_anchors=lambda variant, form: layers.module_anchors(get_spec(variant), form),
     anchor_shapes=lambda variant, res, batch, classes: layers.anchor_shapes(
         get_spec(variant), res, batch, classes

@@ -46,6 +46,9 @@ class ModelFamily:
     aliases: Callable[[str], str | None] = lambda name: None  # user spelling -> variant
     weights_file: Callable[[str], Path | None] = lambda weights: None  # PRETRAINED -> file
     to_deploy: Callable[[nn.Module, int, str], nn.Module] | None = None  # (model, res, layout)
+    #: exporter target -> the deploy-form layout measured fastest on its runtime, used when
+    #: the user asks for plain "deploy" (targets not listed get the family's default layout)
+    target_layouts: dict[str, str] = dataclasses.field(default_factory=dict)
     module_anchors: Callable[[str, str], list[ModuleAnchor]] | None = None  # (variant, form)
     anchor_shapes: Callable[[str, int, int, int], dict[str, tuple]] | None = None
     anchor_layouts: Callable[[str], dict[int, tuple]] = lambda form: {3: (None,), 4: (None,)}
@@ -63,6 +66,12 @@ class ModelFamily:
     @property
     def has_deploy_form(self) -> bool:
         return self.to_deploy is not None
+
+    def form_for_target(self, form: str, target: str) -> str:
+        """`form` as exported to `target`: plain "deploy" takes the target's measured layout
+        ("deploy:features=nchw" for MobileViTv2 on ONNX); an explicit layout is kept."""
+        layout = self.target_layouts.get(target)
+        return f"deploy:{layout}" if form == "deploy" and layout else form
 
     def resolve(self, name: str) -> str | None:
         """The canonical variant for a user's spelling, or None when it is not this family's."""
