@@ -34,6 +34,10 @@ from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
 
 #: a slow backend (the Core ML MIL executor's numpy emulation) times fewer runs
 ROW_BUDGET_S = 8.0
+#: an emulated executor's timings say nothing of a device (bench.EMULATED_EXECUTORS): a
+#: short look is enough to draw it apart, and the main job's time goes to real runtimes
+EMULATED_BUDGET_S = 2.0
+EMULATED_WARMUP = 1
 
 
 @dataclass
@@ -127,10 +131,14 @@ def _take_export(row: dict, done: ExportDone) -> None:
 def _bench_row(row: dict, opts: ReportOptions) -> None:
     """Latency, peak RSS and size from a fresh worker process (nothing else runs meanwhile)."""
     start = time.perf_counter()
+    warmup, budget = opts.warmup, opts.budget_s
+    if row["verify"]["executor"] in bench.EMULATED_EXECUTORS:
+        warmup = min(warmup, EMULATED_WARMUP)
+        budget = min(budget or EMULATED_BUDGET_S, EMULATED_BUDGET_S)
     try:
         with steplog.captured(Path(row["log"]), enabled=not opts.verbose):
             measured = bench.run_worker(
-                Path(row["artifact"]), opts.threads, opts.runs, opts.warmup, opts.budget_s
+                Path(row["artifact"]), opts.threads, opts.runs, warmup, budget
             )
     except MfdeployError as exc:
         row["error"] = str(exc)
@@ -140,7 +148,7 @@ def _bench_row(row: dict, opts: ReportOptions) -> None:
     row["bench"].update(
         threads=opts.threads,
         runs=measured.get("runs", opts.runs),
-        warmup=measured.get("warmup", opts.warmup),
+        warmup=measured.get("warmup", warmup),
     )
     row["seconds"]["bench"] = round(time.perf_counter() - start, 1)
 
@@ -174,6 +182,17 @@ def _row_line(row: dict) -> str:
     return (
         f"{verdict} {name}: {sqnr:.1f} dB, {b['latency_ms']['median']:.2f} ms, "
         f"{b['model_bytes'] / 1e6:.1f} MB ({spent})"
+    )
+
+
+def _verified_line(row: dict, done: int, total: int) -> str:
+    """Phase 1's line for a row (where no live progress display shows)."""
+    v = row["verify"]
+    verdict = "pass" if v["passed"] else "FAIL"
+    spent = ", ".join(f"{k} {s:.0f} s" for k, s in row["seconds"].items())
+    return (
+        f"[{done}/{total}] {_label(row)}: exported, verify {verdict} "
+        f"{v['metrics']['sqnr_db']:.1f} dB ({spent})"
     )
 
 
@@ -214,6 +233,8 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
                 progress.console.print(_row_line(row), highlight=False)
                 if job.capture:
                     progress.console.print(steplog.tail(job.log), markup=False, highlight=False)
+            elif not console.is_terminal:  # no live bar in a log file: one line per row
+                progress.console.print(_verified_line(row, index + 1, len(jobs)), highlight=False)
             progress.advance(task)
             if index + 1 < len(jobs):
                 progress.update(task, description=f"{_label(rows[index + 1])}: export + verify")
