@@ -190,3 +190,19 @@ def test_a_signal_during_converter_imports_is_acted_on_after_them():
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert finished_inside == [True]
+
+
+def test_converter_output_is_discarded_at_both_levels_and_restored(capfd):
+    """Python prints (to whatever sys.stdout is) and native writes to fds 1 and 2 vanish
+    while a converter runs; the streams work again afterwards."""
+    from mfdeploy.export.common import output_discarded
+
+    with output_discarded():
+        print("python stdout")
+        print("python stderr", file=sys.stderr)
+        os.write(1, b"native stdout\n")
+        os.write(2, b"native stderr\n")
+    print("after")
+    os.write(2, b"native after\n")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("after\n", "native after\n")

@@ -30,9 +30,10 @@ from mfdeploy.preprocessing import Preprocessing, preprocess_batch
 
 @contextlib.contextmanager
 def output_discarded() -> Iterator[None]:
-    """fds 1 and 2 to /dev/null for the duration, Python warnings ignored: what converter
-    packages print from native code (absl logs, torchao's missing CUDA kernels) is not the
-    user's; their failures still arrive as Python exceptions."""
+    """stdout and stderr to /dev/null for the duration, at the file descriptors (native code)
+    and at sys.stdout / sys.stderr (Python `print`, also when those are not fds 1 and 2),
+    Python warnings ignored: what converter packages print (absl logs, torchao's missing
+    CUDA kernels, progress) is not the user's; their failures arrive as exceptions."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     saved = os.dup(1), os.dup(2)
@@ -40,7 +41,12 @@ def output_discarded() -> Iterator[None]:
     try:
         os.dup2(null, 1)
         os.dup2(null, 2)
-        with warnings.catch_warnings():
+        with (
+            open(os.devnull, "w", encoding="utf-8") as sink,
+            contextlib.redirect_stdout(sink),
+            contextlib.redirect_stderr(sink),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
