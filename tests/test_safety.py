@@ -192,7 +192,6 @@ def test_a_signal_during_converter_imports_is_acted_on_after_them():
     assert finished_inside == [True]
 
 
-
 def test_converter_native_output_is_discarded_and_restored(capfd):
     """Native writes to fds 1 and 2 vanish while a converter runs; they work again after."""
     from mfdeploy.export.common import output_discarded
