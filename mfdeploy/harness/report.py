@@ -178,18 +178,23 @@ def _row_line(row: dict) -> str:
     v, b = row["verify"], row["bench"]
     verdict = "[green]pass[/green]" if v["passed"] else "[red]FAIL[/red]"
     sqnr = v["metrics"]["sqnr_db"]
-    spent = ", ".join(f"{k} {s:.0f} s" for k, s in row["seconds"].items())
+    spent = _spent(row)
     return (
         f"{verdict} {name}: {sqnr:.1f} dB, {b['latency_ms']['median']:.2f} ms, "
         f"{b['model_bytes'] / 1e6:.1f} MB ({spent})"
     )
 
 
+def _spent(row: dict) -> str:
+    """Seconds per step of a row, as the console lines show them."""
+    return ", ".join(f"{k} {s:.0f} s" for k, s in row["seconds"].items())
+
+
 def _verified_line(row: dict, done: int, total: int) -> str:
     """Phase 1's line for a row (where no live progress display shows)."""
     v = row["verify"]
     verdict = "pass" if v["passed"] else "FAIL"
-    spent = ", ".join(f"{k} {s:.0f} s" for k, s in row["seconds"].items())
+    spent = _spent(row)
     return (
         f"[{done}/{total}] {_label(row)}: exported, verify {verdict} "
         f"{v['metrics']['sqnr_db']:.1f} dB ({spent})"
