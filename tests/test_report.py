@@ -57,6 +57,9 @@ def test_report_writes_md_json_and_real_plots(tmp_path, monkeypatch, capsys):
     assert "1/2 export + verify" in err and "2/2 bench" in err
     # no live progress display off a terminal: phase 1 prints a line per verified row
     assert err.count(": exported, verify pass") == len(rows), err
+    # each such line whole (not wrapped at 80 columns in a log file): it ends with its timings
+    lines = [line for line in err.splitlines() if "exported, verify" in line]
+    assert all(line.rstrip().endswith(" s)") for line in lines), lines
     for name in ("latency.png", "parity_vs_latency.png", "size_vs_latency.png"):
         image = Image.open(out / name)
         assert image.size[0] == WIDTH_IN * DPI and image.size[1] >= 300

@@ -45,12 +45,15 @@ def _fileno(stream) -> int | None:
 
 
 def job_console() -> Console:
-    """A console on a copy of the current stderr: still the terminal while steps are captured."""
+    """A console on a copy of the current stderr: still the terminal while steps are captured.
+
+    Soft-wrapped: in a log file an 80-column wrap would split one row's line in two.
+    """
     fd = _fileno(sys.stderr)
     if fd is None:
-        return Console(file=sys.stderr)
+        return Console(file=sys.stderr, soft_wrap=True)
     stream = os.fdopen(os.dup(fd), "w", buffering=1)
-    return Console(file=stream, force_terminal=sys.stderr.isatty() or None)
+    return Console(file=stream, force_terminal=sys.stderr.isatty() or None, soft_wrap=True)
 
 
 @contextlib.contextmanager
