@@ -16,8 +16,8 @@ import pytest
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import export_artifact
-from mfdeploy.export import onnx as onnx_export
 from mfdeploy.export import onnx_quant as quant
+from mfdeploy.export.common import DEFAULT_CALIB_COUNT
 from mfdeploy.export.onnx_drift import tensor_drift
 from mfdeploy.harness.inspect import audit
 from mfdeploy.metrics import SQNR_CAP_DB, cosine, sqnr_db
@@ -81,7 +81,7 @@ def test_int8_recipe_is_recorded_and_applied(artifacts):
     manifest = Manifest.load(artifacts["int8"])
     extra = manifest.extra
     available = len(resolve_images(None, "calibration"))
-    assert extra["calibration_images"] == min(available, onnx_export.DEFAULT_CALIB_COUNT)
+    assert extra["calibration_images"] == min(available, DEFAULT_CALIB_COUNT)
     assert extra["recipe"] == quant.DEFAULT_RECIPE and extra["calibration_method"] == "minmax"
     assert extra["quantized_op_types"] == ["Conv"] and extra["quantized_nodes"] > 20
     model = onnx.load(str(artifacts["int8"] / "model.onnx"))

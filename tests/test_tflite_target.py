@@ -12,7 +12,7 @@ from torch import nn
 from mfdeploy.artifact import Manifest, path_sha256
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import export_artifact
-from mfdeploy.export import tflite as tflite_export
+from mfdeploy.export.common import DEFAULT_CALIB_COUNT
 from mfdeploy.harness.inspect import audit
 from mfdeploy.metrics import cosine, sqnr_db
 from mfdeploy.models.source import export_module, load_source
@@ -158,7 +158,7 @@ def test_int8_has_int8_io_with_params_in_manifest_and_runtime_gives_float_logits
         assert (spec.scale, spec.zero_point) == pytest.approx(details["quantization"])
     assert manifest.input.layout == "NHWC" and manifest.input.shape == [1, 224, 224, 3]
     available = len(resolve_images(None, "calibration"))
-    assert manifest.extra["calibration_images"] == min(available, tflite_export.DEFAULT_CALIB_COUNT)
+    assert manifest.extra["calibration_images"] == min(available, DEFAULT_CALIB_COUNT)
     out = open_runtime(int8).run(photos[:2])
     assert out.dtype == np.float32 and out.shape == (2, 1000)
 

@@ -13,12 +13,12 @@ import importlib
 import inspect
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mfdeploy.artifact import Manifest, check_output, staged_directory
+from mfdeploy.artifact import Manifest, check_output, seal, staged_directory
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import SourceModel, finish_artifact, output_discarded
 from mfdeploy.models import load_source
@@ -36,7 +36,7 @@ TARGETS: dict[str, tuple[str, str]] = {
 # Options every export takes (the rest belong to one target's `export`).
 COMMON_OPTIONS = ("precision", "form")
 
-__all__ = ["TARGETS", "default_out_dir", "export_artifact", "target_module"]
+__all__ = ["TARGETS", "default_out_dir", "export_artifact", "source_model", "target_module"]
 
 
 def target_module(target: str) -> ModuleType:
@@ -115,6 +115,17 @@ def _import_converters(module: ModuleType) -> None:
                 importlib.import_module(name)
 
 
+def source_model(
+    model: str | None,
+    variant: str | None,
+    weights: str | Path | None = None,
+    resolution: int | None = None,
+) -> SourceModel:
+    """The registry model `model` / `variant` names (`resolve_model_args`) with `weights`."""
+    entry, name = resolve_model_args(model, variant)
+    return load_source(name, weights, resolution, entry.name)
+
+
 def export_artifact(
     target: str,
     variant: str | None = None,
@@ -126,6 +137,7 @@ def export_artifact(
     source: SourceModel | None = None,
     model: str | None = None,
     force: bool = False,
+    review: Callable[[Path, Manifest], None] | None = None,
     **options: Any,
 ) -> tuple[Path, Manifest]:
     """checkpoint -> model -> exporter -> artifact dir (written atomically).
@@ -134,7 +146,9 @@ def export_artifact(
     does not take are ignored here; the command line refuses them (`refused_options`).
     `out` is checked before any work (`check_output`): an existing path that is not an
     artifact is refused unless `force`, and never one that holds the weights or the
-    calibration photos.
+    calibration photos. `review(staging, manifest)` runs on the complete, sealed staging
+    directory before it moves into place: it may add to `manifest.extra` (sealed again
+    after it) or raise, which discards the staging directory and leaves `out` as it was.
     """
     module = target_module(target)
     if precision not in module.PRECISIONS:
@@ -146,9 +160,7 @@ def export_artifact(
     inputs = (weights, options.get("calib"))
     if out:
         check_output(out, force=force, inputs=inputs)
-    if source is None:
-        entry, name = resolve_model_args(model, variant)
-        source = load_source(name, weights, resolution, entry.name)
+    source = source or source_model(model, variant, weights, resolution)
     if options.get("calib") and "calib" in accepted:
         images_in(options["calib"])  # a bad photo directory is refused before any work
     if "form" in accepted:  # plain "deploy": the layout measured fastest on this target
@@ -170,4 +182,7 @@ def export_artifact(
                 f"(pip install 'mfdeploy[{extra}]')"
             ) from None
         finish_artifact(staging, manifest)
+        if review is not None:
+            review(staging, manifest)
+            seal(staging, manifest)
     return out_dir, manifest

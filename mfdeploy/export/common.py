@@ -105,15 +105,22 @@ def finish_artifact(staging: Path, manifest: Manifest) -> Manifest:
     return seal(staging, manifest)
 
 
+#: calibration photos per int8 export (every target): spread over every photo source
+#: (resolve_images); the last quarter is held out to score the float set (int8_sensitivity)
+DEFAULT_CALIB_COUNT = 32
+
+
 def calibration_inputs(
     calib: str | Path | None, count: int | None, prep: Preprocessing
 ) -> np.ndarray:
-    """Real photos (never the evaluation split) preprocessed exactly as at inference."""
-    paths = resolve_images(calib, "calibration", count)
+    """Real photos (never the evaluation split) preprocessed exactly as at inference;
+    `count` None takes DEFAULT_CALIB_COUNT."""
+    paths = resolve_images(calib, "calibration", count or DEFAULT_CALIB_COUNT)
     return preprocess_batch(progress(paths, "preprocessing calibration images"), prep)
 
 
 __all__ = [
+    "DEFAULT_CALIB_COUNT",
     "SourceModel",
     "base_manifest",
     "calibration_inputs",

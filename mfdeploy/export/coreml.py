@@ -55,7 +55,6 @@ W8A8_MIN_IOS = 17
 INPUT_NAME = "input"
 IMAGE_INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
-DEFAULT_CALIB_COUNT = 32
 WEIGHT_THRESHOLD = 2048
 AUTHOR = "mfdeploy"
 LICENSE = "Apache-2.0 (model code); weights: see the source checkpoint's licence"
@@ -300,7 +299,7 @@ def export(
     if precision == "int8":
         from mfdeploy.export.coreml_w8a8 import quantize_w8a8
 
-        calib_batch = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+        calib_batch = calibration_inputs(calib, calib_count, prep)
         module, extra["w8a8"], plan = quantize_w8a8(
             module,
             calib_batch,

@@ -46,7 +46,6 @@ CONVERTERS = ("executorch.exir",)
 PRECISIONS = ("fp32", "fp16", "int8")
 MODEL_FILE = "model.pte"
 PACKAGES = ("executorch", "torchao")
-DEFAULT_CALIB_COUNT = 32  # as the other int8 targets
 IDENTITY_METHOD = "mfdeploy_identity"
 
 
@@ -125,7 +124,7 @@ def export(
     res = prep.resolution
     calibration = None
     if precision == "int8":  # read the photos first: bad input fails before slow work
-        calibration = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+        calibration = calibration_inputs(calib, calib_count, prep)
     import executorch.exir  # noqa: F401  (fail early when the extra is missing)
 
     module = export_module(source, form).eval()

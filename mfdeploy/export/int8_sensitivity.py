@@ -145,10 +145,15 @@ def candidates(module: nn.Module) -> list[str]:
     return list(candidate_groups(module))
 
 
+def measured(spec: str | None) -> bool:
+    """Whether --int8-float `spec` asks for the float set to be measured ("auto", the default)."""
+    return spec is None or spec.strip().lower() == "auto"
+
+
 def parse_float_modules(spec: str | None, module: nn.Module) -> tuple[str, ...] | None:
     """--int8-float: None / "auto" = measure; "none" = every module int8; else a comma list
     of module paths (each must exist in the model)."""
-    if spec is None or spec.strip().lower() == "auto":
+    if measured(spec):
         return None
     if spec.strip().lower() == "none":
         return ()
@@ -435,11 +440,15 @@ def measure_float_plan(
     calibration: np.ndarray,
     *,
     target_sqnr: float = DEFAULT_TARGET_SQNR,
+    memo: dict[frozenset[str], float] | None = None,
 ) -> FloatPlan:
     """Measure each candidate's simulated int8 cost and choose the float set (module doc).
 
-    `calibration`: (N, 3, R, R) float32 photos in the module's input layout.
+    `calibration`: (N, 3, R, R) float32 photos in the module's input layout. `memo` keeps
+    each measured noise by int8 set for these weights and photos: a search for a higher
+    target (a runtime check asking for more float modules) re-evaluates only new sets.
     """
+    memo = {} if memo is None else memo
     groups = candidate_groups(module)
     fit_photos, score_photos = held_out_split(calibration)
     fit, score = torch.from_numpy(fit_photos), torch.from_numpy(score_photos)
@@ -454,9 +463,12 @@ def measure_float_plan(
         signal = float(np.mean(reference.astype(np.float64) ** 2))
 
         def noise_of(active: set[str]) -> float:
-            with sim.quantised(active):
-                out = logits_of(module, score)
-            return float(np.mean((out.astype(np.float64) - reference) ** 2))
+            key = frozenset(active)
+            if key not in memo:
+                with sim.quantised(active):
+                    out = logits_of(module, score)
+                memo[key] = float(np.mean((out.astype(np.float64) - reference) ** 2))
+            return memo[key]
 
         plan = search_float_set(groups, macs, noise_of, signal, target_sqnr)
     finally:
@@ -466,7 +478,10 @@ def measure_float_plan(
     return plan
 
 
-_MEASURED: dict[tuple[str, str, float], FloatPlan] = {}  # one process exporting many targets
+# One process exporting many targets: plans by (weights, photos, target), measured noises by
+# (weights, photos).
+_MEASURED: dict[tuple[str, str, float], FloatPlan] = {}
+_NOISES: dict[tuple[str, str], dict[frozenset[str], float]] = {}
 
 
 def float_plan(
@@ -487,7 +502,8 @@ def float_plan(
     photos = hashlib.sha256(np.ascontiguousarray(calibration, np.float32).tobytes()).hexdigest()
     key = (state_dict_sha256(module), photos, target)
     if key not in _MEASURED:
-        _MEASURED[key] = measure_float_plan(module, calibration, target_sqnr=target)
+        memo = _NOISES.setdefault(key[:2], {})
+        _MEASURED[key] = measure_float_plan(module, calibration, target_sqnr=target, memo=memo)
     else:
         info(f"int8: {_MEASURED[key].describe()} (measured earlier in this run)")
     return copy.deepcopy(_MEASURED[key])

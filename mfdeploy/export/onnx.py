@@ -31,7 +31,6 @@ COMPARISON_PRECISIONS = ("int8-dynamic",)
 OPSET = 18
 MODEL_FILE = "model.onnx"
 ORT_FILE = "model.ort"
-DEFAULT_CALIB_COUNT = 32
 # fp16: an op type goes back to float32 while the fp16 logits' cosine to fp32 on the probe
 # photos is below this (tighter than the 0.9995 acceptance threshold, for margin).
 FP16_MIN_COSINE = 0.9999
@@ -334,7 +333,7 @@ def export(
     res = prep.resolution
     calibration = probe = None
     if precision == "int8":  # read the photos first: bad input fails before slow work
-        calibration = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+        calibration = calibration_inputs(calib, calib_count, prep)
         probe, probe_source = calibration[:4], "calibration photos"
     elif precision == "fp16":
         probe, probe_source = probe_inputs(calib, prep)

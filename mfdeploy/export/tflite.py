@@ -57,7 +57,6 @@ PACKAGES = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 # Hybrid DEPTHWISE_CONV_2D (float input, int8 weights) is not an XNNPACK op: it would run in
 # LiteRT's reference kernels, outside the delegate (docs/int8.md), so it stays float.
 DYNAMIC_RANGE_OPS = ("FULLY_CONNECTED", "CONV_2D")
-DEFAULT_CALIB_COUNT = 32  # spread over every photo source (resolve_images)
 # int8 logits: the calibration range widened 3x about its centre (top logits must not clip).
 OUTPUT_RANGE_MARGIN = 3.0
 
@@ -180,7 +179,7 @@ def export(
     res = prep.resolution
     calibration = None
     if precision == "int8":  # read the photos first: bad input fails before slow work
-        calibration = calibration_inputs(calib, calib_count or DEFAULT_CALIB_COUNT, prep)
+        calibration = calibration_inputs(calib, calib_count, prep)
     import litert_torch  # noqa: F401  (fail early when the extra is missing)
 
     module = export_module(source, form)

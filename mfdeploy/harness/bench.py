@@ -149,7 +149,7 @@ def cached_artifact(
     whash: str | None = None,
 ) -> tuple[Path, bool]:
     """The artifact for this key, exported on a miss. Returns (dir, was_cached)."""
-    from mfdeploy.export import export_artifact
+    from mfdeploy.harness.int8_check import export_checked
 
     whash = whash or weights_hash(model, weights)
     out = (
@@ -161,7 +161,7 @@ def cached_artifact(
             open_artifact(out)  # sealed and intact, else exported again
             return out, True
     # The cache is mfdeploy's own directory: a broken entry there is replaced (force).
-    export_artifact(
+    export_checked(
         target, model, precision=precision, weights=weights, out=out, form=form, force=True
     )
     return out, False
