@@ -1,4 +1,5 @@
-"""`mfdeploy bundle` into copies of android_demo/ and ios_demo/ (26m, synthetic weights).
+"""`mfdeploy bundle` into copies of android_demo/ and ios_demo/ (26m, synthetic weights;
+the Android ExecuTorch slot with the fixture weights of `exported`).
 
 The apps are not compiled here (no Android SDK / Gradle / Swift toolchain); what is checked
 is the contract between the bundler and the app sources: file names read from the apps'
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mfdeploy.apps.bundle import APPS, read_contract
+from mfdeploy.apps.bundle import APPS, contract_targets, read_contract
 from mfdeploy.apps.golden import compare, model_input, tensor_sha256
 from mfdeploy.artifact import Manifest, path_sha256
 from mfdeploy.cli import main
@@ -44,7 +45,8 @@ def copy_app(app: str, dest: Path) -> Path:
     src = ROOT / APPS[app].default_dir
     project = dest / src.name
     shutil.copytree(src, project)
-    shutil.rmtree(project / read_contract(app, project).bundle_dir, ignore_errors=True)
+    for target in contract_targets(app, project):
+        shutil.rmtree(project / read_contract(app, project, target).bundle_dir, ignore_errors=True)
     return project
 
 
@@ -106,9 +108,11 @@ def test_app_code_reads_every_bundled_file_through_the_contract(bundled, app, so
         for p in project.glob(pattern)
         if p.name != Path(APPS[app].contract_file).name
     )
-    constants = {"android": ("MODEL", "MANIFEST", "LABELS", "GOLDEN", "SAMPLE_IMAGE")}.get(
-        app, ("model", "manifest", "labels", "golden", "sampleImage")
-    )
+    # Android reads the model through its engine's slot (BundleContract.LITERT / EXECUTORCH,
+    # see test_android_kotlin_slots_are_the_bundlers), the shared names directly.
+    constants = {
+        "android": ("MANIFEST", "LABELS", "GOLDEN", "SAMPLE_IMAGE", "SLOTS", "LITERT", "EXECUTORCH")
+    }.get(app, ("model", "manifest", "labels", "golden", "sampleImage"))
     for name in constants:
         assert reference.format(name) in code, f"{app} app never reads BundleContract.{name}"
     for name in contract.bundle_files:
@@ -339,3 +343,183 @@ def test_kotlin_core_reproduces_the_golden_tensor(bundled, tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "OK (" in result.stdout
+
+
+# ------------------------------------------- Android: the ExecuTorch engine's slot
+def _kotlin_consts(project: Path) -> dict[str, str]:
+    """BundleContract.kt's constants, read here with the test's own regex (not the bundler's)."""
+    text = (project / APPS["android"].contract_file).read_text()
+    return dict(re.findall(r'const val (\w+) = "([^"]*)"', text))
+
+
+@pytest.fixture(scope="module")
+def android_both(exported, tmp_path_factory):
+    """A copy of android_demo with an fp32 TFLite and an fp32 ExecuTorch artifact bundled (the
+    same 26m fixture weights), and the two artifacts."""
+    project = copy_app("android", tmp_path_factory.mktemp("android-both"))
+    made = {"tflite": exported("tflite", "fp32"), "executorch": exported("executorch", "fp32")}
+    for artifact in made.values():
+        assert main(["bundle", "--app", "android", str(artifact), "--project", str(project)]) == 0
+    return project, made
+
+
+def test_android_kotlin_slots_are_the_bundlers(android_both):
+    """The Kotlin Slot list (what the app opens) names the same directories and models as the
+    slots the bundler parses, and the ExecuTorch slot is the one the issue asks for."""
+    project, _ = android_both
+    consts = _kotlin_consts(project)
+    assert consts["EXECUTORCH_TARGET"] == "executorch"
+    assert consts["EXECUTORCH_MODEL"] == "model.pte"
+    assert (
+        consts["EXECUTORCH_BUNDLE_DIR"] == f"app/src/main/assets/{consts['EXECUTORCH_ASSET_DIR']}"
+    )
+    assert consts["BUNDLE_DIR"] == f"app/src/main/assets/{consts['ASSET_DIR']}"
+    text = (project / APPS["android"].contract_file).read_text()
+    calls = re.findall(r'Slot\(\s*"(\w+)",\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+)\s*\)', text)
+    assert [c[0] for c in calls] == ["LiteRT", "ExecuTorch"]
+    kotlin = [tuple(consts[name] for name in call[1:]) for call in calls]
+    assert [row[0] for row in kotlin] == contract_targets("android", project)
+    for target, bundle_dir, asset_dir, model in kotlin:
+        contract = read_contract("android", project, target)
+        assert (contract.bundle_dir, contract.model) == (bundle_dir, model)
+        assert bundle_dir == f"app/src/main/assets/{asset_dir}"
+    # The two slots are separate directories, neither inside the other (re-bundling one
+    # replaces its directory whole).
+    lite, et = (Path(row[1]) for row in kotlin)
+    assert lite != et and lite not in et.parents and et not in lite.parents
+    # build.gradle.kts keeps the .pte uncompressed and pulls in ExecuTorch's Android runtime.
+    gradle = (project / "app/build.gradle.kts").read_text()
+    assert 'noCompress += "pte"' in gradle and "libs.executorch.android" in gradle
+    toml = (project / "gradle/libs.versions.toml").read_text()
+    assert 'module = "org.pytorch:executorch-android"' in toml
+
+
+def test_executorch_bundle_lands_in_its_slot(android_both):
+    project, made = android_both
+    consts = _kotlin_consts(project)
+    folder = project / consts["EXECUTORCH_BUNDLE_DIR"]
+    expected = {consts[k] for k in ("EXECUTORCH_MODEL", "MANIFEST", "LABELS", "GOLDEN")}
+    expected.add(consts["SAMPLE_IMAGE"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
+    artifact = made["executorch"]
+    for name in ("model.pte", "manifest.json", "labels.txt"):
+        assert path_sha256(folder / name) == path_sha256(artifact / name), name
+    manifest = Manifest.load(folder)
+    assert manifest.target == "executorch" and manifest.model_file == "model.pte"
+    assert manifest.input.shape == [1, 3, 224, 224] and manifest.input.layout == "NCHW"
+    assert manifest.input.dtype == manifest.output.dtype == "float32"
+    assert not list(folder.parent.glob(".mfdeploy*"))  # no staging left
+
+
+def test_executorch_golden_is_reproduced_by_the_python_runtime(android_both):
+    project, _ = android_both
+    contract = read_contract("android", project, "executorch")
+    folder = project / contract.bundle_dir
+    golden = json.loads((folder / contract.golden).read_text())
+    manifest = Manifest.load(folder)
+    assert golden["runtime"]["runtime"] == "executorch" and golden["target"] == "executorch"
+    assert golden["artifact_sha256"] == path_sha256(folder / "model.pte")
+    assert golden["input"]["layout"] == "NCHW" and golden["input"]["shape"] == [1, 3, 224, 224]
+    assert golden["logit_tolerance"] > 0 and len(golden["top_k"]) == 5
+    nchw, x = model_input(folder / golden["sample_image"], manifest)
+    assert np.array_equal(nchw, x)  # NCHW: the app feeds the runtimes' own layout
+    logits = open_runtime(folder, beside=(contract.golden, contract.sample_image)).run(nchw)[0]
+    assert compare(golden, x, logits) == []
+    assert compare(golden, x, logits + 2 * golden["logit_tolerance"])  # not vacuous
+    assert compare(golden, x, np.roll(logits, 1))
+
+
+def test_executorch_golden_from_the_bare_runtime(android_both):
+    """The bundled .pte through executorch.runtime's Program / Method API (load, forward on
+    one float32 NCHW tensor, logits: what the app's Module.load / forward does), not the
+    adapter, gives the golden top-5."""
+    import torch
+    from executorch.runtime import Runtime
+
+    project, _ = android_both
+    folder = project / read_contract("android", project, "executorch").bundle_dir
+    golden = json.loads((folder / "golden.json").read_text())
+    _, x = model_input(folder / "sample.png", Manifest.load(folder))
+    method = Runtime.get().load_program(folder / "model.pte").load_method("forward")
+    logits = method.execute([torch.from_numpy(np.ascontiguousarray(x))])[0].numpy()[0]
+    assert compare(golden, x, logits) == []
+
+
+def test_the_two_engines_goldens_agree(android_both):
+    """Same weights, two runtimes: the LiteRT and ExecuTorch goldens name the same top-5
+    classes with logits within the fp32 tolerance, and their input tensors are the same
+    values in two layouts (NHWC / NCHW)."""
+    project, _ = android_both
+    goldens = {
+        t: json.loads(
+            (project / read_contract("android", project, t).bundle_dir / "golden.json").read_text()
+        )
+        for t in ("tflite", "executorch")
+    }
+    lite, et = goldens["tflite"], goldens["executorch"]
+    assert lite["runtime"]["runtime"] == "litert" and et["runtime"]["runtime"] == "executorch"
+    assert lite["input"]["layout"] == "NHWC" and et["input"]["layout"] == "NCHW"
+    assert lite["input"]["sum"] == pytest.approx(et["input"]["sum"], abs=1e-3)
+    tol = max(lite["logit_tolerance"], et["logit_tolerance"])
+    et_logits = {t["index"]: t["logit"] for t in et["top_k"]}
+    for entry in lite["top_k"]:
+        if entry["index"] in et_logits:
+            assert abs(et_logits[entry["index"]] - entry["logit"]) <= tol
+        else:  # a near-tie at the 5th place may swap
+            assert entry["logit"] <= min(et_logits.values()) + tol
+
+
+def test_tflite_and_executorch_bundles_coexist(android_both, capsys):
+    """Re-bundling one engine's artifact replaces its slot only: the other is byte-identical."""
+    project, made = android_both
+    dirs = {t: project / read_contract("android", project, t).bundle_dir for t in made}
+    for target, artifact in made.items():
+        other = dirs["executorch" if target == "tflite" else "tflite"]
+        before = path_sha256(other)
+        code, out, _ = run_cli(
+            capsys, "bundle", "--app", "android", str(artifact), "--project", str(project)
+        )
+        assert code == 0 and Path(out.strip()) == dirs[target]
+        assert path_sha256(other) == before
+    for target, folder in dirs.items():
+        contract = read_contract("android", project, target)
+        assert sorted(p.name for p in folder.iterdir()) == sorted(contract.bundle_files)
+        assert Manifest.load(folder).target == target
+
+
+def test_onnx_into_android_is_refused_and_nothing_is_written(
+    android_both, exported, tmp_path, capsys
+):
+    project, _ = android_both
+    onnx = exported("onnx", "fp32")
+    capsys.readouterr()  # the export's own progress lines
+    before = path_sha256(project)
+    fresh = copy_app("android", tmp_path)
+    for where in (project, fresh):
+        code, out, err = run_cli(
+            capsys, "bundle", "--app", "android", str(onnx), "--project", str(where)
+        )
+        assert code == 2 and out == ""
+        assert len(err.strip().splitlines()) == 1 and err.startswith("mfdeploy: error:"), err
+        assert "onnx artifact" in err and "tflite or executorch" in err
+    assert path_sha256(project) == before
+    assets = fresh / "app/src/main/assets"
+    assert sorted(p.name for p in assets.iterdir()) == [".gitkeep"]  # no bundle, no staging
+
+
+def test_float16_executorch_io_is_refused(android_both, tmp_path, capsys):
+    """The ExecuTorch engine feeds a FloatArray: a float16-I/O .pte (fp16 export) is refused
+    before anything is written (manifest edited: the check runs before the seal's)."""
+    project, made = android_both
+    art = _other_target(made["executorch"], tmp_path / "fp16", "executorch", "model.pte")
+    manifest = json.loads((art / "manifest.json").read_text())
+    manifest["input"]["dtype"] = "float16"
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    folder = project / read_contract("android", project, "executorch").bundle_dir
+    before = path_sha256(folder)
+    code, _, err = run_cli(
+        capsys, "bundle", "--app", "android", str(art), "--project", str(project)
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "float16 input" in err and "float32 tensors only" in err
+    assert path_sha256(folder) == before

@@ -26,9 +26,11 @@ android {
         targetCompatibility = JavaVersion.VERSION_17
     }
 
-    // The model is read into a direct buffer; keeping it uncompressed also allows mmap.
+    // The .tflite is read into a direct buffer and the .pte copied to a file for
+    // Module.load; kept uncompressed, both are read without inflating (and could be mmapped).
     androidResources {
         noCompress += "tflite"
+        noCompress += "pte"
     }
 }
 
@@ -36,6 +38,7 @@ dependencies {
     implementation(libs.litert)
     implementation(libs.litert.gpu)
     implementation(libs.litert.gpu.api)
+    implementation(libs.executorch.android)
     implementation(libs.androidx.activity)
 
     testImplementation(libs.junit)

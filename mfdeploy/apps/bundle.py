@@ -3,7 +3,10 @@
 Each app declares where it reads its bundle in ONE contract file (Kotlin `BundleContract.kt`,
 Swift `BundleContract.swift`, the web page's `bundle_contract.json`); this module parses that
 file instead of keeping its own list of names, so the app code and the bundler cannot drift
-apart.
+apart. An app running several targets has one slot (bundle directory, model name) per
+target: JSON `slots` for the web page, `X_TARGET` / `X_MODEL` / ... constants beside the
+unprefixed first slot in Kotlin (Android: LiteRT first, then ExecuTorch); each slot's
+bundle is written and replaced on its own, so the slots coexist.
 
 The bundle directory is written by `staged_directory`: everything (including the golden,
 computed by running the copied model on its Python runtime) is staged beside it and moved
@@ -70,8 +73,8 @@ APPS: dict[str, AppSpec] = {
 class Contract:
     """The app's bundle contract (values from its contract file)."""
 
-    target: str  # the artifact target the app runs ("tflite" / "coreml")
-    bundle_dir: str  # where the bundle goes, relative to the project root
+    target: str  # the artifact target this slot runs ("tflite" / "executorch" / "coreml")
+    bundle_dir: str  # where the slot's bundle goes, relative to the project root
     model: str
     manifest: str
     labels: str
@@ -91,8 +94,9 @@ def _snake(name: str) -> str:
 
 
 def read_contract(app: str, project: Path, target: str | None = None) -> Contract:
-    """The app's contract; for an app with one slot per target (web), `target`'s slot
-    (default: the first one)."""
+    """The app's contract; for an app with one slot per target (web, Android), `target`'s
+    slot (default: the first one). A target without a slot is refused here, with the slots
+    the app has in the message."""
     spec = app_spec(app)
     path = project / spec.contract_file
     if not path.is_file():
@@ -103,7 +107,7 @@ def read_contract(app: str, project: Path, target: str | None = None) -> Contrac
     if spec.constant is None:
         values = _json_contract(app, path, target)
     else:
-        values = {_snake(k): v for k, v in re.findall(spec.constant, path.read_text("utf-8"))}
+        values = _const_contract(app, path, spec.constant, target)
     fields = Contract.__dataclass_fields__
     missing = [f for f, d in fields.items() if d.default is MISSING and f not in values]
     if missing:
@@ -117,6 +121,64 @@ def read_contract(app: str, project: Path, target: str | None = None) -> Contrac
     return contract
 
 
+def contract_targets(app: str, project: Path) -> list[str]:
+    """The targets the app has a slot for, first (the default) first."""
+    read_contract(app, project)  # the project is the app, its first slot complete
+    spec = app_spec(app)
+    path = project / spec.contract_file
+    if spec.constant is None:
+        return list(json.loads(path.read_text("utf-8"))["slots"])
+    return list(_const_slots(_constants(path, spec.constant)))
+
+
+# What belongs to one slot (one engine's bundle); everything else is shared by all slots.
+SLOT_FIELDS = ("target", "bundle_dir", "asset_dir", "model", "io_dtype")
+
+
+def _constants(path: Path, pattern: str) -> dict[str, str]:
+    """A source contract's string constants, names in snake case (BUNDLE_DIR -> bundle_dir)."""
+    return {_snake(k): v for k, v in re.findall(pattern, path.read_text("utf-8"))}
+
+
+def _const_slots(consts: dict[str, str]) -> dict[str, str]:
+    """{target: name prefix}: `target` opens the first slot (unprefixed names), each
+    `x_target` another slot whose `x_model`, `x_bundle_dir`, ... replace the unprefixed ones.
+
+    Constants only, so the app's own contract file stays the single list of names and the
+    Python side needs no Kotlin / Swift parser beyond one regex.
+    """
+    slots = {consts["target"]: ""} if "target" in consts else {}
+    for name, value in consts.items():
+        if name.endswith("_target"):
+            slots.setdefault(value, name[: -len("target")])
+    return slots
+
+
+def _const_contract(app: str, path: Path, pattern: str, target: str | None) -> dict[str, str]:
+    """A Kotlin / Swift contract: the shared constants plus `target`'s slot (see _const_slots)."""
+    consts = _constants(path, pattern)
+    slots = _const_slots(consts)
+    if not slots:
+        raise MfdeployError(f"{path}: contract constants missing: target")
+    name = target or next(iter(slots))
+    if name not in slots:
+        raise _no_slot(app, name, list(slots))
+    prefix = slots[name]
+    if not prefix:
+        return consts
+    values = {k: v for k, v in consts.items() if k not in SLOT_FIELDS}
+    values.update({k[len(prefix) :]: v for k, v in consts.items() if k.startswith(prefix)})
+    return values
+
+
+def _no_slot(app: str, target: str, slots: list[str]) -> MfdeployError:
+    article = "an" if target[:1] in tuple("aeiou") else "a"
+    return MfdeployError(
+        f"{article} {target} artifact: the {app} app runs {' or '.join(slots)} models "
+        f"(export with --target {' or --target '.join(slots)})"
+    )
+
+
 def _json_contract(app: str, path: Path, target: str | None) -> dict[str, str]:
     """A JSON contract: shared string entries plus `slots`, one {bundle_dir, model, ...} per
     target the app runs; an artifact of a target without a slot is refused here."""
@@ -127,10 +189,7 @@ def _json_contract(app: str, path: Path, target: str | None) -> dict[str, str]:
     except (ValueError, KeyError, TypeError, StopIteration):
         raise MfdeployError(f"{path}: not a contract (a JSON object with slots)") from None
     if name not in slots:
-        raise MfdeployError(
-            f"a {name} artifact: the {app} app runs {' or '.join(slots)} models "
-            f"(export with --target {' or --target '.join(slots)})"
-        )
+        raise _no_slot(app, name, list(slots))
     shared = {k: v for k, v in data.items() if isinstance(v, str)}
     return {**shared, **slots[name], "target": name}
 
@@ -185,9 +244,10 @@ def check_artifact(app: str, artifact: Path, manifest: Manifest, contract: Contr
         )
     for kind, tensor in (("input", manifest.input), ("output", manifest.output)):
         if contract.io_dtype and tensor.dtype != contract.io_dtype:
+            hint = "--float-io" if contract.target == "tflite" else "a precision with float32 I/O"
             raise MfdeployError(
                 f"{artifact}: {tensor.dtype} {kind}; the {app} app feeds {contract.target} models "
-                f"{contract.io_dtype} tensors only (export with --float-io)"
+                f"{contract.io_dtype} tensors only (export with {hint})"
             )
     if manifest.input.shape[0] != 1 or len(manifest.input.shape) != 4:
         raise MfdeployError(
@@ -249,7 +309,7 @@ def bundle(
     artifact = Path(artifact)
     project = Path(project) if project else default_project(app)
     manifest = Manifest.load(artifact)
-    contract = read_contract(app, project, manifest.target)  # web: the target's slot
+    contract = read_contract(app, project, manifest.target)  # the target's slot
     check_artifact(app, artifact, manifest, contract)
     source = project / contract.sample_source
     if not source.is_file():

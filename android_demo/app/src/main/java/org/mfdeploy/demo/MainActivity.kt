@@ -7,7 +7,9 @@ import android.media.ExifInterface
 import android.net.Uri
 import android.os.Bundle
 import android.widget.Button
+import android.view.View
 import android.widget.ImageView
+import android.widget.RadioButton
 import android.widget.RadioGroup
 import android.widget.TextView
 import androidx.activity.ComponentActivity
@@ -16,14 +18,17 @@ import androidx.activity.result.contract.ActivityResultContracts
 import androidx.core.content.FileProvider
 import java.io.File
 import java.util.concurrent.Executors
+import org.mfdeploy.demo.core.BundleContract
 
 /**
- * One screen: the photo, CPU / GPU choice, top-5 with scores and the median inference time.
- * Inference runs on a background thread; the classifier is rebuilt when the choice changes.
+ * One screen: the photo, the engine (LiteRT / ExecuTorch, among those whose bundle is in the
+ * APK), CPU / GPU choice, top-5 with scores and the median inference time. Inference runs on
+ * a background thread; the engine is rebuilt when a choice changes.
  */
 class MainActivity : ComponentActivity() {
     private val worker = Executors.newSingleThreadExecutor()
-    private var classifier: Classifier? = null
+    private var engine: Engine? = null
+    private var slot: BundleContract.Slot? = null
     private var accelerator = Accelerator.CPU
     private var current: Bitmap? = null
     private lateinit var cameraFile: File
@@ -50,10 +55,10 @@ class MainActivity : ComponentActivity() {
         timing = findViewById(R.id.timing)
         cameraFile = File(File(cacheDir, "photos").apply { mkdirs() }, "camera.jpg")
 
+        setUpEngines(findViewById(R.id.engine))
         findViewById<RadioGroup>(R.id.delegate).setOnCheckedChangeListener { _, id ->
             accelerator = if (id == R.id.gpu) Accelerator.GPU else Accelerator.CPU
-            worker.execute { classifier?.close(); classifier = null }
-            current?.let { show(it) }
+            reopen()
         }
         findViewById<Button>(R.id.sample).setOnClickListener { showSample() }
         findViewById<Button>(R.id.pick).setOnClickListener {
@@ -65,12 +70,40 @@ class MainActivity : ComponentActivity() {
         showSample()
     }
 
-    private fun classifier(): Classifier =
-        classifier ?: Classifier(this, accelerator).also { classifier = it }
+    /** One radio button per bundled engine; the first bundled one is selected. */
+    private fun setUpEngines(group: RadioGroup) {
+        val bundled = Engine.bundled(this)
+        slot = bundled.firstOrNull()
+        val ids = HashMap<Int, BundleContract.Slot>()
+        for (s in bundled) {
+            val button = RadioButton(this).apply {
+                id = View.generateViewId()
+                text = s.engine
+            }
+            group.addView(button)
+            ids[button.id] = s
+            if (s === slot) group.check(button.id)
+        }
+        group.visibility = if (bundled.size > 1) View.VISIBLE else View.GONE
+        group.setOnCheckedChangeListener { _, id ->
+            slot = ids[id]
+            reopen()
+        }
+    }
+
+    private fun reopen() {
+        worker.execute { engine?.close(); engine = null }
+        current?.let { show(it) }
+    }
+
+    private fun engine(): Engine {
+        val chosen = slot ?: error("no model bundled")
+        return engine ?: Engine.open(this, chosen, accelerator).also { engine = it }
+    }
 
     private fun showSample() {
         worker.execute {
-            val result = runCatching { classifier().loadSample() }
+            val result = runCatching { engine().loadSample() }
             runOnUiThread { result.fold({ show(it) }, { fail(it) }) }
         }
     }
@@ -81,8 +114,8 @@ class MainActivity : ComponentActivity() {
         results.text = "…"
         worker.execute {
             val result = runCatching {
-                val c = classifier()
-                Pair(c.manifest, c.classify(bitmap))
+                val e = engine()
+                Pair(e.manifest, e.classify(bitmap))
             }
             runOnUiThread {
                 result.fold({ (manifest, r) ->
@@ -99,7 +132,8 @@ class MainActivity : ComponentActivity() {
     }
 
     private fun fail(error: Throwable) {
-        results.text = "Error: ${error.message}\nRun `mfdeploy bundle --app android ARTIFACT` first."
+        results.text = "Error: ${error.message}\nRun `mfdeploy bundle --app android ARTIFACT` first " +
+            "(a tflite or executorch artifact)."
     }
 
     /** A picked or captured photo, upright (EXIF orientation applied), ARGB_8888. */
@@ -121,7 +155,7 @@ class MainActivity : ComponentActivity() {
     }
 
     override fun onDestroy() {
-        worker.execute { classifier?.close() }
+        worker.execute { engine?.close() }
         worker.shutdown()
         super.onDestroy()
     }

@@ -8,21 +8,27 @@ import org.junit.Assume.assumeTrue
 import org.junit.Test
 
 /**
- * The bundled sample through this app's preprocessing on the JVM must give the golden tensor
- * (exact checksum): the Kotlin arithmetic equals mfdeploy/preprocessing.py's. Skipped until
- * `mfdeploy bundle --app android` has filled the bundle directory.
+ * Each bundled sample through this app's preprocessing on the JVM must give its golden tensor
+ * (exact checksum): the Kotlin arithmetic equals mfdeploy/preprocessing.py's, in the layout
+ * of each engine's model (NHWC for LiteRT, NCHW for ExecuTorch). Skipped until
+ * `mfdeploy bundle --app android` has filled at least one slot's bundle directory.
  */
 class GoldenFileTest {
-    // Gradle runs unit tests in the module directory (app/); BUNDLE_DIR is from the project root.
-    private val bundle = File("..", BundleContract.BUNDLE_DIR).takeIf { it.isDirectory }
-        ?: File(BundleContract.BUNDLE_DIR)
+    // Gradle runs unit tests in the module directory (app/); bundle dirs are from the project root.
+    private fun bundle(slot: BundleContract.Slot): File =
+        File("..", slot.bundleDir).takeIf { it.isDirectory } ?: File(slot.bundleDir)
 
     @Test
     fun sampleTensorMatchesTheGolden() {
-        val goldenFile = File(bundle, BundleContract.GOLDEN)
-        assumeTrue("not bundled yet: run mfdeploy bundle --app android", goldenFile.isFile)
-        val golden = Golden.parse(goldenFile.readText())
+        val bundled = BundleContract.SLOTS.filter { File(bundle(it), BundleContract.GOLDEN).isFile }
+        assumeTrue("not bundled yet: run mfdeploy bundle --app android", bundled.isNotEmpty())
+        for (slot in bundled) checkSlot(slot, bundle(slot))
+    }
+
+    private fun checkSlot(slot: BundleContract.Slot, bundle: File) {
+        val golden = Golden.parse(File(bundle, BundleContract.GOLDEN).readText())
         val manifest = ModelManifest.parse(File(bundle, BundleContract.MANIFEST).readText())
+        assertEquals(slot.target, manifest.target)
         val image = ImageIO.read(File(bundle, golden.sampleImage))
         val (w, h) = Pair(image.width, image.height)
         // The sample is shipped at the resized size, so the app skips its own resampling.
@@ -31,7 +37,7 @@ class GoldenFileTest {
         val pixels = image.getRGB(0, 0, w, h, null, 0, w)
         val x = Preprocessor.normalize(pixels, w, h, manifest.preprocessing, manifest.layout)
         val failures = GoldenCheck.compareInput(golden, x)
-        assertTrue(failures.joinToString("\n"), failures.isEmpty())
+        assertTrue(slot.engine + ": " + failures.joinToString("\n"), failures.isEmpty())
         assertEquals(parseLabels(File(bundle, BundleContract.LABELS).readText()).size, manifest.numClasses)
     }
 }
