@@ -46,9 +46,24 @@ MAX_EXPORTS = 3
 class _Short(Exception):
     """The staged artifact missed the bound (its staging directory is discarded)."""
 
-    def __init__(self, got_db: float) -> None:
+    def __init__(self, got_db: float, photos: int) -> None:
         super().__init__(f"{got_db:.1f} dB")
-        self.got_db = got_db
+        self.got_db, self.photos = got_db, photos
+
+
+class _HeldOut:
+    """The held-out calibration photos and the reference's logits for them, made once."""
+
+    def __init__(self, source: SourceModel, calib: str | None, count: int | None) -> None:
+        self._args = (source, calib, count)
+        self._pair: tuple[np.ndarray, np.ndarray] | None = None
+
+    def get(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pair is None:
+            source, calib, count = self._args
+            photos = held_out_photos(source, calib, count)
+            self._pair = photos, reference_logits(source, photos)
+        return self._pair
 
 
 def checked(target: str, precision: str, options: dict[str, Any]) -> bool:
@@ -94,15 +109,16 @@ def export_checked(
             resolution=resolution, source=source, **options,
         )  # fmt: skip
     source = source or source_model(model, variant, weights, resolution)
-    photos = held_out_photos(source, options.get("calib"), options.get("calib_count"))
-    expected = reference_logits(source, photos)
+    # read on the first check, after export_artifact has refused bad input (its checks
+    # come first, and its exporter has read these photos without error by then)
+    held_out = _HeldOut(source, options.get("calib"), options.get("calib_count"))
     bound = (
         default_thresholds("int8", target)["sqnr_db"] + MARGIN_DB if bound_db is None else bound_db
     )
     simulated = options.pop("int8_target_sqnr", None) or DEFAULT_TARGET_SQNR
     checks: list[dict] = []
     for attempt in range(1, MAX_EXPORTS + 1):
-        review = _review(photos, expected, bound, simulated, checks, last=attempt == MAX_EXPORTS)
+        review = _review(held_out, bound, simulated, checks, last=attempt == MAX_EXPORTS)
         try:
             return export_artifact(
                 target, precision=precision, source=source, int8_target_sqnr=simulated,
@@ -111,7 +127,7 @@ def export_checked(
         except _Short as short:
             simulated += bound - short.got_db + STEP_DB
             info(
-                f"int8 check: {short.got_db:.1f} dB on {len(photos)} held-out calibration photos "
+                f"int8 check: {short.got_db:.1f} dB on {short.photos} held-out calibration photos "
                 f"on {target}'s runtime, below {bound:.1f} dB: exporting again with the "
                 f"simulated target raised to {simulated:.1f} dB ({attempt + 1}/{MAX_EXPORTS})"
             )
@@ -119,8 +135,7 @@ def export_checked(
 
 
 def _review(
-    photos: np.ndarray,
-    expected: np.ndarray,
+    held_out: _HeldOut,
     bound: float,
     simulated: float,
     checks: list[dict],
@@ -133,6 +148,7 @@ def _review(
         plan = manifest.extra.get("int8_plan")
         if plan is None or plan.get("chosen_by") != "measured":
             return
+        photos, expected = held_out.get()
         runtime = open_runtime(staging)
         got = sqnr_db(expected, runtime.run(photos).astype(np.float32))
         candidates = plan.get("candidates", [])
@@ -162,7 +178,7 @@ def _review(
                 f"below {bound:.1f} dB after {len(checks)} exports: kept; verify judges it"
             )
         else:
-            raise _Short(got)
+            raise _Short(got, len(photos))
 
     return review
 
