@@ -523,3 +523,35 @@ def test_float16_executorch_io_is_refused(android_both, tmp_path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "float16 input" in err and "float32 tensors only" in err
     assert path_sha256(folder) == before
+
+
+def test_a_second_family_bundles_with_its_own_preprocessing(exported, tmp_path, capsys):
+    """MobileViTv2-0.5 (bicubic, short side 288, crop 256, [0, 1] without mean / std) into
+    the Android app: the shipped sample, cropped and scaled the app's way, is the family's
+    preprocessing of the original photo, and the golden holds on the bundled model."""
+    artifact = exported("tflite", "fp32", model="mobilevitv2_050")
+    project = copy_app("android", tmp_path)
+    code, _, err = run_cli(
+        capsys, "bundle", "--app", "android", str(artifact), "--project", str(project)
+    )
+    assert code == 0, err
+    folder = bundle_dir("android", project)
+    contract = read_contract("android", project)
+    manifest = Manifest.load(folder)
+    prep = Preprocessing.from_dict(manifest.preprocessing)
+    assert (prep.interpolation, prep.resize, prep.resolution) == ("bicubic", 288, 256)
+    assert list(prep.mean) == [0.0, 0.0, 0.0] and list(prep.std) == [1.0, 1.0, 1.0]
+    original = load_image(project / contract.sample_source)
+    shipped = load_image(folder / contract.sample_image)
+    assert min(shipped.size) == 288
+    assert np.array_equal(
+        normalize(np.asarray(center_crop(shipped, prep)), prep), preprocess(original, prep)
+    )
+    golden = json.loads((folder / contract.golden).read_text())
+    nchw, x = model_input(folder / contract.sample_image, manifest)
+    assert (
+        golden["input"]["shape"] == [1, 256, 256, 3]
+        and tensor_sha256(x) == golden["input"]["sha256"]
+    )
+    logits = open_runtime(folder, beside=(contract.golden, contract.sample_image)).run(nchw)[0]
+    assert compare(golden, x, logits) == [] and compare(golden, x, np.roll(logits, 1))
