@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from mfdeploy.harness.plots import DPI, WIDTH_IN
@@ -137,3 +139,22 @@ def test_export_pool_keeps_order_and_fails_only_the_broken_row(tmp_path, monkeyp
     # the report's verify and bench find these in the cache: no second export
     again, cached = bench.cached_artifact("mobile_former_26m", "onnx", "fp32", whash=whash)
     assert cached and again == onnx_fp32.artifact
+
+
+@pytest.mark.parametrize("stream", ["in-memory", "file"])
+def test_job_console_keeps_a_long_line_whole(stream, tmp_path, monkeypatch):
+    """Off a terminal (a log file, CI, a test's capture) a row's line longer than 80 columns
+    stays one line: a wrapped line splits a path or a figure from its label."""
+    import io
+
+    from mfdeploy.harness import steplog
+
+    path = tmp_path / "err.log"
+    target = io.StringIO() if stream == "in-memory" else path.open("w")
+    monkeypatch.setattr(sys, "stderr", target)
+    line = "[1/2] mobile_former_294m executorch int8: " + "x" * 120 + " (export 391 s)"
+    console = steplog.job_console()
+    console.print(line, highlight=False)
+    console.file.flush()
+    text = target.getvalue() if stream == "in-memory" else path.read_text()
+    assert text.splitlines() == [line]

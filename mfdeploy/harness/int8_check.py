@@ -18,6 +18,7 @@ artifact that verified above 20 dB gave 21.0 dB or more.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,21 +50,6 @@ class _Short(Exception):
     def __init__(self, got_db: float, photos: int) -> None:
         super().__init__(f"{got_db:.1f} dB")
         self.got_db, self.photos = got_db, photos
-
-
-class _HeldOut:
-    """The held-out calibration photos and the reference's logits for them, made once."""
-
-    def __init__(self, source: SourceModel, calib: str | None, count: int | None) -> None:
-        self._args = (source, calib, count)
-        self._pair: tuple[np.ndarray, np.ndarray] | None = None
-
-    def get(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._pair is None:
-            source, calib, count = self._args
-            photos = held_out_photos(source, calib, count)
-            self._pair = photos, reference_logits(source, photos)
-        return self._pair
 
 
 def checked(target: str, precision: str, options: dict[str, Any]) -> bool:
@@ -111,7 +97,13 @@ def export_checked(
     source = source or source_model(model, variant, weights, resolution)
     # read on the first check, after export_artifact has refused bad input (its checks
     # come first, and its exporter has read these photos without error by then)
-    held_out = _HeldOut(source, options.get("calib"), options.get("calib_count"))
+    calib, count = options.get("calib"), options.get("calib_count")
+
+    @functools.cache
+    def held_out() -> tuple[np.ndarray, np.ndarray]:  # (photos, reference logits), made once
+        photos = held_out_photos(source, calib, count)
+        return photos, reference_logits(source, photos)
+
     bound = (
         default_thresholds("int8", target)["sqnr_db"] + MARGIN_DB if bound_db is None else bound_db
     )
@@ -135,7 +127,7 @@ def export_checked(
 
 
 def _review(
-    held_out: _HeldOut,
+    held_out: Callable[[], tuple[np.ndarray, np.ndarray]],
     bound: float,
     simulated: float,
     checks: list[dict],
@@ -148,7 +140,7 @@ def _review(
         plan = manifest.extra.get("int8_plan")
         if plan is None or plan.get("chosen_by") != "measured":
             return
-        photos, expected = held_out.get()
+        photos, expected = held_out()
         runtime = open_runtime(staging)
         got = sqnr_db(expected, runtime.run(photos).astype(np.float32))
         candidates = plan.get("candidates", [])
