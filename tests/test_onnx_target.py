@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
@@ -315,3 +316,39 @@ def test_inspect_cli(artifacts):
     )
     assert proc.returncode == 0, proc.stderr
     assert '"passed": true' in proc.stdout
+
+
+class _Residual(torch.nn.Module):
+    """conv -> relu6 -> conv, plus the block's input: the shape of an inverted residual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = torch.nn.Conv2d(8, 16, 1)
+        self.project = torch.nn.Conv2d(16, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.project(torch.clamp(self.expand(x), 0.0, 6.0))
+
+
+def test_int8_convs_all_fused_by_onnx_runtime(tmp_path):
+    """A conv whose input a float residual add also reads stays DequantizeLinear + float
+    Conv in ONNX Runtime's optimised graph when activations are int8; with the uint8
+    activations the exporter uses, ORT turns every quantised conv into QLinearConv."""
+    import onnxruntime as ort
+
+    from mfdeploy.export.onnx import torch_to_onnx
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), _Residual(), _Residual())
+    fp32, prepared, int8 = (tmp_path / f"{n}.onnx" for n in ("fp32", "prepared", "int8"))
+    onnx.save(torch_to_onnx(module.eval(), torch.randn(1, 3, 16, 16), False), fp32)
+    quant.prepare(fp32, prepared)
+    model = onnx.load(str(prepared))
+    plan = quant.make_plan(model, {}, quant.DEFAULT_RECIPE, (), "minmax", fuse_activations=True)
+    calibration = np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    quant.quantize_static_qdq(prepared, int8, calibration, plan)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    assert ops.count("QLinearConv") == 5 and "Conv" not in ops, ops

@@ -42,7 +42,7 @@ class Int8Plan:
     float_nodes: list[str] = field(default_factory=list)
     quantized_nodes: int = 0  # nodes of the quantised op types not excluded by scope
     weights: str = "int8 per-channel symmetric"
-    activations: str = "int8 per-tensor asymmetric"
+    activations: str = "uint8 per-tensor asymmetric"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -216,7 +216,15 @@ def quantize_static_qdq(
     plan: Int8Plan,
     batch: int = 1,
 ) -> None:
-    """Static QDQ: per-channel symmetric int8 weights, int8 activations, per `plan`."""
+    """Static QDQ: per-channel symmetric int8 weights, uint8 activations, per `plan`.
+
+    uint8 (not int8) activations: ONNX Runtime's x86 CPU EP fuses every DQ -> Conv -> Q into
+    QLinearConv (and residual adds into QLinearAdd) only for u8 x s8; with int8 activations
+    it converts what it can to uint8 and leaves a convolution whose input is shared with a
+    float op (a residual add) as DequantizeLinear + float Conv. Measured on
+    EfficientNet-Lite0: 48 of 48 convolutions fused instead of 34, 10.45 instead of 12.67
+    ms (fp32 11.27), the same SQNR (docs/onnx.md). NNAPI's QUANT8_ASYMM is uint8 as well.
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     methods = {
@@ -232,7 +240,7 @@ def quantize_static_qdq(
         op_types_to_quantize=plan.quantized_op_types,
         nodes_to_exclude=plan.float_nodes,
         per_channel=True,
-        activation_type=QuantType.QInt8,
+        activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=methods[plan.calibration_method],
         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
