@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,9 +112,10 @@ def test_summary_ships_the_fastest_passing_and_lists_failures():
     assert [f["row"] for f in s["failed"]] == ["m tflite fp16"]
 
 
-def test_export_pool_keeps_order_and_fails_only_the_broken_row(tmp_path, monkeypatch):
-    """Two rows at once in spawned workers, each exported and verified: results in submission
-    order, a bad cell is that row's error (one line, no traceback), the others go on."""
+def test_export_pool_reports_each_row_once_and_fails_only_the_broken_row(tmp_path, monkeypatch):
+    """Two rows at once in spawned workers, each exported and verified: every row comes back
+    once with its index, a bad cell is that row's error (one line, no traceback), the others
+    go on."""
     from mfdeploy.harness import bench
     from mfdeploy.harness.export_pool import ExportJob, ExportPool
 
@@ -127,9 +129,10 @@ def test_export_pool_keeps_order_and_fails_only_the_broken_row(tmp_path, monkeyp
     jobs = [job("pytorch", "int3"), job("pytorch", "fp32"), job("onnx", "fp32")]
     with ExportPool(jobs, workers=2) as pool:
         assert pool.workers == 2
-        done = list(pool.results())
-    assert [j for j, _ in done] == jobs
-    bad, torch_fp32, onnx_fp32 = (d for _, d in done)
+        finished = list(pool.results())
+    assert sorted(i for i, _, _ in finished) == [0, 1, 2]
+    assert all(jobs[i] is j for i, j, _ in finished)
+    bad, torch_fp32, onnx_fp32 = (d for _, _, d in sorted(finished, key=lambda f: f[0]))
     assert bad.artifact is None and "int3" in bad.error and "Traceback" not in bad.error
     for result, target in ((torch_fp32, "pytorch"), (onnx_fp32, "onnx")):
         assert result.error is None and result.artifact.parent == tmp_path / "cache"
@@ -139,6 +142,17 @@ def test_export_pool_keeps_order_and_fails_only_the_broken_row(tmp_path, monkeyp
     # the report's verify and bench find these in the cache: no second export
     again, cached = bench.cached_artifact("mobile_former_26m", "onnx", "fp32", whash=whash)
     assert cached and again == onnx_fp32.artifact
+
+
+def test_export_pool_starts_int8_rows_first():
+    """The long rows (static int8) start first, so none of them runs alone at the end; the
+    others keep their order."""
+    from mfdeploy.harness.export_pool import ExportJob, longest_first
+
+    cells = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp16"), ("tflite", "int8"),
+             ("onnx", "int8-dynamic")]  # fmt: skip
+    jobs = [ExportJob("m", None, t, p, "deploy", "h", Path(f"{t}-{p}.log")) for t, p in cells]
+    assert longest_first(jobs) == [1, 3, 0, 2, 4]
 
 
 @pytest.mark.parametrize("stream", ["in-memory", "file"])

@@ -230,8 +230,8 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
     )
     with _progress(console) as progress, pool:
         task = progress.add_task("export + verify", total=len(jobs))
-        progress.update(task, description=f"{_label(rows[0])}: export + verify")
-        for index, (job, done) in enumerate(pool.results()):
+        progress.update(task, description=f"{pool.workers} at a time: export + verify")
+        for finished, (index, job, done) in enumerate(pool.results(), start=1):
             row = rows[index]
             _take_export(row, done)
             if row["error"]:
@@ -239,10 +239,9 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
                 if job.capture:
                     progress.console.print(steplog.tail(job.log), markup=False, highlight=False)
             elif not console.is_terminal:  # no live bar in a log file: one line per row
-                progress.console.print(_verified_line(row, index + 1, len(jobs)), highlight=False)
+                progress.console.print(_verified_line(row, finished, len(jobs)), highlight=False)
             progress.advance(task)
-            if index + 1 < len(jobs):
-                progress.update(task, description=f"{_label(rows[index + 1])}: export + verify")
+            progress.update(task, description=f"last done: {_label(row)}")
     measured = [r for r in rows if not r["error"]]
     console.print(
         f"2/2 bench {len(measured)} artifacts, one at a time, {opts.threads} thread(s)",
