@@ -1,22 +1,23 @@
-"""What int8 can gain on this CPU at all: fp32 against static int8 on single-kind stacks of
-layers, on LiteRT / XNNPACK and on ONNX Runtime's CPU EP, timed interleaved in one process.
+"""What int8 can gain on this CPU at all: fp32 against int8 on single-kind stacks of layers,
+on LiteRT / XNNPACK and on ONNX Runtime's CPU EP, timed interleaved in one process.
 
     PYTHONPATH=. .venv/bin/python benchmarks/int8_kernels.py [--runs 60] [--warmup 10]
         [--threads 1] [--kernels pointwise conv3x3 depthwise linear]
 
-A whole network's int8 speed-up is bounded by its kernels': if XNNPACK's int8 GEMM on
-this CPU does only as many multiply-accumulates per second as its fp32 GEMM, no choice of
-float modules makes a model 1.5x faster. Each stack is exported twice through the
-project's own TFLite paths (`torch_to_tflite`; `full_integer_int8` with nothing kept
-float, int8 I/O, calibrated on seeded random inputs: ranges do not change the kernels'
-speed), checked to run in one XNNPACK partition. ONNX Runtime gets the same stacks through
-`torch_to_onnx` and onnxruntime's `quantize_static` (QDQ, per-channel symmetric int8
-weights) twice: int8 activations (s8s8) and uint8 activations (u8s8, what `mfdeploy export
---target onnx` ships), each run as the project's ONNX Runtime adapter runs it (session
-option `session.x64quantprecision` = 1: exact int16 sums on x86 without VNNI, see
-docs/onnx.md), and u8s8 once more in a default session ("u8s8-fast": the 16-bit sums that
-saturate). 1 thread everywhere. Prints MACs, median ms and GMAC/s per artifact and the
-speed-up over fp32 on the same runtime; writes benchmarks/results/int8_kernels.json.
+A whole network's int8 speed-up is bounded by its kernels': if XNNPACK's int8 GEMM on this
+CPU does only as many multiply-accumulates per second as its fp32 GEMM, no choice of float
+modules makes a model 1.5x faster. LiteRT gets each stack through the project's own TFLite
+paths: `torch_to_tflite` (fp32), `full_integer_int8` with nothing kept float (int8 I/O,
+calibrated on seeded random inputs: ranges do not change the kernels' speed) and
+`dynamic_range_int8` (int8-weights: activations quantised at run time, XNNPACK's qd8
+kernels), each checked to run in one XNNPACK partition. ONNX Runtime gets the dynamo export
+and onnxruntime's `quantize_static` (QDQ, per-channel symmetric int8 weights) with int8
+activations (s8s8) and with uint8 ones (u8s8, what `mfdeploy export --target onnx` ships),
+each run as the project's adapter runs it (`session.x64quantprecision` = 1: exact int16 sums
+on x86 without VNNI, docs/onnx.md), and u8s8 once more in a default session ("u8s8-fast":
+16-bit sums that saturate). 1 thread everywhere. Prints MACs, median ms and GMAC/s per
+artifact and the speed-up over fp32 on the same runtime; writes
+benchmarks/results/int8_kernels.json.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ import torch
 from torch import nn
 
 from mfdeploy.console import print_table
-from mfdeploy.export.tflite import NHWCInput, full_integer_int8, torch_to_tflite
+from mfdeploy.export.tflite import (
+    NHWCInput,
+    dynamic_range_int8,
+    full_integer_int8,
+    torch_to_tflite,
+)
 from mfdeploy.harness.inspect import xnnpack_partitions
 from mfdeploy.harness.report import machine
 
@@ -77,8 +83,9 @@ KERNELS = {
 }  # fmt: skip
 
 
-def export_pair(name: str, folder: Path) -> tuple[Path, Path]:
-    """fp32 and int8 .tflite of kernel stack `name` (NHWC input, like every artifact)."""
+def export_tflite(name: str, folder: Path) -> tuple[Path, Path, Path]:
+    """fp32, int8 and int8-weights (qd8) .tflite of kernel stack `name` (NHWC input, like
+    every artifact)."""
     make, shape, _ = KERNELS[name]
     torch.manual_seed(0)
     module = NHWCInput(make().eval())
@@ -89,7 +96,9 @@ def export_pair(name: str, folder: Path) -> tuple[Path, Path]:
     fp32, int8 = folder / f"{name}-fp32.tflite", folder / f"{name}-int8.tflite"
     torch_to_tflite(module, example, fp32)
     full_integer_int8(module, example, calibration, int8, float_modules="", float_io=False)
-    return fp32, int8
+    weights = folder / f"{name}-int8-weights.tflite"
+    dynamic_range_int8(fp32, weights)
+    return fp32, int8, weights
 
 
 def export_onnx(name: str, folder: Path) -> dict[str, Path]:
@@ -171,7 +180,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.kernels:
             print(f"exporting {name} (fp32, int8)", flush=True)
-            for precision, path in zip(("fp32", "int8"), export_pair(name, Path(tmp))):
+            precisions = ("fp32", "int8", "int8-weights")
+            for precision, path in zip(precisions, export_tflite(name, Path(tmp)), strict=True):
                 key = f"{name} {precision}"
                 interpreters[key] = open_interpreter(path, args.threads)
                 partitions[key] = xnnpack_partitions(open_interpreter(path, args.threads))
@@ -189,7 +199,7 @@ def main() -> None:
     rows, records = [], []
     for name in args.kernels:
         for runtime, base, variants in (
-            ("LiteRT", f"{name} fp32", (f"{name} int8",)),
+            ("LiteRT", f"{name} fp32", (f"{name} int8", f"{name} int8-weights")),
             (
                 "ONNX Runtime",
                 f"{name} ort-fp32",
