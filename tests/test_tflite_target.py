@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from mfdeploy.artifact import Manifest, path_sha256
@@ -194,6 +195,66 @@ def test_int8_is_really_integer_and_builtin_only(int8, artifacts):
     assert set(plan["float_modules"]) <= {c["module"] for c in plan["candidates"]}
     size = (int8 / "model.tflite").stat().st_size
     assert size < (artifacts["fp32"] / "model.tflite").stat().st_size
+
+
+def test_int8_runs_in_one_xnnpack_partition(int8):
+    # GELU / MAXIMUM the converter made int8 are float islands inside the delegate
+    report = audit(int8)
+    assert report.xnnpack_partitions == 1
+    assert "GELU" in report.ops and "MAXIMUM" in report.ops
+
+
+@pytest.mark.slow  # an EfficientNet-Lite0 int8 export (~1 min)
+def test_efficientnet_lite0_int8_runs_in_one_xnnpack_partition(exported):
+    assert audit(exported("tflite", "int8", "efficientnet_lite0")).xnnpack_partitions == 1
+
+
+class _FloatOnlyOps(nn.Module):
+    """linear -> GELU -> linear, MAXIMUM of two linears, linear: the shapes of the Former's
+    MLP and the dynamic ReLU, small."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 16)
+        self.a, self.b, self.out = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc2(nn.functional.gelu(self.fc1(x)))
+        return self.out(torch.maximum(self.a(x), self.b(x)))
+
+
+def test_float_islands_keep_int8_results_and_make_one_partition(tmp_path):
+    import litert_torch
+    from ai_edge_litert.interpreter import Interpreter
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    from mfdeploy.export import tflite_int8 as q8
+    from mfdeploy.harness.inspect import xnnpack_partitions
+
+    torch.manual_seed(0)
+    module, example = _FloatOnlyOps().eval(), torch.zeros(4, 16)
+    calibration = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)
+    graph, quantizer = q8.quantize_pt2e(module, example, calibration, "")
+    plain, islands = tmp_path / "plain.tflite", tmp_path / "islands.tflite"
+    converted = litert_torch.convert(graph, (example,), quant_config=QuantConfig(quantizer))
+    converted.export(str(plain))
+    q8.set_io_types(plain, "float32", None, None)
+    islands.write_bytes(plain.read_bytes())
+    assert q8.float_islands(islands) == 2  # the int8 GELU and the int8 MAXIMUM
+    assert q8.float_islands(islands) == 0  # nothing int8 of those types is left
+
+    def run(path):
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        partitions = xnnpack_partitions(interpreter)
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        interpreter.set_tensor(inp["index"], calibration[:4])
+        interpreter.invoke()
+        return partitions, interpreter.get_tensor(out["index"])
+
+    (before, want), (after, got) = run(plain), run(islands)
+    assert before > 1 and after == 1
+    scale = np.abs(want).max() / 127  # within a step or so of the int8 output
+    assert np.abs(got - want).max() <= 2 * scale
 
 
 @pytest.mark.slow  # a second int8 export (~70 s)

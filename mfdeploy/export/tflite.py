@@ -16,6 +16,9 @@ What each precision's model.tflite contains:
   Stays float32 (DEQUANTIZE -> float op -> QUANTIZE): ops litert-torch's quantizer has no
   int8 pattern for (add, softmax, layer norm, batch matmul) and the float modules, measured
   per model on the calibration photos (int8_sensitivity.py; `--int8-float` overrides).
+  Ops XNNPACK takes only in float (GELU, MAXIMUM, ...) that the converter made int8 become
+  DEQUANTIZE -> float op -> QUANTIZE (`float_islands`): the whole graph is one XNNPACK
+  partition.
   Input and output tensors are int8 with scale / zero point in the manifest (the output
   range is the calibration logits' range widened 3x); `--float-io` keeps float32 input and
   output.
@@ -146,6 +149,7 @@ def full_integer_int8(
         logits = q8.run_graph(graph, calibration, batch)
         edge = litert_torch.convert(graph, (example,), quant_config=QuantConfig(quantizer))
         edge.export(str(path))
+    islands = q8.float_islands(path)
     # Used only where the converted model's end is float (a float first / last layer).
     input_quant = q8.affine_int8(float(calibration.min()), float(calibration.max()))
     output_quant = q8.affine_int8(float(logits.min()), float(logits.max()), OUTPUT_RANGE_MARGIN)
@@ -155,6 +159,7 @@ def full_integer_int8(
         "weights": "int8 per-channel symmetric",
         "activations": "int8 per-tensor (histogram observers)",
         "float_modules": float_modules,
+        "xnnpack_float_islands": islands,
     }
     return inp, out, extra
 
@@ -217,8 +222,9 @@ def export(
         extra["contents"] = (
             f"int8 per-channel weights and int8 activations (static, calibrated); "
             f"{in_spec.dtype} input, {out_spec.dtype} output; float32 where litert-torch's "
-            f"quantizer has no int8 pattern (add, softmax, layer norm, batch matmul) and in "
-            f"the float modules ({plan.describe()})"
+            f"quantizer has no int8 pattern (add, softmax, layer norm, batch matmul), for "
+            f"the ops XNNPACK runs only in float (GELU, MAXIMUM, ...) and in the float "
+            f"modules ({plan.describe()})"
         )
         return _manifest(source, precision, form, in_spec, out_spec, extra)
     info(f"converting {source.name} ({form} form, {layout.upper()} input) with litert-torch")

@@ -12,12 +12,14 @@ Two things make the Mobile-Former graph go through:
   DEQUANTIZE, and the layout pass fails on it ("Attempting to convert non-NHWC compatible
   node to NHWC: dequantize_per_tensor"). One DEQUANTIZE per consumer is the same function.
 - `FloatModulesQuantizer`: modules matching a regex (by module path) are left in float.
+
+And one thing keeps the artifact in one XNNPACK partition: `float_islands` (see there).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -198,18 +200,140 @@ def set_io_types(
 ) -> tuple[dict, dict]:
     """Rewrite `path` so its input and output are `want`; quant params used when an int8
     end has to be added (a float input / output in the converted model)."""
-    import flatbuffers
-
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
-    if any(b.offset > 1 for b in model.buffers or []):
-        raise MfdeployError("int8 export: model with external buffers is not supported")
+    model = _load_model(path)
     graph = model.subgraphs[0]
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise MfdeployError("int8 export: expected one input and one output")
     inp = _convert_end(model, graph, "input", want, input_quant)
     out = _convert_end(model, graph, "output", want, output_quant)
+    _save_model(path, model)
+    return inp, out
+
+
+def _load_model(path: Path):
+    """The flatbuffer at `path` as an editable ModelT (buffers inside the file only)."""
+    model = _schema().ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    if any(b.offset > 1 for b in model.buffers or []):
+        raise MfdeployError("int8 export: model with external buffers is not supported")
+    return model
+
+
+def _save_model(path: Path, model) -> None:
+    import flatbuffers
+
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path.write_bytes(bytes(builder.Output()))
-    return inp, out
+
+
+# ---- ops XNNPACK takes only in float ------------------------------------------------------
+
+#: Builtin ops the XNNPACK delegate accepts in float32 / float16 only. The converter's static
+#: QDQ mode folds DEQUANTIZE -> op -> QUANTIZE into an int8 op even when the PT2E quantizer
+#: left the op unannotated (GELU and MAXIMUM between two int8 ops), and an int8 one of these
+#: runs in LiteRT's own kernels: each splits the graph into one more XNNPACK partition.
+XNNPACK_FLOAT_ONLY = (
+    "GELU",
+    "MAXIMUM",
+    "MINIMUM",
+    "DIV",
+    "PRELU",
+    "HARD_SWISH",
+    "SOFTMAX",
+)
+
+
+def _opcode_names() -> dict[int, str]:
+    ops = _schema().BuiltinOperator
+    return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def _constant_data(model, tensor) -> np.ndarray | None:
+    data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
+    return None if data is None or len(data) == 0 else np.asarray(data, np.uint8)
+
+
+def _dequantized_constant(model, graph, index: int) -> int:
+    """A float32 copy of the constant int8 tensor `index` (per-tensor or per-channel)."""
+    tensor = graph.tensors[index]
+    values = _constant_data(model, tensor).view(np.int8).astype(np.float32)
+    values = values.reshape(list(tensor.shape)) if len(tensor.shape) else values.reshape(())
+    q = tensor.quantization
+    scale = np.asarray(q.scale, np.float32)
+    zero = np.asarray(q.zeroPoint, np.float32)
+    if scale.size > 1:
+        axes = [1] * values.ndim
+        axes[q.quantizedDimension] = -1
+        scale, zero = scale.reshape(axes), zero.reshape(axes)
+    data = ((values - zero) * scale).astype(np.float32)
+    new = _new_tensor(model, graph, tensor, _schema().TensorType.FLOAT32, f"{tensor.name}_f32")
+    model.buffers[graph.tensors[new].buffer].data = np.frombuffer(data.tobytes(), np.uint8)
+    return new
+
+
+def _island(model, graph, op, dequantized: dict[int, int], dq: int, q: int) -> list:
+    """[DEQUANTIZE per int8 input, op in float32, QUANTIZE per int8 output]; `dequantized`
+    maps int8 tensors already given a float copy (one DEQUANTIZE per tensor)."""
+    schema = _schema()
+    int8 = schema.TensorType.INT8
+    before, after = [], []
+    inputs = list(op.inputs)
+    for k, index in enumerate(inputs):
+        if index < 0 or graph.tensors[index].type != int8:
+            continue
+        if index not in dequantized:
+            tensor = graph.tensors[index]
+            if _constant_data(model, tensor) is not None:
+                dequantized[index] = _dequantized_constant(model, graph, index)
+            else:
+                name = f"{tensor.name}_f32"
+                new = _new_tensor(model, graph, tensor, schema.TensorType.FLOAT32, name)
+                convert = schema.OperatorT()
+                convert.opcodeIndex, convert.inputs, convert.outputs = dq, [index], [new]
+                before.append(convert)
+                dequantized[index] = new
+        inputs[k] = dequantized[index]
+    outputs = list(op.outputs)
+    for k, index in enumerate(outputs):
+        tensor = graph.tensors[index]
+        if tensor.type != int8:
+            continue
+        new = _new_tensor(model, graph, tensor, schema.TensorType.FLOAT32, f"{tensor.name}_f32")
+        convert = schema.OperatorT()
+        convert.opcodeIndex, convert.inputs, convert.outputs = q, [new], [index]
+        after.append(convert)
+        outputs[k] = new
+    op.inputs, op.outputs = inputs, outputs
+    return [*before, op, *after]
+
+
+def float_islands(path: Path, ops: Sequence[str] = XNNPACK_FLOAT_ONLY) -> int:
+    """Rewrite every int8 op of a type in `ops` as DEQUANTIZE -> float32 op -> QUANTIZE,
+    the int8 tensors around it unchanged; returns how many ops were rewritten.
+
+    Rule (XNNPACK delegate): these op types are delegated in float only, while QUANTIZE and
+    DEQUANTIZE are delegated, so the float op stays inside the one XNNPACK subgraph instead
+    of splitting it. The arithmetic stays close to the int8 kernels' (LiteRT's int8 GELU is a
+    table of the float function; int8 MAXIMUM / MINIMUM compare values sharing one scale and
+    zero point): the int8 tensors' parameters are the calibrated ones either way."""
+    model = _load_model(path)
+    names = _opcode_names()
+    int8 = _schema().TensorType.INT8
+    rewritten = 0
+    for graph in model.subgraphs:
+        dq = _opcode(model, _schema().BuiltinOperator.DEQUANTIZE)
+        q = _opcode(model, _schema().BuiltinOperator.QUANTIZE)
+        dequantized: dict[int, int] = {}
+        operators = []
+        for op in graph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "")
+            if name in ops and any(graph.tensors[i].type == int8 for i in op.outputs):
+                operators += _island(model, graph, op, dequantized, dq, q)
+                rewritten += 1
+            else:
+                operators.append(op)
+        graph.operators = operators
+    if rewritten:
+        _save_model(path, model)
+    return rewritten
