@@ -296,3 +296,49 @@ def test_unknown_float_module_is_refused_before_lowering(tmp_path):
             calib_count=2,
         )
     assert not (tmp_path / "o").exists()
+
+
+# ---- export time ----------------------------------------------------------------------------
+
+
+class _ConvBridge(nn.Module):
+    """Convs (channels-last pass rewrites around them), a reshape / matmul / softmax / layer
+    norm bridge and a linear head: passes that change the graph and passes that find nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(x))
+        x = self.dw(x) + x
+        pixels = x.reshape(1, 8, 64)
+        attn = torch.softmax(pixels.transpose(1, 2) @ pixels, dim=1)
+        tokens = self.norm((pixels @ attn).mean(dim=2))
+        return self.head(tokens)
+
+
+def test_lazy_retraces_write_the_same_program(tmp_path):
+    """XNNPACK passes that change nothing skip their re-trace: the .pte is byte-identical to
+    the one the passes as shipped write, and it runs as the module does."""
+    from executorch.runtime import Runtime
+
+    from mfdeploy.export import executorch_lower as lower
+
+    torch.manual_seed(0)
+    module = _ConvBridge().eval()
+    example = torch.randn(1, 3, 16, 16)
+    written = {}
+    for lazy in (False, True):
+        with torch.no_grad():
+            program = lower.export_for_xnnpack(module, example)
+        path = tmp_path / f"lazy{lazy}.pte"
+        assert lower.lower_to_pte(program, path, lazy_retraces=lazy) == {}
+        written[lazy] = path.read_bytes()
+    assert written[True] == written[False]
+    method = Runtime.get().load_program(tmp_path / "lazyTrue.pte").load_method("forward")
+    out = method.execute([example])[0]
+    assert max_abs(out.numpy(), module(example).detach().numpy()) <= 1e-5
