@@ -342,3 +342,62 @@ def test_lazy_retraces_write_the_same_program(tmp_path):
     method = Runtime.get().load_program(tmp_path / "lazyTrue.pte").load_method("forward")
     out = method.execute([example])[0]
     assert max_abs(out.numpy(), module(example).detach().numpy()) <= 1e-5
+
+
+# ---- transposes inside the delegate ---------------------------------------------------------
+
+
+class _ResidualBridge(nn.Module):
+    """conv -> its pixels viewed (heads, channels, pixels) for a matmul with the pixels'
+    attention -> the product viewed back as a map and added to the conv output -> a conv and
+    the next such product of the sum: XNNPACK's layout changes around the residual add
+    (Mobile-Former's former -> mobile bridge then the next mobile -> former bridge, in ops
+    and shapes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.keys = nn.Linear(4, 4)
+        self.out = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        pixels = x.reshape(1, 2, 4, 64)
+        keys = self.keys(pixels.transpose(-1, -2))  # (1, 2, 64, 4)
+        attn = torch.softmax(keys @ pixels, dim=-1)  # (1, 2, 64, 64)
+        y = x + (pixels @ attn).reshape(1, 8, 8, 8)
+        again = (y.reshape(1, 2, 4, 64) @ attn).reshape(1, 8, 8, 8)  # the next bridge
+        return self.out(y) + y + again
+
+
+def test_residual_add_in_the_product_shape_saves_transposes(tmp_path):
+    """add_in_producer_shape: the residual add of a viewed matmul product runs in the
+    product's shape; the lowered program has fewer XNNPACK transposes, the same outputs."""
+    from executorch.runtime import Runtime
+
+    from mfdeploy.export import executorch_lower as lower
+    from mfdeploy.export.executorch_pte import read_program, xnnpack_nodes
+
+    torch.manual_seed(0)
+    module = _ResidualBridge().eval()
+    example = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        plain = lower.export_for_xnnpack(module, example, move_adds=False)
+        assert lower.add_in_producer_shape(plain.graph_module) == 1
+    transposes = {}
+    for move in (False, True):
+        with torch.no_grad():
+            program = lower.export_for_xnnpack(module, example, move_adds=move)
+        path = tmp_path / f"move{move}.pte"
+        assert lower.lower_to_pte(program, path) == {}
+        transposes[move] = xnnpack_nodes(read_program(path))["XNNStaticTranspose"]
+        out = Runtime.get().load_program(path).load_method("forward").execute([example])[0]
+        assert max_abs(out.numpy(), module(example).detach().numpy()) <= 1e-4
+    assert transposes[True] < transposes[False], transposes
+
+
+def test_fp32_26m_transposes_stay_bounded(exported):
+    """26m fp32 had 285 XNNPACK transposes before the residual adds moved (271 after); a
+    lowering change that brings layout changes back fails here."""
+    ops = audit(exported("executorch", "fp32")).ops
+    assert ops["xnnpack:XNNStaticTranspose"] <= 271, ops["xnnpack:XNNStaticTranspose"]

@@ -18,6 +18,9 @@ Each is rewritten here into ops the partitioner takes, as the same function:
 - sum over axes = the same 4-D mean times the element count, the summed axes moved last;
   any other mean = that 4-D mean, reshaped;
 - float16 GELU = its tanh form (within float16 rounding of the erf form).
+One rewrite is for speed, not coverage: a residual add of a viewed matmul product to a 4-D map
+that is itself viewed in the product's shape runs in that shape (`add_in_producer_shape`, one
+NHWC <-> NCHW transpose of the map fewer inside XNNPACK).
 The rules are about ops and shapes only, so they hold for any model.
 """
 
@@ -136,10 +139,76 @@ DECOMPOSITIONS = {
 }
 
 
-def export_for_xnnpack(module: torch.nn.Module, example: torch.Tensor):
-    """torch.export with the rewrites above applied (an ExportedProgram)."""
+_VIEWS = (aten.view.default, aten._unsafe_view.default, aten.reshape.default)
+
+
+def _shape(node) -> tuple[int, ...] | None:
+    val = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return tuple(val.shape) if isinstance(val, torch.Tensor) else None
+
+
+def add_in_producer_shape(graph_module: torch.fx.GraphModule) -> int:
+    """a + view(c, a.shape) -> view(view(a, c.shape) + c, a.shape) when a (4-D) is already
+    viewed as c's shape elsewhere; returns how many adds were moved.
+
+    The rule and why: XNNPACK holds a convolution's output `a` NHWC; a view of `a` makes it
+    convert `a` to NCHW (one transpose), and `a + view(c)` (c a matmul result, NCHW) made it
+    convert view(c) to NHWC (a second transpose of the feature map) and the sum back to NCHW
+    for the next view of it (a third). Added in c's shape the sum reuses a's NCHW copy and
+    stays NCHW; only a later convolution converts it (once). Elementwise, so the same
+    numbers bit for bit."""
+    moved = 0
+    order = {n: i for i, n in enumerate(graph_module.graph.nodes)}
+    for node in list(graph_module.graph.nodes):
+        if node.op != "call_function" or node.target != aten.add.Tensor or node.kwargs:
+            continue
+        if len(node.args) != 2 or not all(isinstance(x, torch.fx.Node) for x in node.args):
+            continue
+        for side in (0, 1):
+            a, b = node.args[side], node.args[1 - side]
+            shape = _shape(a)
+            if shape is None or len(shape) != 4 or _shape(b) != shape or _shape(node) != shape:
+                continue
+            if b.target not in _VIEWS or _shape(b.args[0]) in (None, shape):
+                continue
+            c = b.args[0]
+            if c.meta["val"].dtype != a.meta["val"].dtype:
+                continue
+            a_as_c = next(
+                (
+                    u
+                    for u in a.users
+                    if u.target in _VIEWS and _shape(u) == _shape(c) and order[u] < order[node]
+                ),
+                None,
+            )
+            if a_as_c is None:  # none, or only after the add: nothing to reuse
+                continue
+            graph = graph_module.graph
+            with graph.inserting_before(node):
+                pair = (a_as_c, c) if side == 0 else (c, a_as_c)
+                total = graph.call_function(aten.add.Tensor, pair)
+                total.meta = {**node.meta, "val": c.meta["val"]}
+                back = graph.call_function(aten.view.default, (total, list(shape)))
+                back.meta = dict(node.meta)
+            node.replace_all_uses_with(back)
+            graph.erase_node(node)
+            moved += 1
+            break
+    if moved:
+        graph_module.graph.lint()
+        graph_module.recompile()
+    return moved
+
+
+def export_for_xnnpack(module: torch.nn.Module, example: torch.Tensor, move_adds: bool = True):
+    """torch.export with the rewrites above applied (an ExportedProgram); `move_adds=False`
+    leaves out `add_in_producer_shape` (for the test that compares the two)."""
     program = torch.export.export(module, (example,))
-    return program.run_decompositions(dict(DECOMPOSITIONS))
+    program = program.run_decompositions(dict(DECOMPOSITIONS))
+    if move_adds:
+        add_in_producer_shape(program.graph_module)
+    return program
 
 
 @contextlib.contextmanager
