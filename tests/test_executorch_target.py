@@ -401,3 +401,41 @@ def test_fp32_26m_transposes_stay_bounded(exported):
     lowering change that brings layout changes back fails here."""
     ops = audit(exported("executorch", "fp32")).ops
     assert ops["xnnpack:XNNStaticTranspose"] <= 271, ops["xnnpack:XNNStaticTranspose"]
+
+
+def _xnnpack_kernels(path: Path, example: torch.Tensor) -> list[str]:
+    """XNNPACK's operator names (e.g. 'Convolution (NHWC, F32) DWConv #1') from an ETDump of
+    one run: which kernel the runtime chose for each node."""
+    import warnings
+
+    from executorch.devtools import Inspector
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(path, enable_etdump=True)
+    program.load_method("forward").execute([example])
+    dump = path.with_suffix(".etdp")
+    program.write_etdump_result_to_file(str(dump), str(path.with_suffix(".debug")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return list(Inspector(etdump_path=str(dump)).to_dataframe()["event_name"])
+
+
+def test_depthwise_with_channel_multiplier_runs_the_depthwise_kernel(tmp_path):
+    """A 16 -> 32 depthwise convolution (multiplier 2) ran as XNNPACK's grouped IGEMM; split
+    into a channel repeat and a multiplier-1 depthwise convolution it runs the DWConv kernel,
+    with the same outputs."""
+    from mfdeploy.export import executorch_lower as lower
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(3, 16, 1), nn.Conv2d(16, 32, 3, 2, 1, groups=16)).eval()
+    example = torch.randn(1, 3, 32, 32)
+    split, count = lower.split_channel_multipliers(module)
+    assert count == 1 and split is not module
+    assert max_abs(split(example).detach().numpy(), module(example).detach().numpy()) <= 1e-6
+    assert lower.split_channel_multipliers(nn.Conv2d(8, 8, 3, groups=8))[1] == 0
+    path = tmp_path / "m.pte"
+    with torch.no_grad():
+        lower.lower_to_pte(lower.export_for_xnnpack(module, example), path)
+    kernels = _xnnpack_kernels(path, example)
+    assert any("DWConv" in k for k in kernels), kernels
+    assert not any("IGEMM" in k for k in kernels), kernels
