@@ -18,9 +18,12 @@ Each is rewritten here into ops the partitioner takes, as the same function:
 - sum over axes = the same 4-D mean times the element count, the summed axes moved last;
   any other mean = that 4-D mean, reshaped;
 - float16 GELU = its tanh form (within float16 rounding of the erf form).
-One rewrite is for speed, not coverage: a residual add of a viewed matmul product to a 4-D map
-that is itself viewed in the product's shape runs in that shape (`add_in_producer_shape`, one
-NHWC <-> NCHW transpose of the map fewer inside XNNPACK).
+Two rewrites are for speed, not coverage: a depthwise convolution with a channel multiplier
+k > 1 becomes a 1x1 channel repeat + a multiplier-1 depthwise convolution
+(`split_channel_multipliers`: XNNPACK's depthwise kernel takes multiplier 1 only, k > 1 ran as
+a slow grouped IGEMM); a residual add of a viewed matmul product to a 4-D map that is itself
+viewed in the product's shape runs in that shape (`add_in_producer_shape`, one NHWC <-> NCHW
+transpose of the map fewer inside XNNPACK).
 The rules are about ops and shapes only, so they hold for any model.
 """
 
