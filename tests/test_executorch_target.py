@@ -433,6 +433,8 @@ def test_depthwise_with_channel_multiplier_runs_the_depthwise_kernel(tmp_path):
     assert count == 1 and split is not module
     assert max_abs(split(example).detach().numpy(), module(example).detach().numpy()) <= 1e-6
     assert lower.split_channel_multipliers(nn.Conv2d(8, 8, 3, groups=8))[1] == 0
+    # the repeat would cost 128 x 4 multiply-adds per output: more than the grouped IGEMM
+    assert lower.split_channel_multipliers(nn.Conv2d(128, 768, 3, 2, 1, groups=128))[1] == 0
     path = tmp_path / "m.pte"
     with torch.no_grad():
         lower.lower_to_pte(lower.export_for_xnnpack(module, example), path)

@@ -233,7 +233,16 @@ class _DepthwiseWithMultiplier(torch.nn.Module):
         return self.depthwise(self.repeat(x))
 
 
+#: Split a multiplier-k depthwise convolution only while its channel repeat costs at most this
+#: many multiply-adds per output element (in_channels x stride_h x stride_w: the 1x1 repeat
+#: runs on the input pixels). Measured on 294m (ETDump, 1 thread, x86 AVX2): XNNPACK's grouped
+#: IGEMM took 2.0-2.7 ns per output element (5.4 at k = 2), the repeat ~0.025 ns per
+#: multiply-add; split won at 16, 24 and 48, broke even at 64 and 96, lost at 96-512.
+MAX_REPEAT_MACS = 64
+
+
 def _has_channel_multiplier(module: torch.nn.Module) -> bool:
+    """A depthwise convolution with a channel multiplier > 1 whose repeat is cheap enough."""
     return (
         type(module) is torch.nn.Conv2d
         and module.groups > 1
@@ -241,6 +250,7 @@ def _has_channel_multiplier(module: torch.nn.Module) -> bool:
         and module.out_channels > module.in_channels
         and module.padding_mode == "zeros"
         and not isinstance(module.padding, str)
+        and module.in_channels * module.stride[0] * module.stride[1] <= MAX_REPEAT_MACS
     )
 
 
@@ -249,10 +259,11 @@ def split_channel_multipliers(module: torch.nn.Module) -> tuple[torch.nn.Module,
     `_DepthwiseWithMultiplier`; the module itself when there are none.
 
     Why: XNNPACK runs a depthwise convolution only with multiplier 1; with k > 1 it falls back
-    to a grouped IGEMM of one input channel per group, measured (ETDump of 294m fp32) at 2.3 ms
-    for a 16 -> 32 3x3 convolution on a 112x112 map, 13 % of the whole model. Repeating the
-    channels first (exact: each output is one input times 1, plus zeros) lets the depthwise
-    kernel take it. A rule on the convolution's shape only."""
+    to a grouped IGEMM of one input channel per group, measured (ETDump of 294m fp32, 1 thread)
+    at 2.2 ms of 16.1 for a 16 -> 32 3x3 convolution on a 112x112 map. Repeating the channels
+    first (exact: each output is one input times 1, plus zeros) lets the depthwise kernel take
+    it; only where the repeat is cheaper than the IGEMM (`MAX_REPEAT_MACS`). A rule on the
+    convolution's shape only."""
     import copy
 
     names = [name for name, sub in module.named_modules() if _has_channel_multiplier(sub)]
