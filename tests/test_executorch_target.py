@@ -296,3 +296,148 @@ def test_unknown_float_module_is_refused_before_lowering(tmp_path):
             calib_count=2,
         )
     assert not (tmp_path / "o").exists()
+
+
+# ---- export time ----------------------------------------------------------------------------
+
+
+class _ConvBridge(nn.Module):
+    """Convs (channels-last pass rewrites around them), a reshape / matmul / softmax / layer
+    norm bridge and a linear head: passes that change the graph and passes that find nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(x))
+        x = self.dw(x) + x
+        pixels = x.reshape(1, 8, 64)
+        attn = torch.softmax(pixels.transpose(1, 2) @ pixels, dim=1)
+        tokens = self.norm((pixels @ attn).mean(dim=2))
+        return self.head(tokens)
+
+
+def test_lazy_retraces_write_the_same_program(tmp_path):
+    """XNNPACK passes that change nothing skip their re-trace: the .pte is byte-identical to
+    the one the passes as shipped write, and it runs as the module does."""
+    from executorch.runtime import Runtime
+
+    from mfdeploy.export import executorch_lower as lower
+
+    torch.manual_seed(0)
+    module = _ConvBridge().eval()
+    example = torch.randn(1, 3, 16, 16)
+    written = {}
+    for lazy in (False, True):
+        with torch.no_grad():
+            program = lower.export_for_xnnpack(module, example)
+        path = tmp_path / f"lazy{lazy}.pte"
+        assert lower.lower_to_pte(program, path, lazy_retraces=lazy) == {}
+        written[lazy] = path.read_bytes()
+    assert written[True] == written[False]
+    method = Runtime.get().load_program(tmp_path / "lazyTrue.pte").load_method("forward")
+    out = method.execute([example])[0]
+    assert max_abs(out.numpy(), module(example).detach().numpy()) <= 1e-5
+
+
+# ---- transposes inside the delegate ---------------------------------------------------------
+
+
+class _ResidualBridge(nn.Module):
+    """conv -> its pixels viewed (heads, channels, pixels) for a matmul with the pixels'
+    attention -> the product viewed back as a map and added to the conv output -> a conv and
+    the next such product of the sum: XNNPACK's layout changes around the residual add
+    (Mobile-Former's former -> mobile bridge then the next mobile -> former bridge, in ops
+    and shapes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.keys = nn.Linear(4, 4)
+        self.out = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        pixels = x.reshape(1, 2, 4, 64)
+        keys = self.keys(pixels.transpose(-1, -2))  # (1, 2, 64, 4)
+        attn = torch.softmax(keys @ pixels, dim=-1)  # (1, 2, 64, 64)
+        y = x + (pixels @ attn).reshape(1, 8, 8, 8)
+        again = (y.reshape(1, 2, 4, 64) @ attn).reshape(1, 8, 8, 8)  # the next bridge
+        return self.out(y) + y + again
+
+
+def test_residual_add_in_the_product_shape_saves_transposes(tmp_path):
+    """add_in_producer_shape: the residual add of a viewed matmul product runs in the
+    product's shape; the lowered program has fewer XNNPACK transposes, the same outputs."""
+    from executorch.runtime import Runtime
+
+    from mfdeploy.export import executorch_lower as lower
+    from mfdeploy.export.executorch_pte import read_program, xnnpack_nodes
+
+    torch.manual_seed(0)
+    module = _ResidualBridge().eval()
+    example = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        plain = lower.export_for_xnnpack(module, example, move_adds=False)
+        assert lower.add_in_producer_shape(plain.graph_module) == 1
+    transposes = {}
+    for move in (False, True):
+        with torch.no_grad():
+            program = lower.export_for_xnnpack(module, example, move_adds=move)
+        path = tmp_path / f"move{move}.pte"
+        assert lower.lower_to_pte(program, path) == {}
+        transposes[move] = xnnpack_nodes(read_program(path))["XNNStaticTranspose"]
+        out = Runtime.get().load_program(path).load_method("forward").execute([example])[0]
+        assert max_abs(out.numpy(), module(example).detach().numpy()) <= 1e-4
+    assert transposes[True] < transposes[False], transposes
+
+
+def test_fp32_26m_transposes_stay_bounded(exported):
+    """26m fp32 had 285 XNNPACK transposes before the residual adds moved (271 after); a
+    lowering change that brings layout changes back fails here."""
+    ops = audit(exported("executorch", "fp32")).ops
+    assert ops["xnnpack:XNNStaticTranspose"] <= 271, ops["xnnpack:XNNStaticTranspose"]
+
+
+def _xnnpack_kernels(path: Path, example: torch.Tensor) -> list[str]:
+    """XNNPACK's operator names (e.g. 'Convolution (NHWC, F32) DWConv #1') from an ETDump of
+    one run: which kernel the runtime chose for each node."""
+    import warnings
+
+    from executorch.devtools import Inspector
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(path, enable_etdump=True)
+    program.load_method("forward").execute([example])
+    dump = path.with_suffix(".etdp")
+    program.write_etdump_result_to_file(str(dump), str(path.with_suffix(".debug")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return list(Inspector(etdump_path=str(dump)).to_dataframe()["event_name"])
+
+
+def test_depthwise_with_channel_multiplier_runs_the_depthwise_kernel(tmp_path):
+    """A 16 -> 32 depthwise convolution (multiplier 2) ran as XNNPACK's grouped IGEMM; split
+    into a channel repeat and a multiplier-1 depthwise convolution it runs the DWConv kernel,
+    with the same outputs."""
+    from mfdeploy.export import executorch_lower as lower
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(3, 16, 1), nn.Conv2d(16, 32, 3, 2, 1, groups=16)).eval()
+    example = torch.randn(1, 3, 32, 32)
+    split, count = lower.split_channel_multipliers(module)
+    assert count == 1 and split is not module
+    assert max_abs(split(example).detach().numpy(), module(example).detach().numpy()) <= 1e-6
+    assert lower.split_channel_multipliers(nn.Conv2d(8, 8, 3, groups=8))[1] == 0
+    # the repeat would cost 128 x 4 multiply-adds per output: more than the grouped IGEMM
+    assert lower.split_channel_multipliers(nn.Conv2d(128, 768, 3, 2, 1, groups=128))[1] == 0
+    path = tmp_path / "m.pte"
+    with torch.no_grad():
+        lower.lower_to_pte(lower.export_for_xnnpack(module, example), path)
+    kernels = _xnnpack_kernels(path, example)
+    assert any("DWConv" in k for k in kernels), kernels
+    assert not any("IGEMM" in k for k in kernels), kernels

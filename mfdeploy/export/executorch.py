@@ -160,8 +160,8 @@ def export(
         else:
             info(f"lowering {source.name} ({shown} form) to ExecuTorch/XNNPACK")
             extra["contents"] = "float32 weights, compute and I/O"
-        with torch.no_grad():
-            program = lower.export_for_xnnpack(module, example)
+        with torch.no_grad():  # int8: adds stay where the quantizer's q / dq pattern is
+            program = lower.export_for_xnnpack(module, example, move_adds=plan is None)
         identity = {IDENTITY_METHOD: identity_bytes(source.checkpoint_sha256, precision)}
         outside = lower.lower_to_pte(program, staging / MODEL_FILE, constant_methods=identity)
     extra["portable_ops"] = outside  # ops outside the XNNPACK delegate ({} = none)

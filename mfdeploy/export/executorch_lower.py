@@ -18,6 +18,12 @@ Each is rewritten here into ops the partitioner takes, as the same function:
 - sum over axes = the same 4-D mean times the element count, the summed axes moved last;
   any other mean = that 4-D mean, reshaped;
 - float16 GELU = its tanh form (within float16 rounding of the erf form).
+Two rewrites are for speed, not coverage: a depthwise convolution with a channel multiplier
+k > 1 becomes a 1x1 channel repeat + a multiplier-1 depthwise convolution
+(`split_channel_multipliers`: XNNPACK's depthwise kernel takes multiplier 1 only, k > 1 ran as
+a slow grouped IGEMM); a residual add of a viewed matmul product to a 4-D map that is itself
+viewed in the product's shape runs in that shape (`add_in_producer_shape`, one NHWC <-> NCHW
+transpose of the map fewer inside XNNPACK).
 The rules are about ops and shapes only, so they hold for any model.
 """
 
@@ -136,10 +142,152 @@ DECOMPOSITIONS = {
 }
 
 
-def export_for_xnnpack(module: torch.nn.Module, example: torch.Tensor):
-    """torch.export with the rewrites above applied (an ExportedProgram)."""
+_VIEWS = (aten.view.default, aten._unsafe_view.default, aten.reshape.default)
+
+
+def _shape(node) -> tuple[int, ...] | None:
+    val = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return tuple(val.shape) if isinstance(val, torch.Tensor) else None
+
+
+def add_in_producer_shape(graph_module: torch.fx.GraphModule) -> int:
+    """a + view(c, a.shape) -> view(view(a, c.shape) + c, a.shape) when a (4-D) is already
+    viewed as c's shape elsewhere; returns how many adds were moved.
+
+    The rule and why: XNNPACK holds a convolution's output `a` NHWC; a view of `a` makes it
+    convert `a` to NCHW (one transpose), and `a + view(c)` (c a matmul result, NCHW) made it
+    convert view(c) to NHWC (a second transpose of the feature map) and the sum back to NCHW
+    for the next view of it (a third). Added in c's shape the sum reuses a's NCHW copy and
+    stays NCHW; only a later convolution converts it (once). Elementwise, so the same
+    numbers bit for bit."""
+    moved = 0
+    order = {n: i for i, n in enumerate(graph_module.graph.nodes)}
+    for node in list(graph_module.graph.nodes):
+        if node.op != "call_function" or node.target != aten.add.Tensor or node.kwargs:
+            continue
+        if len(node.args) != 2 or not all(isinstance(x, torch.fx.Node) for x in node.args):
+            continue
+        for side in (0, 1):
+            a, b = node.args[side], node.args[1 - side]
+            shape = _shape(a)
+            if shape is None or len(shape) != 4 or _shape(b) != shape or _shape(node) != shape:
+                continue
+            if b.target not in _VIEWS or _shape(b.args[0]) in (None, shape):
+                continue
+            c = b.args[0]
+            if c.meta["val"].dtype != a.meta["val"].dtype:
+                continue
+            a_as_c = next(
+                (
+                    u
+                    for u in a.users
+                    if u.target in _VIEWS and _shape(u) == _shape(c) and order[u] < order[node]
+                ),
+                None,
+            )
+            if a_as_c is None:  # none, or only after the add: nothing to reuse
+                continue
+            graph = graph_module.graph
+            with graph.inserting_before(node):
+                pair = (a_as_c, c) if side == 0 else (c, a_as_c)
+                total = graph.call_function(aten.add.Tensor, pair)
+                total.meta = {**node.meta, "val": c.meta["val"]}
+                back = graph.call_function(aten.view.default, (total, list(shape)))
+                back.meta = dict(node.meta)
+            node.replace_all_uses_with(back)
+            graph.erase_node(node)
+            moved += 1
+            break
+    if moved:
+        graph_module.graph.lint()
+        graph_module.recompile()
+    return moved
+
+
+class _DepthwiseWithMultiplier(torch.nn.Module):
+    """A grouped convolution with one input channel and k > 1 output channels per group, as
+    a 1x1 convolution that repeats each input channel k times (0 / 1 weights) and a
+    depthwise convolution (multiplier 1) with the original weights and bias."""
+
+    def __init__(self, conv: torch.nn.Conv2d) -> None:
+        super().__init__()
+        channels, out = conv.in_channels, conv.out_channels
+        self.repeat = torch.nn.Conv2d(channels, out, 1, bias=False)
+        picks = torch.zeros(out, channels, 1, 1, dtype=conv.weight.dtype)
+        picks[torch.arange(out), torch.arange(out) // (out // channels)] = 1.0
+        self.repeat.weight = torch.nn.Parameter(picks, requires_grad=False)
+        self.depthwise = torch.nn.Conv2d(
+            out,
+            out,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            groups=out,
+            bias=conv.bias is not None,
+        )
+        self.depthwise.weight = conv.weight  # (out, 1, kh, kw): the same layout
+        self.depthwise.bias = conv.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.depthwise(self.repeat(x))
+
+
+#: Split a multiplier-k depthwise convolution only while its channel repeat costs at most this
+#: many multiply-adds per output element (in_channels x stride_h x stride_w: the 1x1 repeat
+#: runs on the input pixels). Measured on 294m (ETDump, 1 thread, x86 AVX2): XNNPACK's grouped
+#: IGEMM took 2.0-2.7 ns per output element (5.4 at k = 2), the repeat ~0.025 ns per
+#: multiply-add; split won at 16, 24 and 48, broke even at 64 and 96, lost at 96-512.
+MAX_REPEAT_MACS = 64
+
+
+def _has_channel_multiplier(module: torch.nn.Module) -> bool:
+    """A depthwise convolution with a channel multiplier > 1 whose repeat is cheap enough."""
+    return (
+        type(module) is torch.nn.Conv2d
+        and module.groups > 1
+        and module.groups == module.in_channels
+        and module.out_channels > module.in_channels
+        and module.padding_mode == "zeros"
+        and not isinstance(module.padding, str)
+        and module.in_channels * module.stride[0] * module.stride[1] <= MAX_REPEAT_MACS
+    )
+
+
+def split_channel_multipliers(module: torch.nn.Module) -> tuple[torch.nn.Module, int]:
+    """(module, n): a copy whose n depthwise convolutions with a channel multiplier k > 1 are
+    `_DepthwiseWithMultiplier`; the module itself when there are none.
+
+    Why: XNNPACK runs a depthwise convolution only with multiplier 1; with k > 1 it falls back
+    to a grouped IGEMM of one input channel per group, measured (ETDump of 294m fp32, 1 thread)
+    at 2.2 ms of 16.1 for a 16 -> 32 3x3 convolution on a 112x112 map. Repeating the channels
+    first (exact: each output is one input times 1, plus zeros) lets the depthwise kernel take
+    it; only where the repeat is cheaper than the IGEMM (`MAX_REPEAT_MACS`). A rule on the
+    convolution's shape only."""
+    import copy
+
+    names = [name for name, sub in module.named_modules() if _has_channel_multiplier(sub)]
+    if not names:
+        return module, 0
+    if names == [""]:  # the module is such a convolution
+        return _DepthwiseWithMultiplier(copy.deepcopy(module)), 1
+    module = copy.deepcopy(module)
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(parent, child, _DepthwiseWithMultiplier(getattr(parent, child)))
+    return module, len(names)
+
+
+def export_for_xnnpack(module: torch.nn.Module, example: torch.Tensor, move_adds: bool = True):
+    """torch.export with the rewrites above applied (an ExportedProgram); `move_adds=False`
+    leaves out `add_in_producer_shape` (for the test that compares the two)."""
+    module, _ = split_channel_multipliers(module)
     program = torch.export.export(module, (example,))
-    return program.run_decompositions(dict(DECOMPOSITIONS))
+    program = program.run_decompositions(dict(DECOMPOSITIONS))
+    if move_adds:
+        add_in_producer_shape(program.graph_module)
+    return program
 
 
 @contextlib.contextmanager
@@ -165,9 +313,73 @@ def shared_provenance():
             del NodeSource.__deepcopy__
 
 
-def lower_to_pte(program, path: Path, constant_methods: dict | None = None) -> dict[str, int]:
+def _graph_shape(graph_module: torch.fx.GraphModule) -> list[tuple]:
+    """The graph's structure: each node's op, name, target, args and kwargs (what a retrace
+    reads; node metadata is carried over by the retrace unchanged)."""
+    return [
+        (n.op, n.name, n.target, repr(n.args), repr(n.kwargs)) for n in graph_module.graph.nodes
+    ]
+
+
+def _retrace_only_if_changed(pass_type: type) -> type:
+    """`pass_type` (an XNNPACK pass: edits the graph in place, then always re-traces it with
+    `ExportPass.call` to regenerate metadata) re-tracing only when its edits changed the graph.
+
+    Why: each re-trace of the 294m graph costs ~1.5 s of CPU, and most of XNNPACK's 17
+    preprocess passes find nothing to rewrite in a given model (no batch norm, upsampling,
+    SDPA, prelu or 1-D convolution here). An unchanged graph re-traced is the same graph, so
+    the lowered program is byte-identical (tests/test_executorch_target.py checks that).
+    The shim sits after `pass_type` in the MRO, so the pass's `super().call` reaches it."""
+    from executorch.exir.pass_base import ExportPass
+    from torch.fx.passes.infra.pass_base import PassResult
+
+    class _RetraceIfChanged(ExportPass):
+        def call(self, graph_module: torch.fx.GraphModule) -> PassResult:
+            if _graph_shape(graph_module) == self._mfdeploy_before:
+                return PassResult(graph_module, False)
+            return super().call(graph_module)
+
+    class Lazy(pass_type, _RetraceIfChanged):
+        def call(self, graph_module: torch.fx.GraphModule) -> PassResult:
+            self._mfdeploy_before = _graph_shape(graph_module)
+            return super().call(graph_module)
+
+    Lazy.__name__ = Lazy.__qualname__ = pass_type.__name__
+    return Lazy
+
+
+@contextlib.contextmanager
+def lazy_xnnpack_retraces():
+    """XNNPACK's preprocess pass manager with each pass wrapped by `_retrace_only_if_changed`
+    (only passes of the ExportPass kind whose `call` ends in a re-trace); restored on exit."""
+    from executorch.backends.xnnpack import _passes
+    from executorch.exir.pass_base import ExportPass
+
+    manager = _passes.XNNPACKPassManager
+    original = manager.__init__
+
+    def init(self, exported_program, passes=None) -> None:
+        original(self, exported_program, passes)
+        self.passes = [
+            _retrace_only_if_changed(p)
+            if isinstance(p, type) and issubclass(p, ExportPass) and "call" in vars(p)
+            else p
+            for p in self.passes
+        ]
+
+    manager.__init__ = init
+    try:
+        yield
+    finally:
+        manager.__init__ = original
+
+
+def lower_to_pte(
+    program, path: Path, constant_methods: dict | None = None, lazy_retraces: bool = True
+) -> dict[str, int]:
     """XNNPACK-lower an ExportedProgram and write the .pte; returns the op histogram of the
-    graph outside the delegates (empty: every op delegated)."""
+    graph outside the delegates (empty: every op delegated). `lazy_retraces=False` runs
+    XNNPACK's passes as shipped (the same bytes, slower; for the test that says so)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.backends.xnnpack.utils.configs import (
         get_transform_passes,
@@ -176,7 +388,8 @@ def lower_to_pte(program, path: Path, constant_methods: dict | None = None) -> d
     )
     from executorch.exir import to_edge_transform_and_lower
 
-    with shared_provenance():
+    lazy = lazy_xnnpack_retraces() if lazy_retraces else contextlib.nullcontext()
+    with shared_provenance(), lazy:
         edge = to_edge_transform_and_lower(
             program,
             transform_passes=get_transform_passes(),
