@@ -197,6 +197,49 @@ def test_int8_is_really_integer_and_builtin_only(int8, artifacts):
     assert size < (artifacts["fp32"] / "model.tflite").stat().st_size
 
 
+class _ConvsAndLinears(nn.Module):
+    """conv -> conv -> linear -> linear, to keep one conv and one linear float."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1)
+        self.fc1, self.fc2 = nn.Linear(8, 16), nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x.permute(0, 3, 1, 2)))))
+        return self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3)))))
+
+
+def test_int8_float_modules_get_int8_weights_too(tmp_path):
+    """The float modules' CONV_2D / FULLY_CONNECTED keep float input and output but carry
+    int8 weights (activations quantised at run time, qd8); the rest is static int8; the
+    whole graph stays one XNNPACK partition."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mfdeploy.export.tflite import full_integer_int8
+    from mfdeploy.harness.inspect import xnnpack_partitions
+
+    torch.manual_seed(0)
+    module, example = _ConvsAndLinears().eval(), torch.zeros(1, 8, 8, 3)
+    calibration = np.random.default_rng(0).standard_normal((16, 8, 8, 3)).astype(np.float32)
+    path = tmp_path / "model.tflite"
+    _, _, extra = full_integer_int8(
+        module, example, calibration, path, float_modules=r"^(?:conv2|fc1)(?:\.|$)", float_io=True
+    )
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = [
+        (tensors[o["inputs"][0]]["dtype"], tensors[o["inputs"][1]]["dtype"])
+        for o in interpreter._get_ops_details()
+        if o["op_name"] in ("CONV_2D", "FULLY_CONNECTED")
+    ]
+    assert sorted((i.__name__, w.__name__) for i, w in ops) == [
+        ("float32", "int8"), ("float32", "int8"), ("int8", "int8"), ("int8", "int8")
+    ]  # fmt: skip
+    assert extra["float_module_weights"].startswith("int8")
+    assert xnnpack_partitions(Interpreter(model_path=str(path))) == 1
+
+
 def test_int8_runs_in_one_xnnpack_partition(int8):
     # GELU / MAXIMUM the converter made int8 are float islands inside the delegate
     report = audit(int8)

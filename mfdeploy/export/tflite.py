@@ -18,7 +18,10 @@ What each precision's model.tflite contains:
   per model on the calibration photos (int8_sensitivity.py; `--int8-float` overrides).
   Ops XNNPACK takes only in float (GELU, MAXIMUM, ...) that the converter made int8 become
   DEQUANTIZE -> float op -> QUANTIZE (`float_islands`): the whole graph is one XNNPACK
-  partition.
+  partition. The CONV_2D / FULLY_CONNECTED ops left float (the float modules) then get
+  int8 weights with activations quantised at run time (the int8-weights recipe, XNNPACK's
+  qd8 kernels): every convolution and linear carries int8 weights, and on 294m's synthetic
+  weights the file halves (docs/int8.md, "int8 weights in the float modules").
   Input and output tensors are int8 with scale / zero point in the manifest (the output
   range is the calibration logits' range widened 3x); `--float-io` keeps float32 input and
   output.
@@ -154,12 +157,19 @@ def full_integer_int8(
     input_quant = q8.affine_int8(float(calibration.min()), float(calibration.max()))
     output_quant = q8.affine_int8(float(logits.min()), float(logits.max()), OUTPUT_RANGE_MARGIN)
     inp, out = q8.set_io_types(path, "float32" if float_io else "int8", input_quant, output_quant)
+    # Last (it writes the weights as buffers after the flatbuffer, which the edits above do
+    # not read): the float modules' convolutions and linears get int8 weights, dynamic
+    # activations.
+    dynamic = path.with_name(f"{path.stem}_qd8{path.suffix}")
+    dynamic_range_int8(path, dynamic)
+    dynamic.replace(path)
     extra = {
         "calibration_images": len(calibration),
         "weights": "int8 per-channel symmetric",
         "activations": "int8 per-tensor (histogram observers)",
         "float_modules": float_modules,
         "xnnpack_float_islands": islands,
+        "float_module_weights": "int8 per-channel, activations quantised at run time (qd8)",
     }
     return inp, out, extra
 
@@ -224,7 +234,8 @@ def export(
             f"{in_spec.dtype} input, {out_spec.dtype} output; float32 where litert-torch's "
             f"quantizer has no int8 pattern (add, softmax, layer norm, batch matmul), for "
             f"the ops XNNPACK runs only in float (GELU, MAXIMUM, ...) and in the float "
-            f"modules ({plan.describe()})"
+            f"modules ({plan.describe()}), whose convolutions and linears have int8 weights "
+            f"(activations quantised at run time)"
         )
         return _manifest(source, precision, form, in_spec, out_spec, extra)
     info(f"converting {source.name} ({form} form, {layout.upper()} input) with litert-torch")
