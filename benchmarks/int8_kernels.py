@@ -25,11 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from runtimes import interleaved
 from torch import nn
 
 from mfdeploy.console import print_table
@@ -128,7 +128,8 @@ def export_onnx(name: str, folder: Path) -> dict[str, Path]:
 
 
 class OrtSession:
-    """An onnxruntime session with `invoke()`, so the timing loop treats both alike."""
+    """An onnxruntime session on a fixed zero input; `run` ignores its argument, so
+    `runtimes.interleaved` times it like the LiteRT runners."""
 
     def __init__(self, path: Path, threads: int, shape: tuple[int, ...], exact: bool) -> None:
         import onnxruntime as ort
@@ -140,7 +141,7 @@ class OrtSession:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.feed = {self.session.get_inputs()[0].name: np.zeros(shape, np.float32)}
 
-    def invoke(self) -> None:
+    def run(self, _batch: None) -> None:
         self.session.run(None, self.feed)
 
 
@@ -154,18 +155,14 @@ def open_interpreter(path: Path, threads: int):
     return interpreter
 
 
-def timed(interpreters: dict, runs: int, warmup: int) -> dict[str, float]:
-    """Median ms per interpreter, each timed run taken by every interpreter in turn."""
-    for interpreter in interpreters.values():
-        for _ in range(warmup):
-            interpreter.invoke()
-    samples: dict[str, list[float]] = {name: [] for name in interpreters}
-    for _ in range(runs):
-        for name, interpreter in interpreters.items():
-            start = time.perf_counter()
-            interpreter.invoke()
-            samples[name].append((time.perf_counter() - start) * 1000.0)
-    return {name: float(np.median(v)) for name, v in samples.items()}
+class LiteRtRunner:
+    """A LiteRT interpreter on a fixed zero input, with the `run` `interleaved` calls."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        self.interpreter = open_interpreter(path, threads)
+
+    def run(self, _batch: None) -> None:
+        self.interpreter.invoke()
 
 
 def main() -> None:
@@ -183,7 +180,7 @@ def main() -> None:
             precisions = ("fp32", "int8", "int8-weights")
             for precision, path in zip(precisions, export_tflite(name, Path(tmp)), strict=True):
                 key = f"{name} {precision}"
-                interpreters[key] = open_interpreter(path, args.threads)
+                interpreters[key] = LiteRtRunner(path, args.threads)
                 partitions[key] = xnnpack_partitions(open_interpreter(path, args.threads))
             onnx_paths = export_onnx(name, Path(tmp))
             for label, path in onnx_paths.items():
@@ -195,7 +192,8 @@ def main() -> None:
             )
             macs[name] = KERNELS[name][2]
         print(f"timing {len(interpreters)} models interleaved, {args.runs} runs", flush=True)
-        ms = timed(interpreters, args.runs, args.warmup)
+        times = interleaved(interpreters, None, args.runs, args.warmup)
+        ms = {key: t["median"] for key, t in times.items()}
     rows, records = [], []
     for name in args.kernels:
         for runtime, base, variants in (
