@@ -97,7 +97,7 @@ def export_tflite(name: str, folder: Path) -> tuple[Path, Path, Path]:
     torch_to_tflite(module, example, fp32)
     full_integer_int8(module, example, calibration, int8, float_modules="", float_io=False)
     weights = folder / f"{name}-int8-weights.tflite"
-    dynamic_range_int8(fp32, weights)
+    dynamic_range_int8(fp32, weights, ratio=0.0)  # every layer, whatever its shape
     return fp32, int8, weights
 
 

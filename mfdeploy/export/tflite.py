@@ -36,6 +36,8 @@ import argparse
 import contextlib
 import logging
 import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,7 @@ from mfdeploy.export.common import (
     output_discarded,
 )
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
+from mfdeploy.export.tflite_qd8 import MIN_WEIGHT_TO_INPUT, qd8_scopes
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("litert_torch",)
@@ -120,14 +123,25 @@ def float16_weights(fp32_path: Path, out_path: Path) -> None:
         q.quantize().export_model(str(out_path), overwrite=True)
 
 
-def dynamic_range_int8(fp32_path: Path, out_path: Path) -> None:
+def dynamic_range_int8(
+    fp32_path: Path, out_path: Path, ratio: float = MIN_WEIGHT_TO_INPUT
+) -> tuple[int, int]:
+    """int8 weights, activations quantised at run time, for the float convs / linears whose
+    weights are >= `ratio` x their input (where that moves fewer bytes: tflite_qd8.py);
+    returns (ops given int8 weights, float convs / linears left float32)."""
     from ai_edge_quantizer import quantizer
 
+    chosen, candidates = qd8_scopes(fp32_path, ratio)
+    if not chosen:
+        shutil.copyfile(fp32_path, out_path)
+        return 0, candidates
+    scope = "^(?:" + "|".join(re.escape(name) for name in chosen) + ")$"
     q = quantizer.Quantizer(str(fp32_path))
     for op in DYNAMIC_RANGE_OPS:  # BATCH_MATMUL's constant operands must stay float
-        q.add_dynamic_config(regex=".*", operation_name=op, num_bits=8)
+        q.add_dynamic_config(regex=scope, operation_name=op, num_bits=8)
     with quiet():
         q.quantize().export_model(str(out_path), overwrite=True)
+    return len(chosen), candidates - len(chosen)
 
 
 def full_integer_int8(
@@ -161,7 +175,7 @@ def full_integer_int8(
     # not read): the float modules' convolutions and linears get int8 weights, dynamic
     # activations.
     dynamic = path.with_name(f"{path.stem}_qd8{path.suffix}")
-    dynamic_range_int8(path, dynamic)
+    qd8, kept = dynamic_range_int8(path, dynamic)
     dynamic.replace(path)
     extra = {
         "calibration_images": len(calibration),
@@ -169,7 +183,11 @@ def full_integer_int8(
         "activations": "int8 per-tensor (histogram observers)",
         "float_modules": float_modules,
         "xnnpack_float_islands": islands,
-        "float_module_weights": "int8 per-channel, activations quantised at run time (qd8)",
+        "float_module_weights": (
+            f"int8 per-channel, activations quantised at run time (qd8) in {qd8} convs / "
+            f"linears; float32 in {kept} whose weights are < {MIN_WEIGHT_TO_INPUT:g}x their "
+            f"input (qd8 would move more bytes than it saves)"
+        ),
     }
     return inp, out, extra
 
@@ -249,11 +267,14 @@ def export(
         fp32_path.unlink()
         extra["contents"] = "float16 weights, DEQUANTIZE to float32, float32 compute"
     else:  # int8-weights
-        dynamic_range_int8(fp32_path, final)
+        qd8, kept = dynamic_range_int8(fp32_path, final)
         fp32_path.unlink()
+        ops = " / ".join(DYNAMIC_RANGE_OPS)
         extra["contents"] = (
-            "int8 per-channel weights for " + ", ".join(DYNAMIC_RANGE_OPS) + "; activations "
-            "quantised dynamically at run time (dynamic range)"
+            f"int8 per-channel weights for {qd8} of the {qd8 + kept} {ops} ops, activations "
+            f"quantised dynamically at run time (dynamic range); float32 in the {kept} whose "
+            f"weights are < {MIN_WEIGHT_TO_INPUT:g}x their input (qd8 would move more bytes "
+            f"than it saves)"
         )
     return _manifest(source, precision, form, in_spec, out_spec, extra)
 

@@ -1,0 +1,57 @@
+"""Which float convolutions and linears of a .tflite get int8 weights (qd8).
+
+A float CONV_2D / FULLY_CONNECTED with int8 weights runs in XNNPACK as qd8: its input is
+quantised at run time (a min / max pass and a conversion pass over the float input), then an
+int8 GEMM. Rule: give an op int8 weights only where its weights outweigh that extra pass,
+weight elements >= `MIN_WEIGHT_TO_INPUT` x input elements. Counted in bytes moved per run,
+float32 reads 4 I (input) + 4 W (weights); qd8 reads 4 I twice, writes and re-reads I, reads
+W: qd8 moves less when 3 W > 6 I, i.e. W > 2 I. Early convolutions on large maps with few
+weights (an image stem, the first blocks' pointwise convs) stay float32; the linears of
+token paths, the head and late convolutions, where nearly all the bytes are, get int8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mfdeploy.export import tflite_int8 as fb
+
+#: Float ops that can carry int8 weights with activations quantised at run time (BATCH_MATMUL
+#: is left out: LiteRT refuses an int8 constant operand beside a float32 one).
+QD8_OPS = ("FULLY_CONNECTED", "CONV_2D")
+
+#: Weight elements per input element from which qd8 moves fewer bytes than float32 (above).
+MIN_WEIGHT_TO_INPUT = 2.0
+
+
+def _elements(shape) -> int:
+    return int(np.prod([max(int(d), 1) for d in shape])) if shape is not None else 0
+
+
+def qd8_scopes(path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> tuple[list[str], int]:
+    """The scope names (output tensor names, as AI Edge Quantizer matches them) of the float
+    convs / linears in `path` whose constant weights are at least `ratio` x their input, and
+    how many float convs / linears with constant weights there are in all."""
+    model = fb._load_model(path)
+    names = fb._opcode_names()
+    float32 = fb._schema().TensorType.FLOAT32
+    scopes, candidates = [], 0
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if names.get(max(code.builtinCode, code.deprecatedBuiltinCode)) not in QD8_OPS:
+                continue
+            source, weights = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+            if weights.type != float32 or fb._constant_data(model, weights) is None:
+                continue
+            candidates += 1
+            if _elements(weights.shape) >= ratio * _elements(source.shape):
+                outputs = [graph.tensors[i].name for i in op.outputs if i >= 0]
+                scopes.append(";".join(_text(n) for n in outputs) + ";")
+    return scopes, candidates
+
+
+def _text(name) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
