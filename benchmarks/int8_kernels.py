@@ -223,8 +223,7 @@ def main() -> None:
         rows,
     )  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    record = {"machine": machine(), "vnni": "vnni" in flags, "threads": args.threads,
+    record = {"machine": machine(), "threads": args.threads,
               "runs": args.runs, "kernels": records}  # fmt: skip
     args.out.write_text(json.dumps(record, indent=1) + "\n")
 

@@ -172,3 +172,26 @@ def test_job_console_keeps_a_long_line_whole(stream, tmp_path, monkeypatch):
     console.file.flush()
     text = target.getvalue() if stream == "in-memory" else path.read_text()
     assert text.splitlines() == [line]
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "cpu", "features"),
+    [
+        (  # x86: several CPUs, the first one's model name and flags
+            "processor\t: 0\nmodel name\t: Some Xeon\nflags\t\t: fpu sse avx2 avx512f "
+            "avx512_vnni\n\nprocessor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n",
+            "Some Xeon",
+            ["avx2", "avx512f", "avx512_vnni"],
+        ),
+        ("processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\n", None, ["asimddp", "i8mm"]),
+        ("processor\t: 0\nflags\t\t: fpu sse2\n", None, []),
+    ],
+)
+def test_machine_names_the_cpu_features_int8_speed_depends_on(tmp_path, cpuinfo, cpu, features):
+    from mfdeploy.harness.report import machine
+
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    found = machine(path)
+    assert found["int8_features"] == features
+    assert found["cpu"] == cpu if cpu else found["cpu"]

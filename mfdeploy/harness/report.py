@@ -153,19 +153,27 @@ def _bench_row(row: dict, opts: ReportOptions) -> None:
     row["seconds"]["bench"] = round(time.perf_counter() - start, 1)
 
 
-def machine() -> dict:
-    """What the figures were measured on."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
+#: CPU features that decide how fast int8 runs against float32 (XNNPACK / MLAS pick kernels
+#: by them): x86 VNNI / AMX dot products, ARM dot product (asimddp) and int8 matrix (i8mm).
+INT8_CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """What the figures were measured on; `int8_features` because int8's gain over float32
+    depends on them (docs/int8.md: XNNPACK int8 ties fp32 on an AVX2-only CPU, gains 1.6x on
+    EfficientNet-Lite0 with AVX-512 VNNI)."""
+    fields: dict[str, str] = {}  # the first CPU's entries (Linux)
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
     return {
         "platform": platform.platform(),
         "cpu": model,
         "cpu_count": os.cpu_count(),
+        "int8_features": [f for f in INT8_CPU_FEATURES if f in flags],
         "python": platform.python_version(),
     }
 
@@ -453,7 +461,8 @@ def render_markdown(report: dict) -> str:
         f"mfdeploy {report['mfdeploy']}, {report['form']} form, weights: {report['weights']}, "
         f"batch 1, {report['threads']} thread(s), up to {report['runs']} timed runs after "
         f"{report['warmup']} warm-up (emulated backends: as many as fit {ROW_BUDGET_S:.0f} s). "
-        f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}.",
+        f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}; int8-relevant CPU "
+        f"features: {', '.join(m.get('int8_features') or []) or 'none found'}.",
         "",
     ]
     lines += [f"> {note}" for note in report["notes"]]
