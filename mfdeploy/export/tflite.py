@@ -55,7 +55,7 @@ from mfdeploy.export.common import (
     output_discarded,
 )
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
-from mfdeploy.export.tflite_qd8 import MIN_WEIGHT_TO_INPUT, qd8_scopes
+from mfdeploy.export.tflite_qd8 import MIN_WEIGHT_TO_INPUT, kept_float_note, qd8_scopes
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("litert_torch",)
@@ -185,8 +185,7 @@ def full_integer_int8(
         "xnnpack_float_islands": islands,
         "float_module_weights": (
             f"int8 per-channel, activations quantised at run time (qd8) in {qd8} convs / "
-            f"linears; float32 in {kept} whose weights are < {MIN_WEIGHT_TO_INPUT:g}x their "
-            f"input (qd8 would move more bytes than it saves)"
+            f"linears; {kept_float_note(kept)}"
         ),
     }
     return inp, out, extra
@@ -272,9 +271,7 @@ def export(
         ops = " / ".join(DYNAMIC_RANGE_OPS)
         extra["contents"] = (
             f"int8 per-channel weights for {qd8} of the {qd8 + kept} {ops} ops, activations "
-            f"quantised dynamically at run time (dynamic range); float32 in the {kept} whose "
-            f"weights are < {MIN_WEIGHT_TO_INPUT:g}x their input (qd8 would move more bytes "
-            f"than it saves)"
+            f"quantised dynamically at run time (dynamic range); {kept_float_note(kept)}"
         )
     return _manifest(source, precision, form, in_spec, out_spec, extra)
 

@@ -26,6 +26,14 @@ QD8_OPS = ("FULLY_CONNECTED", "CONV_2D")
 MIN_WEIGHT_TO_INPUT = 2.0
 
 
+def kept_float_note(kept: int) -> str:
+    """How a manifest says which convs / linears this rule left float32."""
+    return (
+        f"float32 in {kept} whose weights are < {MIN_WEIGHT_TO_INPUT:g}x their input (qd8 "
+        f"would move more bytes than it saves)"
+    )
+
+
 def _elements(shape) -> int:
     return int(np.prod([max(int(d), 1) for d in shape])) if shape is not None else 0
 
