@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mfdeploy.artifact import Manifest
+from mfdeploy.export.int8_sensitivity import held_out_split
 from mfdeploy.harness.int8_check import checked, export_checked
 from mfdeploy.harness.verify import reference_model
 from mfdeploy.metrics import sqnr_db
@@ -50,7 +51,8 @@ def test_int8_below_bound_is_exported_again_with_more_float(tmp_path):
     runtime = open_runtime(out_dir)
     prep = Preprocessing.from_dict(runtime.manifest.preprocessing)
     photos = preprocess_batch(resolve_images(None, "calibration", 32), prep).astype(np.float32)
-    held_out = photos[-check["held_out_photos"] :]
+    held_out = held_out_split(photos)[1]
+    assert len(held_out) == check["held_out_photos"]
     with torch.no_grad():
         expected = reference_model(runtime.manifest, out_dir, WEIGHTS_26M)(
             torch.from_numpy(held_out)

@@ -13,6 +13,8 @@ from mfdeploy.export.int8_sensitivity import (
     candidates,
     float_plan,
     float_regex,
+    held_out_indices,
+    held_out_split,
     measure_float_plan,
     parse_float_modules,
 )
@@ -109,15 +111,27 @@ def test_healthy_model_keeps_nothing_float_when_int8_already_reaches_the_target(
 
 
 def test_held_out_photos_never_set_the_ranges():
-    """Ranges come from the first 3/4 only: held-out photos 50x brighter than the rest clip
-    in int8, which they would not if they had set the ranges."""
+    """Ranges come from 3/4 of the photos only: held-out photos 50x brighter than the rest
+    clip in int8, which they would not if they had set the ranges."""
     base = photos()
     plan_a = measure_float_plan(Toy(), base, target_sqnr=10.0)
     bright = base.copy()
-    bright[12:] *= 50.0  # held-out photos only
+    bright[held_out_indices(len(base))] *= 50.0  # held-out photos only
     plan_b = measure_float_plan(Toy(), bright, target_sqnr=10.0)
     assert plan_a.calibration_images == plan_b.calibration_images == 12
     assert plan_b.all_int8_sqnr_db < plan_a.all_int8_sqnr_db - 10.0
+
+
+def test_held_out_photos_span_every_source():
+    """Photos come grouped by source (package): the held-out quarter takes from each group,
+    not the last group only."""
+    sources = np.repeat(np.arange(4), 8)  # 32 photos, 4 sources of 8 in a row
+    held = held_out_indices(len(sources))
+    assert len(held) == 8 and set(sources[held]) == {0, 1, 2, 3}
+    stack = np.arange(32, dtype=np.float32).reshape(32, 1, 1, 1)
+    fit, score = held_out_split(stack)
+    assert sorted(np.concatenate([fit, score]).ravel().tolist()) == list(range(32))
+    assert set(score.ravel().tolist()) == set(held.tolist())
 
 
 def test_given_float_modules_override_the_measurement():

@@ -33,15 +33,6 @@ KNOWN_SHORTFALLS = {
     "(synthetic weights): 18.7 dB / cosine 0.9934 (needs 20 dB / 0.995)",
 }
 
-# On the edge of its bound, run to run (not strict: it passes in some runs): its runtime check
-# scored 20.06 dB against the 20.0 dB bound, and a fresh-clone CI on an Intel AVX-512 VNNI host
-# verified it at 17.6 dB (needs 18) while a run alone in the same checkout passed.
-BORDERLINE = {
-    ("efficientnet_lite0", "executorch", "int8"): "ExecuTorch int8 of EfficientNet-Lite0: "
-    "17.6-18+ dB run to run (runtime check 20.06 dB vs its 20.0 dB bound)",
-}
-
-
 def _cases() -> list:
     cases = []
     for model in EXPORT_MODELS:
@@ -53,9 +44,6 @@ def _cases() -> list:
             for precision in precisions:
                 reason = KNOWN_SHORTFALLS.get((model, target, precision))
                 marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-                if (model, target, precision) in BORDERLINE:
-                    reason = BORDERLINE[(model, target, precision)]
-                    marks = [pytest.mark.xfail(strict=False, reason=reason)]
                 cases.append(pytest.param(model, target, precision, marks=marks))
     return cases
 

@@ -344,18 +344,27 @@ def _predicted_float_set(
     return chosen
 
 
-def held_out_split(calibration: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(photos that set the ranges, held-out photos that score): the last quarter is held out,
-    so a range is never fitted on a photo it is judged on."""
-    count = len(calibration)
+def held_out_indices(count: int) -> np.ndarray:
+    """Which of `count` calibration photos are held out: evenly spread, the last of every
+    1/HELD_OUT_FRACTION, so the held-out part spans every source the photos come from (the
+    project's photos are grouped by package: a tail slice held out only one package's
+    cut-outs on white, which scored 2.5 dB above the evaluation photos)."""
     held = max(MIN_HELD_OUT, int(round(count * HELD_OUT_FRACTION)))
     if count < held + 1:
         raise MfdeployError(
             f"int8: {count} calibration photos; measuring which modules stay float needs at "
             f"least {held + 1} (use --calib-count, or --int8-float MODULES / none)"
         )
+    return np.array([(k + 1) * count // held - 1 for k in range(held)], dtype=np.int64)
+
+
+def held_out_split(calibration: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(photos that set the ranges, held-out photos that score): a range is never fitted on
+    a photo it is judged on (held_out_indices says which are held out, and why)."""
     photos = np.ascontiguousarray(calibration, np.float32)
-    return photos[: count - held], photos[count - held :]
+    held = np.zeros(len(photos), dtype=bool)
+    held[held_out_indices(len(photos))] = True
+    return photos[~held], photos[held]
 
 
 def candidate_macs(
