@@ -200,7 +200,7 @@ def set_io_types(
 ) -> tuple[dict, dict]:
     """Rewrite `path` so its input and output are `want`; quant params used when an int8
     end has to be added (a float input / output in the converted model)."""
-    model = _load_model(path)
+    model = load_model(path)
     graph = model.subgraphs[0]
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise MfdeployError("int8 export: expected one input and one output")
@@ -210,7 +210,7 @@ def set_io_types(
     return inp, out
 
 
-def _load_model(path: Path):
+def load_model(path: Path):
     """The flatbuffer at `path` as an editable ModelT (buffers inside the file only)."""
     model = _schema().ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
     if any(b.offset > 1 for b in model.buffers or []):
@@ -243,12 +243,14 @@ XNNPACK_FLOAT_ONLY = (
 )
 
 
-def _opcode_names() -> dict[int, str]:
+def opcode_names() -> dict[int, str]:
+    """Builtin operator code -> name (CONV_2D, ...), from the schema."""
     ops = _schema().BuiltinOperator
     return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-def _constant_data(model, tensor) -> np.ndarray | None:
+def constant_data(model, tensor) -> np.ndarray | None:
+    """A constant tensor's raw bytes, or None when it has no buffer (an activation)."""
     data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
     return None if data is None or len(data) == 0 else np.asarray(data, np.uint8)
 
@@ -256,7 +258,7 @@ def _constant_data(model, tensor) -> np.ndarray | None:
 def _dequantized_constant(model, graph, index: int) -> int:
     """A float32 copy of the constant int8 tensor `index` (per-tensor or per-channel)."""
     tensor = graph.tensors[index]
-    values = _constant_data(model, tensor).view(np.int8).astype(np.float32)
+    values = constant_data(model, tensor).view(np.int8).astype(np.float32)
     values = values.reshape(list(tensor.shape)) if len(tensor.shape) else values.reshape(())
     q = tensor.quantization
     scale = np.asarray(q.scale, np.float32)
@@ -283,7 +285,7 @@ def _island(model, graph, op, dequantized: dict[int, int], dq: int, q: int) -> l
             continue
         if index not in dequantized:
             tensor = graph.tensors[index]
-            if _constant_data(model, tensor) is not None:
+            if constant_data(model, tensor) is not None:
                 dequantized[index] = _dequantized_constant(model, graph, index)
             else:
                 name = f"{tensor.name}_f32"
@@ -316,8 +318,8 @@ def float_islands(path: Path, ops: Sequence[str] = XNNPACK_FLOAT_ONLY) -> int:
     of splitting it. The arithmetic stays close to the int8 kernels' (LiteRT's int8 GELU is a
     table of the float function; int8 MAXIMUM / MINIMUM compare values sharing one scale and
     zero point): the int8 tensors' parameters are the calibrated ones either way."""
-    model = _load_model(path)
-    names = _opcode_names()
+    model = load_model(path)
+    names = opcode_names()
     int8 = _schema().TensorType.INT8
     rewritten = 0
     for graph in model.subgraphs:

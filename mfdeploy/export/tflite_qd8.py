@@ -42,8 +42,8 @@ def qd8_scopes(path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> tuple[list[str
     """The scope names (output tensor names, as AI Edge Quantizer matches them) of the float
     convs / linears in `path` whose constant weights are at least `ratio` x their input, and
     how many float convs / linears with constant weights there are in all."""
-    model = fb._load_model(path)
-    names = fb._opcode_names()
+    model = fb.load_model(path)
+    names = fb.opcode_names()
     float32 = fb._schema().TensorType.FLOAT32
     scopes, candidates = [], 0
     for graph in model.subgraphs:
@@ -52,7 +52,7 @@ def qd8_scopes(path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> tuple[list[str
             if names.get(max(code.builtinCode, code.deprecatedBuiltinCode)) not in QD8_OPS:
                 continue
             source, weights = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
-            if weights.type != float32 or fb._constant_data(model, weights) is None:
+            if weights.type != float32 or fb.constant_data(model, weights) is None:
                 continue
             candidates += 1
             if _elements(weights.shape) >= ratio * _elements(source.shape):
