@@ -115,7 +115,7 @@ def test_summary_ships_the_fastest_passing_and_lists_failures():
 def test_export_pool_reports_each_row_once_and_fails_only_the_broken_row(tmp_path, monkeypatch):
     """Two rows at once in spawned workers, each exported and verified: every row comes back
     once with its index, a bad cell is that row's error (one line, no traceback), the others
-    go on."""
+    go on; while no row finishes, the idle callback is called (the log file's heartbeat)."""
     from mfdeploy.harness import bench
     from mfdeploy.harness.export_pool import ExportJob, ExportPool
 
@@ -127,9 +127,11 @@ def test_export_pool_reports_each_row_once_and_fails_only_the_broken_row(tmp_pat
         return ExportJob("mobile_former_26m", None, target, precision, "deploy", whash, log)
 
     jobs = [job("pytorch", "int3"), job("pytorch", "fp32"), job("onnx", "fp32")]
+    idle: list[int] = []
     with ExportPool(jobs, workers=2) as pool:
         assert pool.workers == 2
-        finished = list(pool.results())
+        finished = list(pool.results(lambda: idle.append(1), every_s=0.2))
+    assert idle  # spawning a worker and importing torch alone takes longer than 0.2 s
     assert sorted(i for i, _, _ in finished) == [0, 1, 2]
     assert all(jobs[i] is j for i, j, _ in finished)
     bad, torch_fp32, onnx_fp32 = (d for _, _, d in sorted(finished, key=lambda f: f[0]))

@@ -13,13 +13,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from mfdeploy.errors import MfdeployError
 
+#: seconds without a finished row after which `ExportPool.results` calls its `idle` callback
+IDLE_EVERY_S = 60.0
 #: more concurrent exports than this gains little and multiplies peak memory (~3 GB each)
 MAX_WORKERS = 4
 
@@ -150,14 +152,23 @@ class ExportPool:
             }
         return self
 
-    def results(self) -> Iterator[tuple[int, ExportJob, ExportDone]]:
+    def results(
+        self, idle: Callable[[], None] | None = None, every_s: float = IDLE_EVERY_S
+    ) -> Iterator[tuple[int, ExportJob, ExportDone]]:
+        """Each row's result as it finishes; `idle()` is called after every `every_s` seconds
+        in which none did (a heartbeat for output with no live display)."""
         if self._executor is None:
             for index, job in enumerate(self.jobs):
                 yield index, job, export_one(job)
             return
-        for future in as_completed(self._futures):
-            index = self._futures[future]
-            yield index, self.jobs[index], self._result(future)
+        pending = set(self._futures)
+        while pending:
+            done, pending = wait(pending, timeout=every_s, return_when=FIRST_COMPLETED)
+            if not done and idle is not None:
+                idle()
+            for future in done:
+                index = self._futures[future]
+                yield index, self.jobs[index], self._result(future)
 
     @staticmethod
     def _result(future: Future) -> ExportDone:

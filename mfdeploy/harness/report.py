@@ -239,7 +239,18 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
     with _progress(console) as progress, pool:
         task = progress.add_task("export + verify", total=len(jobs))
         progress.update(task, description=f"{pool.workers} at a time: export + verify")
-        for finished, (index, job, done) in enumerate(pool.results(), start=1):
+        started, finished = time.monotonic(), 0
+
+        def still_working() -> None:  # no live bar in a log file: say it is not stuck
+            if not console.is_terminal:
+                minutes = (time.monotonic() - started) / 60
+                progress.console.print(
+                    f"... {finished}/{len(jobs)} rows done, {pool.workers} exporting, "
+                    f"{minutes:.0f} min elapsed",
+                    highlight=False,
+                )
+
+        for finished, (index, job, done) in enumerate(pool.results(still_working), start=1):
             row = rows[index]
             _take_export(row, done)
             if row["error"]:
