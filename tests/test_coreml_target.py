@@ -92,9 +92,12 @@ def test_artifact_layout_and_manifest(artifacts):
 
 
 def test_w8a8_manifest_says_ios17(artifacts):
-    extra = Manifest.load(artifacts["int8"]).extra["coreml"]
+    manifest = Manifest.load(artifacts["int8"])
+    extra = manifest.extra["coreml"]
     assert extra["minimum_ios"] == 17
     assert extra["w8a8"]["calibration_images"] >= 1
+    # where every int8 target records its float set, and the runtime check looks for it
+    assert manifest.extra["int8_plan"]["chosen_by"] == "measured"
 
 
 def test_metadata_is_set(artifacts, source):

@@ -296,6 +296,7 @@ def export(
     root_class = type(module).__name__
     labels = list(class_labels(source.num_classes))
     extra: dict = {}
+    int8_plan: dict | None = None
     if precision == "int8":
         from mfdeploy.export.coreml_w8a8 import quantize_w8a8
 
@@ -307,7 +308,7 @@ def export(
             float_spec=int8_float,
             target_sqnr=int8_target_sqnr or DEFAULT_TARGET_SQNR,
         )
-        extra["int8_plan"] = plan.to_dict()
+        int8_plan = plan.to_dict()
     if image_input:
         module = ImageNormalization(module, prep.mean, prep.std, prep.pixel_scale)
     if classifier:
@@ -395,4 +396,6 @@ def export(
         }
     )
     manifest.extra["coreml"] = extra
+    if int8_plan is not None:  # where every int8 target puts it (int8_check reads it there)
+        manifest.extra["int8_plan"] = int8_plan
     return manifest
