@@ -33,6 +33,7 @@ KNOWN_SHORTFALLS = {
     "(synthetic weights): 18.7 dB / cosine 0.9934 (needs 20 dB / 0.995)",
 }
 
+
 def _cases() -> list:
     cases = []
     for model in EXPORT_MODELS:

@@ -242,15 +242,15 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
         started, finished = time.monotonic(), 0
 
         def still_working() -> None:  # no live bar in a log file: say it is not stuck
-            if not console.is_terminal:
-                minutes = (time.monotonic() - started) / 60
-                progress.console.print(
-                    f"... {finished}/{len(jobs)} rows done, {pool.workers} exporting, "
-                    f"{minutes:.0f} min elapsed",
-                    highlight=False,
-                )
+            minutes = (time.monotonic() - started) / 60
+            progress.console.print(
+                f"... {finished}/{len(jobs)} rows done, {pool.workers} exporting, "
+                f"{minutes:.0f} min elapsed",
+                highlight=False,
+            )
 
-        for finished, (index, job, done) in enumerate(pool.results(still_working), start=1):
+        heartbeat = None if console.is_terminal else still_working
+        for finished, (index, job, done) in enumerate(pool.results(heartbeat), start=1):
             row = rows[index]
             _take_export(row, done)
             if row["error"]:
