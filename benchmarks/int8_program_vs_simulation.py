@@ -65,7 +65,7 @@ def main() -> None:
                 )
                 seconds = time.perf_counter() - start
                 extra = Manifest.load(path).extra
-                plan = extra.get("int8_plan") or extra["coreml"]["int8_plan"]
+                plan = extra["int8_plan"]
                 result = verify_artifact(path, weights=weights, num_images=args.eval_count)
                 record = {
                     "model": source.name,

@@ -138,7 +138,11 @@ def _review(
 
     def review(staging: Path, manifest: Manifest) -> None:
         plan = manifest.extra.get("int8_plan")
-        if plan is None or plan.get("chosen_by") != "measured":
+        if plan is None:  # `checked` said this export measures a plan: its exporter lost it
+            raise RuntimeError(
+                f"int8 check: the {manifest.target} exporter recorded no extra.int8_plan"
+            )
+        if plan.get("chosen_by") != "measured":
             return
         photos, expected = held_out()
         runtime = open_runtime(staging)
