@@ -199,6 +199,38 @@ def test_runtime_adapter_options(artifacts, fixture_inputs):
         open_runtime(artifacts["fp32"], optimization="fastest")
 
 
+@pytest.mark.parametrize("saturates", [True, False])
+def test_exact_int8_sums_only_where_they_saturate(artifacts, monkeypatch, saturates):
+    """The int16-widening option halves int8 speed on a VNNI host (docs/onnx.md): the adapter
+    sets it only on x86 CPUs whose int8 sums saturate."""
+    import mfdeploy.runtimes.onnxruntime as adapter
+
+    monkeypatch.setattr(adapter, "host_int8_sums_saturate", lambda: saturates)
+    options = open_runtime(artifacts["int8"]).session.get_session_options()
+    try:
+        entry = options.get_session_config_entry("session.x64quantprecision")
+    except RuntimeError:  # ORT raises for a key that was never set
+        entry = None
+    assert (entry == "1") is saturates
+
+
+@pytest.mark.parametrize(
+    ("flags", "machine", "saturates"),
+    [
+        ({"avx2", "fma"}, "x86_64", True),
+        ({"sse4_1"}, "AMD64", True),
+        ({"avx2", "avx512f", "avx512_vnni"}, "x86_64", False),
+        ({"avx2", "avx_vnni"}, "x86_64", False),
+        ({"asimd", "asimddp"}, "aarch64", False),
+        (set(), "arm64", False),
+    ],
+)
+def test_which_cpus_saturate_int8_sums(flags, machine, saturates):
+    from mfdeploy.runtimes.cpu import int8_sums_saturate
+
+    assert int8_sums_saturate(flags, machine) is saturates
+
+
 def test_dynamic_batch_with_float16_io(tmp_path, fixture_inputs, reference_26m):
     """--dynamic-batch and --io-fp16 in one artifact: the adapter casts float32 in and out."""
     path, manifest = export_artifact(

@@ -31,6 +31,7 @@ from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench, steplog
 from mfdeploy.harness.export_pool import ExportDone, ExportJob, ExportPool
 from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
+from mfdeploy.runtimes.cpu import cpu_fields, cpu_flags
 
 #: a slow backend (the Core ML MIL executor's numpy emulation) times fewer runs
 ROW_BUDGET_S = 8.0
@@ -162,13 +163,9 @@ def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
     """What the figures were measured on; `int8_features` because int8's gain over float32
     depends on them (docs/int8.md: XNNPACK int8 ties fp32 on an AVX2-only CPU, gains 1.6x on
     EfficientNet-Lite0 with AVX-512 VNNI)."""
-    fields: dict[str, str] = {}  # the first CPU's entries (Linux)
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
+    fields = cpu_fields(cpuinfo)  # the first CPU's entries (Linux)
     model = fields.get("model name") or platform.processor() or platform.machine()
-    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    flags = cpu_flags(fields)
     return {
         "platform": platform.platform(),
         "cpu": model,
