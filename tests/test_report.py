@@ -146,6 +146,39 @@ def test_export_pool_reports_each_row_once_and_fails_only_the_broken_row(tmp_pat
     assert cached and again == onnx_fp32.artifact
 
 
+@pytest.mark.parametrize("executor", ["mil-executor", "cpu"])
+def test_only_emulated_rows_are_benched_in_the_export_pool(tmp_path, monkeypatch, executor):
+    """An emulated executor's timing is no device latency: its bench runs right after its
+    verify, beside the other exports; every real runtime's waits for the quiet phase."""
+    from types import SimpleNamespace
+
+    from mfdeploy.harness import bench, verify
+    from mfdeploy.harness.export_pool import ExportJob, export_one
+
+    artifact = tmp_path / "art"
+    monkeypatch.setattr(bench, "cached_artifact", lambda *a, **k: (artifact, False))
+    result = SimpleNamespace(
+        executor=executor, synthetic_weights=True, failed=[], to_json=lambda: {"passed": True}
+    )
+    monkeypatch.setattr(verify, "verify_artifact", lambda *a, **k: result)
+    calls = []
+
+    def run_worker(path, **kwargs):
+        calls.append((path, kwargs))
+        return {"runs": 3, "warmup": 1}
+
+    monkeypatch.setattr(bench, "run_worker", run_worker)
+    args = {"threads": 1, "runs": 50, "warmup": 1, "budget_s": 2.0}
+    job = ExportJob("m", None, "coreml", "fp32", "deploy", "h", tmp_path / "l.log", False, args)
+    done = export_one(job)
+    assert done.error is None
+    if executor == "mil-executor":
+        assert calls == [(artifact, args)] and done.bench == {"runs": 3, "warmup": 1}
+        assert set(done.seconds) == {"export", "verify", "bench"}
+    else:
+        assert not calls and done.bench is None
+
+
 def test_export_pool_starts_int8_rows_first():
     """The long rows (static int8) start first, so none of them runs alone at the end; the
     others keep their order."""
@@ -197,3 +230,15 @@ def test_machine_names_the_cpu_features_int8_speed_depends_on(tmp_path, cpuinfo,
     found = machine(path)
     assert found["int8_features"] == features
     assert found["cpu"] == cpu if cpu else found["cpu"]
+
+
+def test_default_precisions_leave_comparison_ones_out():
+    """The main job runs what a target recommends; ONNX int8-dynamic only when asked for."""
+    pytest.importorskip("onnxruntime")
+    from mfdeploy.harness.report import plan_cells
+
+    default = plan_cells(["onnx"], None)
+    assert ("onnx", "int8") in default and ("onnx", "fp32") in default
+    assert ("onnx", "int8-dynamic") not in default
+    assert ("onnx", "int8-dynamic") in plan_cells(["onnx"], ["all"])
+    assert plan_cells(["onnx"], ["int8-dynamic"]) == [("onnx", "int8-dynamic")]

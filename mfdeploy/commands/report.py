@@ -8,6 +8,7 @@ one line per row; --verbose shows everything).
 
   mfdeploy report                          # Mobile-Former 294m, synthetic weights
   mfdeploy report --variant 26m --precisions fp32,int8 --out reports/26m
+  mfdeploy report --precisions all         # with the comparison precisions (ONNX int8-dynamic)
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--out", default="reports", help="output directory (default reports/)")
     parser.add_argument("--targets", help="comma list (default: every installed target)")
-    parser.add_argument("--precisions", help="comma list (default: every precision)")
+    parser.add_argument(
+        "--precisions",
+        help="comma list (default: every precision a target recommends; 'all' adds the "
+        "comparison ones, such as ONNX int8-dynamic, which are never recommended to ship)",
+    )
     parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
     parser.add_argument(
         "--threads", type=int_in(1, MAX_THREADS), default=1, help="bench threads (default 1)"

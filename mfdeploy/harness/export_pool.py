@@ -38,18 +38,24 @@ class ExportJob:
     whash: str
     log: Path
     capture: bool = True
+    #: `bench.run_worker`'s keyword arguments for a row verify finds on an emulated executor
+    #: (bench.EMULATED_EXECUTORS): benched here, beside the other exports, since its timing
+    #: says nothing of a device; None leaves every bench to the report's quiet phase
+    emulated_bench: dict | None = None
 
 
 @dataclass(frozen=True)
 class ExportDone:
     """A row's export and verify: the cached artifact, verify's JSON, top-1 on the labelled
-    photos (trained weights only), seconds per step, or the error that row reports."""
+    photos (trained weights only), seconds per step, or the error that row reports; the
+    bench worker's JSON when the row was emulated (`ExportJob.emulated_bench`)."""
 
     artifact: Path | None
     error: str | None
     seconds: dict[str, float]
     verify: dict | None = None
     top1_accuracy: float | None = None
+    bench: dict | None = None
 
 
 def default_workers() -> int:
@@ -92,10 +98,15 @@ def export_one(job: ExportJob) -> ExportDone:
             emulated = result.executor in bench.EMULATED_EXECUTORS
             top1 = None if result.synthetic_weights or emulated else _accuracy(artifact)
             seconds["verify"] = round(time.perf_counter() - start, 1)
+            measured = None
+            if emulated and job.emulated_bench is not None:
+                start = time.perf_counter()
+                measured = bench.run_worker(artifact, **job.emulated_bench)
+                seconds["bench"] = round(time.perf_counter() - start, 1)
     except MfdeployError as exc:
         seconds.setdefault("export", round(time.perf_counter() - start, 1))
         return ExportDone(artifact, str(exc), seconds)
-    return ExportDone(artifact, None, seconds, checked, top1)
+    return ExportDone(artifact, None, seconds, checked, top1, measured)
 
 
 def _accuracy(artifact: Path) -> float | None:

@@ -30,7 +30,7 @@ from mfdeploy import __version__
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench, steplog
 from mfdeploy.harness.export_pool import ExportDone, ExportJob, ExportPool
-from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP
+from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP, MIN_RUNS
 from mfdeploy.runtimes.cpu import cpu_fields, cpu_flags
 
 #: a slow backend (the Core ML MIL executor's numpy emulation) times fewer runs
@@ -74,10 +74,19 @@ def yardsticks(console: Console) -> list[tuple[str, str]]:
     return found
 
 
+#: `--precisions` value for every precision, the comparison ones included
+ALL_PRECISIONS = "all"
+
+
 def plan_cells(
     targets: list[str] | None, precisions: list[str] | None, console: Console | None = None
 ) -> list[tuple[str, str]]:
-    """(target, precision) for every registered target whose runtime adapter imports."""
+    """(target, precision) for every registered target whose runtime adapter imports.
+
+    Without `precisions`, every precision a target recommends: its comparison precisions
+    (`COMPARISON_PRECISIONS`, never shipped) cost the main job minutes for a row the report
+    says not to ship, so they run only when named or with ALL_PRECISIONS.
+    """
     from mfdeploy.export import TARGETS
 
     cells = []
@@ -89,7 +98,11 @@ def plan_cells(
                 console.print(f"skipping target {target}: its runtime adapter is not installed")
             continue
         for precision in bench.target_precisions(target):
-            if not precisions or precision in precisions:
+            if not precisions:
+                wanted = precision not in comparison_precisions(target)
+            else:
+                wanted = ALL_PRECISIONS in precisions or precision in precisions
+            if wanted:
                 cells.append((target, precision))
     return cells
 
@@ -118,8 +131,8 @@ def _new_row(job: ExportJob) -> dict:
     }
 
 
-def _take_export(row: dict, done: ExportDone) -> None:
-    """A pool result into the row."""
+def _take_export(row: dict, done: ExportDone, threads: int) -> None:
+    """A pool result into the row (`threads`: what an emulated row's bench was asked for)."""
     row["seconds"].update(done.seconds)
     row["error"] = done.error
     if done.artifact is not None:
@@ -127,30 +140,40 @@ def _take_export(row: dict, done: ExportDone) -> None:
     if done.verify is not None:
         row["verify"] = done.verify
         row["top1_accuracy"] = done.top1_accuracy
+    if done.bench is not None:
+        _store_bench(row, done.bench, threads)
+
+
+def emulated_bench_args(opts: ReportOptions) -> dict:
+    """`bench.run_worker` arguments for an emulated executor: a short look, taken in the
+    export pool (its timing is no device latency, so it needs no quiet machine)."""
+    budget = min(opts.budget_s or EMULATED_BUDGET_S, EMULATED_BUDGET_S)
+    return {
+        "threads": opts.threads,
+        "runs": opts.runs,
+        "warmup": min(opts.warmup, EMULATED_WARMUP),
+        "budget_s": budget,
+    }
+
+
+def _store_bench(row: dict, measured: dict, threads: int) -> None:
+    keys = ("init_ms", "first_ms", "latency_ms", "peak_rss_mb", "model_bytes", "executor")
+    row["bench"] = {k: measured[k] for k in keys}
+    row["bench"].update(threads=threads, runs=measured["runs"], warmup=measured["warmup"])
 
 
 def _bench_row(row: dict, opts: ReportOptions) -> None:
     """Latency, peak RSS and size from a fresh worker process (nothing else runs meanwhile)."""
     start = time.perf_counter()
-    warmup, budget = opts.warmup, opts.budget_s
-    if row["verify"]["executor"] in bench.EMULATED_EXECUTORS:
-        warmup = min(warmup, EMULATED_WARMUP)
-        budget = min(budget or EMULATED_BUDGET_S, EMULATED_BUDGET_S)
     try:
         with steplog.captured(Path(row["log"]), enabled=not opts.verbose):
             measured = bench.run_worker(
-                Path(row["artifact"]), opts.threads, opts.runs, warmup, budget
+                Path(row["artifact"]), opts.threads, opts.runs, opts.warmup, opts.budget_s
             )
     except MfdeployError as exc:
         row["error"] = str(exc)
         return
-    keys = ("init_ms", "first_ms", "latency_ms", "peak_rss_mb", "model_bytes", "executor")
-    row["bench"] = {k: measured[k] for k in keys}
-    row["bench"].update(
-        threads=opts.threads,
-        runs=measured.get("runs", opts.runs),
-        warmup=measured.get("warmup", warmup),
-    )
+    _store_bench(row, measured, opts.threads)
     row["seconds"]["bench"] = round(time.perf_counter() - start, 1)
 
 
@@ -249,18 +272,22 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
         heartbeat = None if console.is_terminal else still_working
         for finished, (index, job, done) in enumerate(pool.results(heartbeat), start=1):
             row = rows[index]
-            _take_export(row, done)
+            _take_export(row, done, opts.threads)
             if row["error"]:
                 progress.console.print(_row_line(row), highlight=False)
                 if job.capture:
                     progress.console.print(steplog.tail(job.log), markup=False, highlight=False)
+            elif "bench" in row:  # emulated: benched in the pool, finished here
+                progress.console.print(_row_line(row), highlight=False)
             elif not console.is_terminal:  # no live bar in a log file: one line per row
                 progress.console.print(_verified_line(row, finished, len(jobs)), highlight=False)
             progress.advance(task)
             progress.update(task, description=f"last done: {_label(row)}")
-    measured = [r for r in rows if not r["error"]]
+    measured = [r for r in rows if not r["error"] and "bench" not in r]
+    emulated = sum(1 for r in rows if "bench" in r)
     console.print(
-        f"2/2 bench {len(measured)} artifacts, one at a time, {opts.threads} thread(s)",
+        f"2/2 bench {len(measured)} artifacts, one at a time, {opts.threads} thread(s)"
+        + (f" (and {emulated} emulated, timed beside the exports)" if emulated else ""),
         highlight=False,
     )
     with _progress(console) as progress:
@@ -303,6 +330,7 @@ def build_report(variant: str, out: Path, opts: ReportOptions | None = None) -> 
         ExportJob(
             m, w, t, p, opts.form, whashes[m],
             out / "logs" / f"{_slug(m, t, p)}.log", capture=not opts.verbose,
+            emulated_bench=emulated_bench_args(opts),
         )
         for m, w in models
         for t, p in cells
@@ -467,8 +495,9 @@ def render_markdown(report: dict) -> str:
         f"# mfdeploy report: {report['variant']}",
         "",
         f"mfdeploy {report['mfdeploy']}, {report['form']} form, weights: {report['weights']}, "
-        f"batch 1, {report['threads']} thread(s), up to {report['runs']} timed runs after "
-        f"{report['warmup']} warm-up (emulated backends: as many as fit {ROW_BUDGET_S:.0f} s). "
+        f"batch 1, {report['threads']} thread(s), up to {report['runs']} timed runs (as many "
+        f"as fit {ROW_BUDGET_S:.0f} s, at least {MIN_RUNS}) after {report['warmup']} warm-up; "
+        f"emulated backends: {EMULATED_BUDGET_S:.0f} s, timed beside the exports. "
         f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}; int8-relevant CPU "
         f"features: {', '.join(m.get('int8_features') or []) or 'none found'}.",
         "",
