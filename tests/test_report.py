@@ -179,6 +179,30 @@ def test_only_emulated_rows_are_benched_in_the_export_pool(tmp_path, monkeypatch
         assert not calls and done.bench is None
 
 
+def test_a_failed_emulated_bench_fails_its_row_and_keeps_its_verify(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from mfdeploy.errors import MfdeployError
+    from mfdeploy.harness import bench, verify
+    from mfdeploy.harness.export_pool import ExportJob, export_one
+
+    monkeypatch.setattr(bench, "cached_artifact", lambda *a, **k: (tmp_path, False))
+    result = SimpleNamespace(
+        executor="mil-executor", synthetic_weights=True, failed=[], to_json=lambda: {"x": 1}
+    )
+    monkeypatch.setattr(verify, "verify_artifact", lambda *a, **k: result)
+
+    def run_worker(path, **kwargs):
+        raise MfdeployError("benchmark of art failed: boom")
+
+    monkeypatch.setattr(bench, "run_worker", run_worker)
+    args = {"threads": 1, "runs": 5, "warmup": 1, "budget_s": 2.0}
+    job = ExportJob("m", None, "coreml", "fp32", "deploy", "h", tmp_path / "l.log", False, args)
+    done = export_one(job)
+    assert done.error == "benchmark of art failed: boom"
+    assert done.verify == {"x": 1, "failed": []} and done.bench is None
+
+
 def test_export_pool_starts_int8_rows_first():
     """The long rows (static int8) start first, so none of them runs alone at the end; the
     others keep their order."""

@@ -98,14 +98,18 @@ def export_one(job: ExportJob) -> ExportDone:
             emulated = result.executor in bench.EMULATED_EXECUTORS
             top1 = None if result.synthetic_weights or emulated else _accuracy(artifact)
             seconds["verify"] = round(time.perf_counter() - start, 1)
-            measured = None
-            if emulated and job.emulated_bench is not None:
-                start = time.perf_counter()
-                measured = bench.run_worker(artifact, **job.emulated_bench)
-                seconds["bench"] = round(time.perf_counter() - start, 1)
     except MfdeployError as exc:
         seconds.setdefault("export", round(time.perf_counter() - start, 1))
         return ExportDone(artifact, str(exc), seconds)
+    if not emulated or job.emulated_bench is None:
+        return ExportDone(artifact, None, seconds, checked, top1)
+    start = time.perf_counter()
+    try:  # a failed bench fails the row, as in the quiet phase, and keeps its verify
+        with steplog.captured(job.log, enabled=job.capture):
+            measured = bench.run_worker(artifact, **job.emulated_bench)
+    except MfdeployError as exc:
+        return ExportDone(artifact, str(exc), seconds, checked, top1)
+    seconds["bench"] = round(time.perf_counter() - start, 1)
     return ExportDone(artifact, None, seconds, checked, top1, measured)
 
 

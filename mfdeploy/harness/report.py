@@ -31,9 +31,9 @@ from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench, steplog
 from mfdeploy.harness.export_pool import ExportDone, ExportJob, ExportPool
 from mfdeploy.harness.timing import DEFAULT_RUNS, DEFAULT_WARMUP, MIN_RUNS
-from mfdeploy.runtimes.cpu import cpu_fields, cpu_flags
+from mfdeploy.runtimes.cpu import CPUINFO, cpu_fields, cpu_flags
 
-#: a slow backend (the Core ML MIL executor's numpy emulation) times fewer runs
+#: seconds of timed runs per row at most (a slow runtime times fewer runs, at least MIN_RUNS)
 ROW_BUDGET_S = 8.0
 #: an emulated executor's timings say nothing of a device (bench.EMULATED_EXECUTORS): a
 #: short look is enough to draw it apart, and the main job's time goes to real runtimes
@@ -182,7 +182,7 @@ def _bench_row(row: dict, opts: ReportOptions) -> None:
 INT8_CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 
-def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+def machine(cpuinfo: Path = CPUINFO) -> dict:
     """What the figures were measured on; `int8_features` because int8's gain over float32
     depends on them (docs/int8.md: XNNPACK int8 ties fp32 on an AVX2-only CPU, gains 1.6x on
     EfficientNet-Lite0 with AVX-512 VNNI)."""
