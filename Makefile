@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 VARIANT ?= 294m
 
-.PHONY: setup run test test-fast lint bench clean browser web
+.PHONY: setup run test test-all lint bench clean browser web
 
 setup: .venv/.installed web_demo/node_modules/.installed browser
 
@@ -44,11 +44,13 @@ run: setup
 	.venv/bin/mfdeploy variants
 	.venv/bin/mfdeploy report --variant $(VARIANT) --out reports/
 
+# The suite CI runs: everything but the tests marked slow (larger models' matrix cells,
+# second exports, 294m); `make test-all` runs those too.
 test: setup
-	$(PY) -m pytest -q
-
-test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup
+	$(PY) -m pytest -q
 
 lint: setup
 	.venv/bin/ruff check mfdeploy tests benchmarks web_demo

@@ -1,5 +1,5 @@
-"""`mfdeploy bundle` into copies of android_demo/ and ios_demo/ (26m, synthetic weights;
-the Android ExecuTorch slot with the fixture weights of `exported`).
+"""`mfdeploy bundle` into copies of android_demo/ and ios_demo/ (26m fp32 with the fixture
+weights: the session's shared exports of `exported`).
 
 The apps are not compiled here (no Android SDK / Gradle / Swift toolchain); what is checked
 is the contract between the bundler and the app sources: file names read from the apps'
@@ -22,7 +22,6 @@ from mfdeploy.apps.bundle import APPS, contract_targets, read_contract
 from mfdeploy.apps.golden import compare, model_input, tensor_sha256
 from mfdeploy.artifact import Manifest, path_sha256
 from mfdeploy.cli import main
-from mfdeploy.export import export_artifact
 from mfdeploy.preprocessing import Preprocessing, center_crop, load_image, normalize, preprocess
 from mfdeploy.runtimes import open_runtime
 from tests.conftest import ROOT
@@ -32,12 +31,8 @@ pytest.importorskip("coremltools")
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bundle-artifacts")
-    return {
-        target: export_artifact(target, "26m", out=root / target)[0]
-        for target in ("tflite", "coreml")
-    }
+def artifacts(exported):
+    return {target: exported(target, "fp32") for target in ("tflite", "coreml")}
 
 
 def copy_app(app: str, dest: Path) -> Path:

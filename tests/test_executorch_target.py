@@ -60,7 +60,6 @@ def test_fp32_every_op_runs_in_the_xnnpack_delegate(exported, model):
     _every_op_delegated(exported("executorch", "fp32", model))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_int8_every_op_runs_in_the_xnnpack_delegate(exported, model):
     _every_op_delegated(exported("executorch", "int8", model))
@@ -121,7 +120,6 @@ def test_int8_float_modules_stay_unannotated():
     assert "first" in _quantised_linears(kept) and "second" not in _quantised_linears(kept)
 
 
-@pytest.mark.slow
 def test_int8_manifest_records_the_measured_plan_and_is_smaller(exported):
     fp32, int8 = exported("executorch", "fp32"), exported("executorch", "int8")
     manifest = Manifest.load(int8)
@@ -133,7 +131,6 @@ def test_int8_manifest_records_the_measured_plan_and_is_smaller(exported):
     assert audit(int8).ops.get("xnnpack:XNNConvert", 0) >= 1  # float <-> int8 conversions
 
 
-@pytest.mark.slow
 def test_fp16_runs_float16_and_keeps_top1(exported, reference_26m, fixture_inputs):
     path = exported("executorch", "fp16")
     manifest = Manifest.load(path)

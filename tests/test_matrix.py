@@ -34,6 +34,12 @@ KNOWN_SHORTFALLS = {
 }
 
 
+# Cells `make test` runs (the others are marked slow, run by `make test-all`): every cell of
+# the small Mobile-Former, EfficientNet-Lite0's int8 on every target (the int8 yardstick on
+# trained weights) and MobileViTv2's deploy form in fp32 on every target.
+DEFAULT_CELLS = {"26m": None, "efficientnet_lite0": {"int8"}, "mobilevitv2_050": {"fp32"}}
+
+
 def _cases() -> list:
     cases = []
     for model in EXPORT_MODELS:
@@ -45,11 +51,13 @@ def _cases() -> list:
             for precision in precisions:
                 reason = KNOWN_SHORTFALLS.get((model, target, precision))
                 marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+                default = DEFAULT_CELLS.get(model)
+                if default is not None and precision not in default:
+                    marks.append(pytest.mark.slow)
                 cases.append(pytest.param(model, target, precision, marks=marks))
     return cases
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("model", "target", "precision"), _cases())
 def test_every_artifact_passes_verify(exported, model, target, precision):
     runtime_class(target)  # the runtime is installed: a missing one fails, it is not skipped

@@ -30,6 +30,15 @@ def artifacts(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("per_layer")
 
 
+def _fp32(target: str, exported) -> Path:
+    """The session's shared fp32 export (26m fixture weights) of an installed target."""
+    try:
+        runtime_class(target)
+    except MfdeployError as exc:
+        pytest.skip(f"{target}: {exc}")
+    return exported(target, "fp32")
+
+
 @pytest.fixture(scope="module")
 def reference():
     return create_model("26m", weights=WEIGHTS_26M)
@@ -54,8 +63,8 @@ def _export(target: str, out: Path, precision: str = "fp32", **options) -> Path:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_fp32_every_anchor_at_fp32_parity(target, artifacts, reference, sample):
-    runtime = open_runtime(_export(target, artifacts))
+def test_fp32_every_anchor_at_fp32_parity(target, exported, reference, sample):
+    runtime = open_runtime(_fp32(target, exported))
     expected = capture(reference, sample, get_family("mobile_former"))
     found = runtime_anchors(runtime, sample)
     assert set(found) == set(expected)  # stem, every block's anchors, final_bridge, head
@@ -66,9 +75,9 @@ def test_fp32_every_anchor_at_fp32_parity(target, artifacts, reference, sample):
     assert not low, low
 
 
-def test_coreml_names_rederived_for_artifacts_without_them(artifacts):
+def test_coreml_names_rederived_for_artifacts_without_them(artifacts, exported):
     """Artifacts exported before the manifest recorded MIL names get the same mapping."""
-    artifact = _export("coreml", artifacts)
+    artifact = _fp32("coreml", exported)
     recorded = Manifest.load(artifact).extra["coreml"]["anchors"]
     old = artifacts / "coreml-old"
     shutil.copytree(artifact, old)

@@ -296,7 +296,6 @@ def _page(page_runs, case: str) -> tuple[Path, dict, dict]:
     return folder, result["last"], result["text"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_page_tensor_and_top5_match_python(page_runs, case):
     folder, last, text = _page(page_runs, case)
@@ -316,7 +315,6 @@ def test_page_tensor_and_top5_match_python(page_runs, case):
     assert text["golden"] == "golden: pass"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_page_runs_what_was_asked(page_runs, case):
     folder, last, text = _page(page_runs, case)
@@ -335,7 +333,6 @@ def test_page_runs_what_was_asked(page_runs, case):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
-@pytest.mark.slow
 def test_page_reports_a_golden_mismatch(page_runs):
     result = page_runs["tampered"]
     assert result["state"] == "done", result
@@ -346,7 +343,6 @@ def test_page_reports_a_golden_mismatch(page_runs):
 CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
-@pytest.mark.slow
 def test_page_classifies_a_picked_photo(page_runs):
     """The original photo (451 x 300) picked in the file input: resized by the browser, so no
     golden (the page says n/a), but EfficientNet-Lite0 still sees the cat the golden sees."""

@@ -11,12 +11,19 @@ torchao), and coremltools 9.0's CoreMLQuantizer still imports it (apple/coremlto
 `_import_coreml_quantizer` maps those module names onto their torchao equivalents
 before importing it, and points its observer / fake-quantize classes at torchao's (torchao's
 `prepare_pt2e` only recognises its own). The annotation rules are coremltools' own.
+
+Speed: the quantizer traces each of its annotation patterns (a tiny conv -> bn -> act,
+add -> relu, ... module) with torch.export on every `annotate`; `_memoise_pattern_graphs`
+keeps those graphs for the process, so a second W8A8 export in it (tests, the main job's
+export workers) does not trace them again.
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +63,45 @@ def _install_torchao_aliases() -> None:
         sys.modules.setdefault(name, module)
 
 
+#: traced annotation patterns of this process, by `_pattern_key`
+_PATTERN_GRAPHS: dict[tuple, Any] = {}
+
+
+def _pattern_key(pattern: nn.Module, example_inputs: tuple, is_cuda: bool) -> tuple | None:
+    """What a pattern's traced graph depends on: its forward's code, the values it closes
+    over (the op and activation functions, in-place flags) and the example inputs' shapes and
+    dtypes. None when a closed-over value cannot be a key (then it is traced as before)."""
+    forward = type(pattern).forward
+    cells = tuple(cell.cell_contents for cell in forward.__closure__ or ())
+    inputs = tuple((tuple(t.shape), t.dtype) for t in example_inputs)
+    key = (forward.__code__, cells, inputs, is_cuda)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _memoise_pattern_graphs(utils: types.ModuleType) -> None:
+    """Wrap coremltools' pattern tracer (`utils._get_aten_graph_module`, looked up at call
+    time by its pattern builders) with the per-process memo; each call gets its own deep copy,
+    since the pattern matcher rewrites the graph's output node in place."""
+    traced: Callable = utils._get_aten_graph_module
+    if getattr(traced, "memoised", False):
+        return
+
+    def memoised(pattern: nn.Module, example_inputs: tuple, is_cuda: bool = False) -> Any:
+        key = _pattern_key(pattern, example_inputs, is_cuda)
+        if key is None:
+            return traced(pattern, example_inputs, is_cuda)
+        if key not in _PATTERN_GRAPHS:
+            _PATTERN_GRAPHS[key] = traced(pattern, example_inputs, is_cuda)
+        return copy.deepcopy(_PATTERN_GRAPHS[key])
+
+    memoised.memoised = True
+    utils._get_aten_graph_module = memoised
+
+
 def _import_coreml_quantizer():
     try:
         import torch.ao.quantization.quantizer  # noqa: F401
@@ -78,8 +124,13 @@ def _import_coreml_quantizer():
         )
         _annotation_config._aoquant = observers
         quantization_config._aoquant = observers
-    from coremltools.optimize.torch.quantization import LinearQuantizerConfig
+    from coremltools.optimize.torch.quantization import (
+        LinearQuantizerConfig,
+        _coreml_quantizer_utils,
+    )
     from coremltools.optimize.torch.quantization._coreml_quantizer import CoreMLQuantizer
+
+    _memoise_pattern_graphs(_coreml_quantizer_utils)
 
     return CoreMLQuantizer, LinearQuantizerConfig
 
