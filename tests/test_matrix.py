@@ -35,9 +35,9 @@ KNOWN_SHORTFALLS = {
 
 
 # Cells `make test` runs (the others are marked slow, run by `make test-all`): every cell of
-# the small Mobile-Former, EfficientNet-Lite0's int8 on every target (the int8 yardstick on
-# trained weights) and MobileViTv2's deploy form in fp32 on every target.
-DEFAULT_CELLS = {"26m": None, "efficientnet_lite0": {"int8"}, "mobilevitv2_050": {"fp32"}}
+# the small Mobile-Former (its exports are the target tests' own). EfficientNet-Lite0's and
+# MobileViTv2's cells each cost an export of their own (an int8 one 2-4 min).
+DEFAULT_CELLS = {"26m": None, "efficientnet_lite0": set(), "mobilevitv2_050": set()}
 
 
 def _cases() -> list:

@@ -249,6 +249,7 @@ def test_int8_runs_in_one_xnnpack_partition(int8):
     assert "GELU" in report.ops and "MAXIMUM" in report.ops
 
 
+@pytest.mark.slow  # an EfficientNet-Lite0 int8 export (~2 min)
 def test_efficientnet_lite0_int8_runs_in_one_xnnpack_partition(exported):
     assert audit(exported("tflite", "int8", "efficientnet_lite0")).xnnpack_partitions == 1
 
