@@ -34,10 +34,10 @@ KNOWN_SHORTFALLS = {
 }
 
 
-# Cells `make test` runs (the others are marked slow, run by `make test-all`): every cell of
-# the small Mobile-Former (its exports are the target tests' own). EfficientNet-Lite0's and
+# Models whose cells `make test` runs (the others' are marked slow, run by `make test-all`):
+# the small Mobile-Former, whose exports are the target tests' own. EfficientNet-Lite0's and
 # MobileViTv2's cells each cost an export of their own (an int8 one 2-4 min).
-DEFAULT_CELLS = {"26m": None, "efficientnet_lite0": set(), "mobilevitv2_050": set()}
+DEFAULT_MODELS = {"26m"}
 
 
 def _cases() -> list:
@@ -51,8 +51,7 @@ def _cases() -> list:
             for precision in precisions:
                 reason = KNOWN_SHORTFALLS.get((model, target, precision))
                 marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-                default = DEFAULT_CELLS.get(model)
-                if default is not None and precision not in default:
+                if model not in DEFAULT_MODELS:
                     marks.append(pytest.mark.slow)
                 cases.append(pytest.param(model, target, precision, marks=marks))
     return cases

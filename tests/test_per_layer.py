@@ -30,12 +30,16 @@ def artifacts(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("per_layer")
 
 
-def _fp32(target: str, exported) -> Path:
-    """The session's shared fp32 export (26m fixture weights) of an installed target."""
+def _require_runtime(target: str) -> None:
     try:
         runtime_class(target)
     except MfdeployError as exc:
         pytest.skip(f"{target}: {exc}")
+
+
+def _fp32(target: str, exported) -> Path:
+    """The session's shared fp32 export (26m fixture weights) of an installed target."""
+    _require_runtime(target)
     return exported(target, "fp32")
 
 
@@ -50,10 +54,7 @@ def sample(fixture_inputs) -> np.ndarray:
 
 
 def _export(target: str, out: Path, precision: str = "fp32", **options) -> Path:
-    try:
-        runtime_class(target)
-    except MfdeployError as exc:
-        pytest.skip(f"{target}: {exc}")
+    _require_runtime(target)
     out_dir = out / f"{target}-{precision}"
     if not out_dir.exists():
         export_artifact(
