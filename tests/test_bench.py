@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from mfdeploy.harness.bench import BACKEND_TARGETS, backend_installed
+import shutil
+
+from mfdeploy.harness.bench import BACKEND_TARGETS, backend_installed, cache_key, weights_hash
+from tests.conftest import WEIGHTS_26M
 from tests.harness_helpers import json_lines, run_cli
 
 ROW_KEYS = {
@@ -20,9 +23,17 @@ ROW_KEYS = {
 LATENCY_KEYS = {"median", "p90", "mean", "std", "min"}
 
 
-def test_bench_all_covers_installed_backends_and_caches(tmp_path, monkeypatch, capsys):
+def test_bench_all_covers_installed_backends_and_caches(tmp_path, monkeypatch, capsys, exported):
+    """Every installed backend gets a row; the cache is primed with the session's fp32
+    exports of the same weights for every target but PyTorch, whose miss is exported (the
+    export-on-miss path, at the cost of the cheapest export)."""
     monkeypatch.setenv("MFDEPLOY_BENCH_CACHE", str(tmp_path))
-    common = ["bench", "--variant", "26m", "--warmup", "1"]
+    model, whash = "mobile_former_26m", weights_hash("mobile_former_26m", str(WEIGHTS_26M))
+    for backend, target in BACKEND_TARGETS.items():
+        if backend != "torch" and backend_installed(backend):
+            key = cache_key(model, target, "fp32", "deploy", whash)
+            shutil.copytree(exported(target, "fp32"), tmp_path / f"{model}-{target}-fp32-{key}")
+    common = ["bench", "--variant", "26m", "--weights", str(WEIGHTS_26M), "--warmup", "1"]
     argv = [*common, "--backend", "all", "--runs", "3", "--threads", "1", "--json"]
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err
@@ -36,7 +47,8 @@ def test_bench_all_covers_installed_backends_and_caches(tmp_path, monkeypatch, c
         lat = row["latency_ms"]
         assert 0 < lat["min"] <= lat["median"] <= lat["p90"]
         assert row["model_bytes"] > 0 and row["peak_rss_mb"] > 0 and row["init_ms"] > 0
-    assert "exported" in err
+    assert err.count(" fp32: exported ") == 1, err  # torch's; the others from the cache
+    assert err.count(" fp32: cached ") == len(installed) - 1, err
     # a thread list, table output, the export from the cache (one backend: each row is a
     # worker process loading its runtime)
     argv = [*common, "--backend", "torch", "--runs", "1", "--threads", "1,2"]

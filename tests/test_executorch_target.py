@@ -425,16 +425,17 @@ def test_depthwise_with_channel_multiplier_runs_the_depthwise_kernel(tmp_path):
     into a channel repeat and a multiplier-1 depthwise convolution it runs the DWConv kernel,
     with the same outputs."""
     from mfdeploy.export import executorch_lower as lower
+    from mfdeploy.export.depthwise_split import split_channel_multipliers
 
     torch.manual_seed(0)
     module = nn.Sequential(nn.Conv2d(3, 16, 1), nn.Conv2d(16, 32, 3, 2, 1, groups=16)).eval()
     example = torch.randn(1, 3, 32, 32)
-    split, count = lower.split_channel_multipliers(module)
+    split, count = split_channel_multipliers(module)
     assert count == 1 and split is not module
     assert max_abs(split(example).detach().numpy(), module(example).detach().numpy()) <= 1e-6
-    assert lower.split_channel_multipliers(nn.Conv2d(8, 8, 3, groups=8))[1] == 0
+    assert split_channel_multipliers(nn.Conv2d(8, 8, 3, groups=8))[1] == 0
     # the repeat would cost 128 x 4 multiply-adds per output: more than the grouped IGEMM
-    assert lower.split_channel_multipliers(nn.Conv2d(128, 768, 3, 2, 1, groups=128))[1] == 0
+    assert split_channel_multipliers(nn.Conv2d(128, 768, 3, 2, 1, groups=128))[1] == 0
     path = tmp_path / "m.pte"
     with torch.no_grad():
         lower.lower_to_pte(lower.export_for_xnnpack(module, example), path)

@@ -145,3 +145,15 @@ def test_module_scopes_find_inputs_and_outputs():
     assert graph.candidates("m", "in") == ["x"]
     assert graph.candidates("m", "out") == ["t4", "t1"]  # last produced first
     assert graph.candidates("n", "in") == ["t2", "t4"]
+
+
+def test_litert_location_below_an_unknown_module_belongs_to_its_known_ancestor():
+    """The TFLite exporter's rewrites add modules the structure model does not have (the
+    depthwise split's `repeat`): their tensors belong to the deepest module it knows."""
+    table = {"Lite_0": "lite.0", "Lite_0/Conv2d_dw": "lite.0.dw"}
+    known = "Net_model/Lite_0/Conv2d_dw"
+    split = "Net_model/Lite_0/DepthwiseWithMultiplier_dw/Conv2d_repeat"
+    assert A.litert_scopes(known, table, "Net") == {"lite.0.dw"}
+    assert A.litert_scopes(split, table, "Net") == {"lite.0"}
+    assert A.litert_scopes(f"{split};{known}", table, "Net") == {"lite.0", "lite.0.dw"}
+    assert A.litert_scopes("Net_model/Other_x", table, "Net") == frozenset()

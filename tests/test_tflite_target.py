@@ -14,6 +14,7 @@ from mfdeploy.artifact import Manifest, path_sha256
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import export_artifact
 from mfdeploy.export.common import DEFAULT_CALIB_COUNT
+from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.harness.inspect import audit
 from mfdeploy.metrics import cosine, sqnr_db
 from mfdeploy.models.source import export_module, load_source
@@ -67,6 +68,36 @@ def test_builtin_ops_only_and_rank_at_most_4(artifacts, precision):
     # every op delegated, no hand-overs (int8-weights: qd8 FULLY_CONNECTED / CONV_2D only,
     # the depthwise convolutions, which have no hybrid XNNPACK kernel, stay float)
     assert report.xnnpack_partitions == 1
+
+
+def test_depthwise_multipliers_split_where_the_repeat_is_cheap(artifacts):
+    """Each depthwise convolution with a channel multiplier k > 1 (a grouped IGEMM in XNNPACK)
+    whose 1x1 channel repeat is cheap enough arrives in the .tflite as a repeat CONV_2D and a
+    multiplier-1 DEPTHWISE_CONV_2D; the others keep their multiplier. Counted on the graph
+    against the 26m deploy module's convolutions."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mfdeploy.export.depthwise_split import MAX_REPEAT_MACS
+
+    deploy = export_module(load_source("26m", WEIGHTS), "deploy")
+    multiplier = [
+        m.in_channels * m.stride[0] * m.stride[1]
+        for m in deploy.modules()
+        if isinstance(m, nn.Conv2d) and m.groups == m.in_channels < m.out_channels
+    ]
+    cheap = sum(macs <= MAX_REPEAT_MACS for macs in multiplier)
+    assert cheap >= 1 and len(multiplier) > cheap  # 26m has both kinds
+    interpreter = Interpreter(model_path=str(artifacts["fp32"] / "model.tflite"))
+    shapes = {t["index"]: t["shape"] for t in interpreter.get_tensor_details()}
+    kept = [
+        op
+        for op in interpreter._get_ops_details()
+        if op["op_name"] == "DEPTHWISE_CONV_2D"
+        and shapes[op["inputs"][1]][-1] > shapes[op["inputs"][0]][-1]  # filter 1 x kh x kw x out
+    ]
+    assert len(kept) == len(multiplier) - cheap
+    manifest = Manifest.load(artifacts["fp32"])
+    assert manifest.extra["depthwise_multiplier_splits"] == cheap
 
 
 def test_nhwc_input_by_default_without_input_transpose(artifacts):
@@ -185,7 +216,7 @@ def test_int8_is_really_integer_and_builtin_only(int8, artifacts):
     # every convolution is int8 except those inside the measured float modules
     plan = Manifest.load(int8).extra["int8_plan"]
     assert plan["chosen_by"] == "measured" and plan["reached_target"]
-    deploy = export_module(load_source("26m", WEIGHTS), "deploy")
+    deploy, _ = split_channel_multipliers(export_module(load_source("26m", WEIGHTS), "deploy"))
     float_convs = sum(
         isinstance(m, nn.Conv2d)
         for name in plan["float_modules"]

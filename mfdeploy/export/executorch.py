@@ -39,6 +39,7 @@ from mfdeploy.export.common import (
     calibration_inputs,
     export_module,
 )
+from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 
 #: imported before staging, with signals held back (export_artifact)
@@ -127,11 +128,12 @@ def export(
         calibration = calibration_inputs(calib, calib_count, prep)
     import executorch.exir  # noqa: F401  (fail early when the extra is missing)
 
-    module = export_module(source, form).eval()
+    # before the int8 search and PT2E (a traced graph has no convolution modules to split)
+    module, splits = split_channel_multipliers(export_module(source, form).eval())
     shape = [batch, 3, res, res]
     example = torch.zeros(shape)
     dtype = "float32"
-    extra: dict = {"backend": "xnnpack", "layout": "NCHW"}
+    extra: dict = {"backend": "xnnpack", "layout": "NCHW", "depthwise_multiplier_splits": splits}
     shown = source.form(form)  # what the manifest records (families without a deploy form)
     plan = None
     if calibration is not None:  # int8: which modules stay float, measured on this model

@@ -20,10 +20,10 @@ Each is rewritten here into ops the partitioner takes, as the same function:
 - float16 GELU = its tanh form (within float16 rounding of the erf form).
 Two rewrites are for speed, not coverage: a depthwise convolution with a channel multiplier
 k > 1 becomes a 1x1 channel repeat + a multiplier-1 depthwise convolution
-(`split_channel_multipliers`: XNNPACK's depthwise kernel takes multiplier 1 only, k > 1 ran as
-a slow grouped IGEMM); a residual add of a viewed matmul product to a 4-D map that is itself
-viewed in the product's shape runs in that shape (`add_in_producer_shape`, one NHWC <-> NCHW
-transpose of the map fewer inside XNNPACK).
+(depthwise_split.py, shared with the TFLite exporter; the exporters split before the int8
+search, `export_for_xnnpack` splits a module not split yet); a residual add of a viewed
+matmul product to a 4-D map that is itself viewed in the product's shape runs in that shape
+(`add_in_producer_shape`, one NHWC <-> NCHW transpose of the map fewer inside XNNPACK).
 The rules are about ops and shapes only, so they hold for any model.
 """
 
@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from mfdeploy.export.depthwise_split import split_channel_multipliers
 
 aten = torch.ops.aten
 
@@ -202,81 +204,6 @@ def add_in_producer_shape(graph_module: torch.fx.GraphModule) -> int:
         graph_module.graph.lint()
         graph_module.recompile()
     return moved
-
-
-class _DepthwiseWithMultiplier(torch.nn.Module):
-    """A grouped convolution with one input channel and k > 1 output channels per group, as
-    a 1x1 convolution that repeats each input channel k times (0 / 1 weights) and a
-    depthwise convolution (multiplier 1) with the original weights and bias."""
-
-    def __init__(self, conv: torch.nn.Conv2d) -> None:
-        super().__init__()
-        channels, out = conv.in_channels, conv.out_channels
-        self.repeat = torch.nn.Conv2d(channels, out, 1, bias=False)
-        picks = torch.zeros(out, channels, 1, 1, dtype=conv.weight.dtype)
-        picks[torch.arange(out), torch.arange(out) // (out // channels)] = 1.0
-        self.repeat.weight = torch.nn.Parameter(picks, requires_grad=False)
-        self.depthwise = torch.nn.Conv2d(
-            out,
-            out,
-            conv.kernel_size,
-            conv.stride,
-            conv.padding,
-            conv.dilation,
-            groups=out,
-            bias=conv.bias is not None,
-        )
-        self.depthwise.weight = conv.weight  # (out, 1, kh, kw): the same layout
-        self.depthwise.bias = conv.bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.depthwise(self.repeat(x))
-
-
-#: Split a multiplier-k depthwise convolution only while its channel repeat costs at most this
-#: many multiply-adds per output element (in_channels x stride_h x stride_w: the 1x1 repeat
-#: runs on the input pixels). Measured on 294m (ETDump, 1 thread, x86 AVX2): XNNPACK's grouped
-#: IGEMM took 2.0-2.7 ns per output element (5.4 at k = 2), the repeat ~0.025 ns per
-#: multiply-add; split won at 16, 24 and 48, broke even at 64 and 96, lost at 96-512.
-MAX_REPEAT_MACS = 64
-
-
-def _has_channel_multiplier(module: torch.nn.Module) -> bool:
-    """A depthwise convolution with a channel multiplier > 1 whose repeat is cheap enough."""
-    return (
-        type(module) is torch.nn.Conv2d
-        and module.groups > 1
-        and module.groups == module.in_channels
-        and module.out_channels > module.in_channels
-        and module.padding_mode == "zeros"
-        and not isinstance(module.padding, str)
-        and module.in_channels * module.stride[0] * module.stride[1] <= MAX_REPEAT_MACS
-    )
-
-
-def split_channel_multipliers(module: torch.nn.Module) -> tuple[torch.nn.Module, int]:
-    """(module, n): a copy whose n depthwise convolutions with a channel multiplier k > 1 are
-    `_DepthwiseWithMultiplier`; the module itself when there are none.
-
-    Why: XNNPACK runs a depthwise convolution only with multiplier 1; with k > 1 it falls back
-    to a grouped IGEMM of one input channel per group, measured (ETDump of 294m fp32, 1 thread)
-    at 2.2 ms of 16.1 for a 16 -> 32 3x3 convolution on a 112x112 map. Repeating the channels
-    first (exact: each output is one input times 1, plus zeros) lets the depthwise kernel take
-    it; only where the repeat is cheaper than the IGEMM (`MAX_REPEAT_MACS`). A rule on the
-    convolution's shape only."""
-    import copy
-
-    names = [name for name, sub in module.named_modules() if _has_channel_multiplier(sub)]
-    if not names:
-        return module, 0
-    if names == [""]:  # the module is such a convolution
-        return _DepthwiseWithMultiplier(copy.deepcopy(module)), 1
-    module = copy.deepcopy(module)
-    for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, child, _DepthwiseWithMultiplier(getattr(parent, child)))
-    return module, len(names)
 
 
 def export_for_xnnpack(module: torch.nn.Module, example: torch.Tensor, move_adds: bool = True):

@@ -239,16 +239,25 @@ def litert_scope_table(root) -> dict[str, str]:
 
 
 def litert_scopes(name: str, table: dict[str, str], root_class: str) -> frozenset:
-    """Module paths in a LiteRT tensor name (fused ops join their locations with ';')."""
+    """Module paths in a LiteRT tensor name (fused ops join their locations with ';').
+
+    A location below a module the table does not know (an exporter's rewrite, such as the
+    depthwise split's `repeat`, is not in the structure model) belongs to its deepest known
+    ancestor."""
     scopes = set()
     for part in name.split(";"):
         segments = [s.rsplit(".", 1)[-1] for s in part.split("/") if s]
         roots = [i for i, s in enumerate(segments) if s.split("_", 1)[0] == root_class]
         if not roots:
             continue
-        rest = "/".join(segments[roots[-1] + 1 :])
+        rest = segments[roots[-1] + 1 :]
         if not rest:
             scopes.add("")
-        elif rest in table:
-            scopes.add(table[rest])
+            continue
+        known = next(
+            ("/".join(rest[:n]) for n in range(len(rest), 0, -1) if "/".join(rest[:n]) in table),
+            None,
+        )
+        if known is not None:
+            scopes.add(table[known])
     return frozenset(scopes)

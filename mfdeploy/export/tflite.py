@@ -54,6 +54,7 @@ from mfdeploy.export.common import (
     export_module,
     output_discarded,
 )
+from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 from mfdeploy.export.tflite_qd8 import MIN_WEIGHT_TO_INPUT, kept_float_note, qd8_scopes
 
@@ -214,7 +215,8 @@ def export(
         calibration = calibration_inputs(calib, calib_count, prep)
     import litert_torch  # noqa: F401  (fail early when the extra is missing)
 
-    module = export_module(source, form)
+    # before the int8 search, so it measures (and the quantizer sees) what is converted
+    module, splits = split_channel_multipliers(export_module(source, form))
     plan = None
     if calibration is not None:  # int8: which modules stay float, measured on this model
         plan = float_plan(module, calibration, int8_float, int8_target_sqnr)
@@ -224,7 +226,7 @@ def export(
         if calibration is not None:
             calibration = np.ascontiguousarray(calibration.transpose(0, 2, 3, 1))
     final = staging / MODEL_FILE
-    extra: dict = {"layout": layout.upper()}
+    extra: dict = {"layout": layout.upper(), "depthwise_multiplier_splits": splits}
     in_spec = TensorSpec("input", shape, "float32", layout.upper())
     out_spec = TensorSpec("logits", [batch, source.num_classes], "float32")
     if precision == "int8":
