@@ -150,6 +150,8 @@ def test_deploy_graph_passes_the_audit(artifacts, precision):
     assert max(len(v.type.tensor_type.shape.dim) for v in values) <= 4
 
 
+# an export of its own for one option (~1 min): `make test-all`
+@pytest.mark.slow
 def test_reference_form_fails_the_audit(tmp_path):
     path, _ = export_artifact(
         "onnx", "26m", form="reference", out=tmp_path / "ref", ort_format=False
@@ -231,6 +233,8 @@ def test_which_cpus_saturate_int8_sums(flags, machine, saturates):
     assert int8_sums_saturate(flags, machine) is saturates
 
 
+# an export of its own for one option (~1 min): `make test-all`
+@pytest.mark.slow
 def test_dynamic_batch_with_float16_io(tmp_path, fixture_inputs, reference_26m):
     """--dynamic-batch and --io-fp16 in one artifact: the adapter casts float32 in and out."""
     path, manifest = export_artifact(

@@ -112,6 +112,8 @@ def test_nhwc_input_by_default_without_input_transpose(artifacts):
     assert consumers and all(op["op_name"] != "TRANSPOSE" for op in consumers)
 
 
+# an export of its own for one option (~1 min): `make test-all`
+@pytest.mark.slow
 def test_nchw_layout_option(tmp_path, fixture_inputs, reference_26m):
     path, manifest = export_artifact(
         "tflite", "26m", weights=WEIGHTS, out=tmp_path / "nchw", layout="nchw"
