@@ -5,9 +5,9 @@ channel and k > 1 output channels per group (PyTorch `groups == in_channels`, `o
 = k * in_channels`; TFLite DEPTHWISE_CONV_2D with depth_multiplier k) runs as a grouped
 IGEMM instead, one input channel per group, which pads both the k outputs and the kh x kw
 taps of each group to the GEMM kernel's tile: most of its multiply-adds are padding.
-Measured on 294m (1 thread): 4.6 of 16.1 ms of ExecuTorch fp32 (ETDump, AVX2 host); 26 %
-of LiteRT fp32's and 33 % of LiteRT all-int8's samples (`perf`, AVX-512 VNNI host;
-docs/int8.md, "Where the time goes").
+Measured on 294m (1 thread): 4.6 of 16.1 ms of ExecuTorch fp32 (ETDump, AVX2 host); on
+LiteRT the IGEMM kernels (these convolutions and the 3x3 stem) took 26 % of fp32's and 33 %
+of all-int8's samples, 5 % after the split (`perf`, AVX-512 VNNI host; docs/int8.md).
 
 The split is exact: a 1x1 convolution with 0 / 1 weights repeats each input channel k times
 (output channel c*k + m is input channel c, PyTorch's own order), then a multiplier-1

@@ -27,7 +27,9 @@ What each precision's model.tflite contains:
   output.
 
 Layout: `--layout nhwc` (default) gives the model an NHWC input, as Android camera / bitmap
-buffers are; the input permute is absorbed by litert-torch's layout pass.
+buffers are; the input permute is absorbed by litert-torch's layout pass. Every precision:
+depthwise convolutions with a channel multiplier are split into a channel repeat and a
+multiplier-1 depthwise convolution where that is cheaper in XNNPACK (depthwise_split.py).
 """
 
 from __future__ import annotations
