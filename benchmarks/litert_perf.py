@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,18 +54,17 @@ KINDS = (
     ("XNNPACK / LiteRT scheduling", r"^xnn_|tflite|litert"),
 )
 
+# The child: the harness's own timing (50 runs after 10 warm-up) on an input of the artifact's
+# resolution, then runs until killed while perf samples it.
 CHILD = """
-import sys, time
+import sys
 import numpy as np
+from mfdeploy.harness.timing import time_runtime
 from mfdeploy.runtimes import open_runtime
 rt = open_runtime(sys.argv[1], threads=1)
-x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-for _ in range(10):
-    rt.run(x)
-times = []
-for _ in range(50):
-    t = time.perf_counter(); rt.run(x); times.append(time.perf_counter() - t)
-print("MEDIAN", sorted(times)[25] * 1000.0, flush=True)
+res = int(rt.manifest.preprocessing.get("resolution", 224))
+x = np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32)
+print("MEDIAN", time_runtime(rt, x)["latency_ms"]["median"], flush=True)
 while True:
     rt.run(x)
 """
@@ -122,12 +122,13 @@ def main() -> None:
     if shutil.which("perf") is None:
         raise SystemExit("error: needs Linux perf (apt-get install linux-perf)")
     results = {}
-    for item in args.artifacts:
-        name, _, path = item.partition("=")
-        start = time.time()
-        median, shares = profile(path, args.seconds, Path(f"/tmp/litert_perf_{name}.data"))
-        results[name] = {"median_ms": median, "shares": shares}
-        print(f"{name}: {median:.2f} ms median ({time.time() - start:.0f} s)", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        for item in args.artifacts:
+            name, _, path = item.partition("=")
+            start = time.time()
+            median, shares = profile(path, args.seconds, Path(scratch) / f"{name}.data")
+            results[name] = {"median_ms": median, "shares": shares}
+            print(f"{name}: {median:.2f} ms median ({time.time() - start:.0f} s)", flush=True)
     kinds = [k for k, _ in KINDS] + ["other (Python, numpy I/O copies)"]
     rows = [
         [kind] + [f"{r['shares'].get(kind, 0) * r['median_ms']:.2f}" for r in results.values()]

@@ -253,11 +253,9 @@ def litert_scopes(name: str, table: dict[str, str], root_class: str) -> frozense
         rest = segments[roots[-1] + 1 :]
         if not rest:
             scopes.add("")
-            continue
-        known = next(
-            ("/".join(rest[:n]) for n in range(len(rest), 0, -1) if "/".join(rest[:n]) in table),
-            None,
-        )
-        if known is not None:
-            scopes.add(table[known])
+        for n in range(len(rest), 0, -1):  # deepest known location first
+            location = "/".join(rest[:n])
+            if location in table:
+                scopes.add(table[location])
+                break
     return frozenset(scopes)
