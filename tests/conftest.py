@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -59,15 +60,46 @@ EXPORT_MODELS = {
 }
 
 
+PREFETCH = pytest.StashKey()
+#: the verify matrix's test, whose collected cells are prefetched (tests/prefetch.py)
+MATRIX_TEST = "test_every_artifact_passes_verify"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start exporting the collected matrix cells' artifacts in worker processes, unless
+    MFDEPLOY_TEST_PREFETCH=0 or there are fewer than two."""
+    if os.environ.get("MFDEPLOY_TEST_PREFETCH", "1") == "0":
+        return
+    keys = [
+        tuple(item.callspec.params[name] for name in ("model", "target", "precision"))
+        for item in session.items
+        if getattr(item, "originalname", None) == MATRIX_TEST and hasattr(item, "callspec")
+    ]
+    if len(keys) >= 2:
+        from tests.prefetch import Prefetch
+
+        session.config.stash[PREFETCH] = Prefetch(keys, EXPORT_MODELS)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    prefetch = session.config.stash.get(PREFETCH, None)
+    if prefetch is not None:
+        prefetch.close()
+
+
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, pytestconfig):
     from mfdeploy.export import export_artifact
 
     made: dict[tuple, Path] = {}
+    prefetch = pytestconfig.stash.get(PREFETCH, None)
 
     def get(target: str, precision: str, model: str = "26m", **export_options) -> Path:
         """The artifact; export_options (e.g. float_io=True) are export flags, part of the key."""
         key = (model, target, precision, *sorted(export_options.items()))
+        future = prefetch.take(key) if prefetch is not None and key not in made else None
+        if future is not None:
+            made[key] = Path(future.result())
         if key not in made:
             options = {**EXPORT_MODELS[model], **export_options}
             variant = options.pop("variant")

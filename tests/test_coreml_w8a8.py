@@ -74,3 +74,48 @@ def test_an_unhashable_closure_is_traced_every_time(utils):
     utils._get_aten_graph_module(Pattern(), inputs)
     utils._get_aten_graph_module(Pattern(), inputs)
     assert len(utils.traced) == 2
+
+
+class _ConvRelu6LinearGelu(nn.Module):
+    """Two of coremltools' 15 activations: relu6 after a conv, gelu after a linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.linear = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self.conv(x)).mean(dim=(2, 3))
+        return F.gelu(self.linear(y))
+
+
+def _program() -> torch.fx.GraphModule:
+    module = _ConvRelu6LinearGelu().eval()
+    return torch.export.export(module, (torch.randn(1, 3, 8, 8),)).module()
+
+
+def test_only_the_programs_activations_are_traced_and_the_lists_come_back():
+    pytest.importorskip("coremltools")
+    coreml_w8a8.quantizer_config()  # imports coremltools' quantizer with its aliases
+    from coremltools.optimize.torch.quantization import _coreml_quantizer_utils as utils
+
+    saved = utils._supported_activations, utils._supported_activations_no_inplace
+    with coreml_w8a8._only_activations_in(_program()):
+        assert utils._supported_activations == (F.relu6,)
+        assert utils._supported_activations_no_inplace == (F.gelu,)
+    assert (utils._supported_activations, utils._supported_activations_no_inplace) == saved
+    assert F.silu in saved[0] and F.sigmoid in saved[1]  # what the narrowing left out
+
+
+@pytest.mark.slow
+def test_narrowed_activations_annotate_the_program_the_same():
+    """The prepared program (observers where the quantizer annotated) is the same with the
+    activation lists narrowed as with all 15 (the full set traces for about two minutes)."""
+    pytest.importorskip("coremltools")
+    prepare_pt2e, _ = coreml_w8a8._pt2e()
+    program = _program()
+    with coreml_w8a8._only_activations_in(program):
+        narrowed = prepare_pt2e(program, coreml_w8a8.quantizer_config())
+    full = prepare_pt2e(_program(), coreml_w8a8.quantizer_config())
+    assert narrowed.code == full.code
+    assert sum(n.op == "call_module" for n in narrowed.graph.nodes) > 0

@@ -372,3 +372,30 @@ def test_cli_int8_missing_calibration_dir_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "no such image directory" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_a_conversion_is_reused_in_the_process_only_for_the_same_module_and_weights(
+    tmp_path, monkeypatch
+):
+    import litert_torch
+
+    from mfdeploy.export import tflite
+
+    monkeypatch.setattr(tflite, "_CONVERTED", {})
+    calls = []
+    convert = litert_torch.convert
+    monkeypatch.setattr(
+        litert_torch, "convert", lambda *a, **k: calls.append(1) or convert(*a, **k)
+    )
+    module = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
+    example = torch.zeros(1, 3, 8, 8)
+    tflite.torch_to_tflite(module, example, tmp_path / "a.tflite")
+    tflite.torch_to_tflite(module, example, tmp_path / "b.tflite")
+    assert len(calls) == 1
+    assert (tmp_path / "a.tflite").read_bytes() == (tmp_path / "b.tflite").read_bytes()
+    tflite.torch_to_tflite(module, torch.zeros(1, 3, 9, 9), tmp_path / "c.tflite")
+    with torch.no_grad():
+        module[0].weight.mul_(2.0)
+    tflite.torch_to_tflite(module, example, tmp_path / "d.tflite")
+    tflite.torch_to_tflite(nn.Sequential(module[0], nn.ReLU6()), example, tmp_path / "e.tflite")
+    assert len(calls) == 4  # another shape, other weights, another module tree

@@ -15,11 +15,15 @@ before importing it, and points its observer / fake-quantize classes at torchao'
 Speed: the quantizer traces each of its annotation patterns (a tiny conv -> bn -> act,
 add -> relu, ... module) with torch.export on every `annotate`; `_memoise_pattern_graphs`
 keeps those graphs for the process, so a second W8A8 export in it (tests, the main job's
-export workers) does not trace them again.
+export workers) does not trace them again. Most of those patterns pair a conv / linear / add /
+mul / matmul with one of 15 activations (two minutes of tracing on the first export);
+`_only_activations_in` leaves out the activations the program does not contain, whose
+patterns cannot match it, so the annotation is the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
 import types
@@ -102,6 +106,46 @@ def _memoise_pattern_graphs(utils: types.ModuleType) -> None:
     utils._get_aten_graph_module = memoised
 
 
+def _activation_pattern(fn: Callable, inplace: bool) -> nn.Module:
+    """A one-op pattern module; `fn` and `inplace` are closure values, part of its memo key."""
+
+    class Pattern(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return fn(x, inplace=True) if inplace else fn(x)
+
+    return Pattern()
+
+
+@contextlib.contextmanager
+def _only_activations_in(graph: torch.fx.GraphModule):
+    """Narrow coremltools' activation lists (module globals its pattern builders read at call
+    time) to the activations whose traced ops occur in `graph`, for the `with` block.
+
+    Each activation is traced alone with the quantizer's own tracer, so its ops are spelled
+    as in the patterns; one whose ops are all absent from the graph cannot match any pattern
+    there, so dropping it changes no annotation, only the tracing time.
+    """
+    from coremltools.optimize.torch.quantization import _coreml_quantizer_utils as utils
+
+    present = {node.target for node in graph.graph.nodes if node.op == "call_function"}
+    example = (torch.randn(1, 4, 4, 4),)
+
+    def occurs(fn: Callable, inplace_options: tuple[bool, ...]) -> bool:
+        for inplace in inplace_options:
+            traced = utils._get_aten_graph_module(_activation_pattern(fn, inplace), example)
+            if any(n.target in present for n in traced.graph.nodes if n.op == "call_function"):
+                return True
+        return False
+
+    saved = utils._supported_activations, utils._supported_activations_no_inplace
+    utils._supported_activations = tuple(fn for fn in saved[0] if occurs(fn, (False, True)))
+    utils._supported_activations_no_inplace = tuple(fn for fn in saved[1] if occurs(fn, (False,)))
+    try:
+        yield
+    finally:
+        utils._supported_activations, utils._supported_activations_no_inplace = saved
+
+
 def _import_coreml_quantizer():
     try:
         import torch.ao.quantization.quantizer  # noqa: F401
@@ -177,7 +221,9 @@ def quantize_w8a8(
         example = example.repeat(batch, 1, 1, 1)[:batch]
     graph = torch.export.export(module.eval(), (example,)).module()
     info("int8: annotating the program for coremltools' quantizer")
-    prepared = prepare_pt2e(graph, quantizer_config())
+    quantizer = quantizer_config()
+    with _only_activations_in(graph):
+        prepared = prepare_pt2e(graph, quantizer)
     prepared, plan = plan_on_program(
         module, prepared, calibration, batch=batch, spec=float_spec, target_sqnr=target_sqnr
     )

@@ -59,6 +59,7 @@ from mfdeploy.export.common import (
 from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 from mfdeploy.export.tflite_qd8 import MIN_WEIGHT_TO_INPUT, kept_float_note, qd8_scopes
+from mfdeploy.models.source import state_dict_sha256
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("litert_torch",)
@@ -105,11 +106,32 @@ def quiet():
         yield
 
 
+#: fp32 flatbuffers converted in this process, newest last (at most CONVERSIONS_KEPT)
+_CONVERTED: dict[tuple, bytes] = {}
+CONVERSIONS_KEPT = 4
+
+
 def torch_to_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """Convert with litert-torch, reusing an identical conversion made earlier in this process.
+
+    The conversion is most of a float export (a minute for 26m); fp16 and int8-weights are
+    seconds-long rewrites of the same fp32 flatbuffer, so a run exporting several precisions
+    of one model (the report, the tests) converts it once. The key is what the converter
+    sees: the module tree (its repr: classes and their settings), its weights, the example's
+    shape.
+    """
     import litert_torch
 
-    with quiet():
-        litert_torch.convert(module.eval(), (example,)).export(str(path))
+    key = (repr(module), state_dict_sha256(module), tuple(example.shape))
+    if key not in _CONVERTED:
+        with quiet():
+            litert_torch.convert(module.eval(), (example,)).export(str(path))
+        _CONVERTED[key] = path.read_bytes()
+        while len(_CONVERTED) > CONVERSIONS_KEPT:
+            _CONVERTED.pop(next(iter(_CONVERTED)))
+    else:
+        info("litert-torch conversion of these weights made earlier in this run: reused")
+        path.write_bytes(_CONVERTED[key])
 
 
 def float16_weights(fp32_path: Path, out_path: Path) -> None:
