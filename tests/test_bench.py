@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from mfdeploy.harness.bench import BACKEND_TARGETS, backend_installed, cache_key, weights_hash
 from tests.conftest import WEIGHTS_26M
 from tests.harness_helpers import json_lines, run_cli
@@ -71,6 +73,18 @@ def test_bench_bad_input(capsys):
     assert code == 2 and "Traceback" not in err
     code, _, err = run_cli(["bench", "--backend", "torch", "--precision", "int3"], capsys)
     assert code == 2 and "int3" in err
+
+
+def test_an_emulated_executor_is_timed_in_process_without_a_peak_rss(exported):
+    """Core ML off macOS runs on the MIL executor: timed here (no fresh process), and no
+    peak RSS, which would be this process's, not the backend's."""
+    pytest.importorskip("coremltools")
+    from mfdeploy.harness.bench import EMULATED_EXECUTORS, measure_here
+
+    measured = measure_here(exported("coreml", "fp32"), threads=1, runs=2, warmup=0)
+    assert measured["executor"] in (*EMULATED_EXECUTORS, "coreml-runtime")
+    assert measured["peak_rss_mb"] is None
+    assert measured["runs"] == 2 and measured["latency_ms"]["median"] > 0
 
 
 def test_worker_peak_rss_is_its_own_not_its_parents(tmp_path):

@@ -43,8 +43,9 @@ def source():
 
 
 # Evaluation photos the programs run on: the MIL executor takes 0.1-0.5 s per image and
-# program, so a spread-out 64 of the ~230 (the verify matrix runs 32 per artifact).
-NUM_PHOTOS = 64
+# program, so a spread-out 48 of the ~230 (the verify matrix runs 32 per artifact); with the
+# two fixture inputs, fp16's 98 % top-1 agreement allows one flip, as it did with 64.
+NUM_PHOTOS = 48
 
 
 @pytest.fixture(scope="module")

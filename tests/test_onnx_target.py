@@ -270,7 +270,8 @@ def test_fp16_keeps_requested_ops_in_float32(artifacts):
 
 
 def test_interrupted_calibration_leaves_nothing(tmp_path, monkeypatch):
-    """Ctrl-C in the middle of int8 calibration: no artifact, no staging directory."""
+    """Ctrl-C in the middle of int8 calibration: no artifact, no staging directory (no
+    float-set search first: `int8_float="none"` goes straight to calibration)."""
     calls = {"n": 0}
     original = quant.CalibrationReader.get_next
 
@@ -283,7 +284,9 @@ def test_interrupted_calibration_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(quant.CalibrationReader, "get_next", interrupt_midway)
     out = tmp_path / "artifacts" / "int8"
     with pytest.raises(KeyboardInterrupt):
-        export_artifact("onnx", "26m", precision="int8", out=out, ort_format=False)
+        export_artifact(
+            "onnx", "26m", precision="int8", out=out, ort_format=False, int8_float="none"
+        )
     assert calls["n"] == 3
     assert not out.exists()
     assert list((tmp_path / "artifacts").iterdir()) == []

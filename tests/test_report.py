@@ -163,11 +163,11 @@ def test_only_emulated_rows_are_benched_in_the_export_pool(tmp_path, monkeypatch
     monkeypatch.setattr(verify, "verify_artifact", lambda *a, **k: result)
     calls = []
 
-    def run_worker(path, **kwargs):
+    def measure_here(path, **kwargs):
         calls.append((path, kwargs))
         return {"runs": 3, "warmup": 1}
 
-    monkeypatch.setattr(bench, "run_worker", run_worker)
+    monkeypatch.setattr(bench, "measure_here", measure_here)
     args = {"threads": 1, "runs": 50, "warmup": 1, "budget_s": 2.0}
     job = ExportJob("m", None, "coreml", "fp32", "deploy", "h", tmp_path / "l.log", False, args)
     done = export_one(job)
@@ -192,10 +192,10 @@ def test_a_failed_emulated_bench_fails_its_row_and_keeps_its_verify(tmp_path, mo
     )
     monkeypatch.setattr(verify, "verify_artifact", lambda *a, **k: result)
 
-    def run_worker(path, **kwargs):
+    def measure_here(path, **kwargs):
         raise MfdeployError("benchmark of art failed: boom")
 
-    monkeypatch.setattr(bench, "run_worker", run_worker)
+    monkeypatch.setattr(bench, "measure_here", measure_here)
     args = {"threads": 1, "runs": 5, "warmup": 1, "budget_s": 2.0}
     job = ExportJob("m", None, "coreml", "fp32", "deploy", "h", tmp_path / "l.log", False, args)
     done = export_one(job)

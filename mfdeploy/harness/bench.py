@@ -167,6 +167,18 @@ def cached_artifact(
     return out, False
 
 
+def measure_here(
+    artifact: Path, threads: int, runs: int, warmup: int, budget_s: float | None = None
+) -> dict:
+    """`run_worker`'s measurement in this process, for an emulated executor
+    (`EMULATED_EXECUTORS`): its timing is no device latency, so a fresh process (15 s of
+    coremltools import per row) buys nothing; its peak RSS would be this process's, so none
+    is reported."""
+    from mfdeploy.harness.bench_worker import measure
+
+    return measure(str(artifact), threads, runs, warmup, budget_s) | {"peak_rss_mb": None}
+
+
 def run_worker(
     artifact: Path, threads: int, runs: int, warmup: int, budget_s: float | None = None
 ) -> dict:

@@ -38,9 +38,10 @@ class ExportJob:
     whash: str
     log: Path
     capture: bool = True
-    #: `bench.run_worker`'s keyword arguments for a row verify finds on an emulated executor
-    #: (bench.EMULATED_EXECUTORS): benched here, beside the other exports, since its timing
-    #: says nothing of a device; None leaves every bench to the report's quiet phase
+    #: `bench.measure_here`'s keyword arguments for a row verify finds on an emulated
+    #: executor (bench.EMULATED_EXECUTORS): benched here, in the export worker beside the
+    #: other exports, since its timing says nothing of a device; None leaves every bench to
+    #: the report's quiet phase
     emulated_bench: dict | None = None
 
 
@@ -48,7 +49,7 @@ class ExportJob:
 class ExportDone:
     """A row's export and verify: the cached artifact, verify's JSON, top-1 on the labelled
     photos (trained weights only), seconds per step, or the error that row reports; the
-    bench worker's JSON when the row was emulated (`ExportJob.emulated_bench`)."""
+    bench measurement when the row was emulated (`ExportJob.emulated_bench`)."""
 
     artifact: Path | None
     error: str | None
@@ -106,7 +107,7 @@ def export_one(job: ExportJob) -> ExportDone:
     start = time.perf_counter()
     try:  # a failed bench fails the row, as in the quiet phase, and keeps its verify
         with steplog.captured(job.log, enabled=job.capture):
-            measured = bench.run_worker(artifact, **job.emulated_bench)
+            measured = bench.measure_here(artifact, **job.emulated_bench)
     except MfdeployError as exc:
         return ExportDone(artifact, str(exc), seconds, checked, top1)
     seconds["bench"] = round(time.perf_counter() - start, 1)

@@ -145,7 +145,7 @@ def _take_export(row: dict, done: ExportDone, threads: int) -> None:
 
 
 def emulated_bench_args(opts: ReportOptions) -> dict:
-    """`bench.run_worker` arguments for an emulated executor: a short look, taken in the
+    """`bench.measure_here` arguments for an emulated executor: a short look, taken in the
     export pool (its timing is no device latency, so it needs no quiet machine)."""
     budget = min(opts.budget_s or EMULATED_BUDGET_S, EMULATED_BUDGET_S)
     return {
@@ -497,7 +497,8 @@ def render_markdown(report: dict) -> str:
         f"mfdeploy {report['mfdeploy']}, {report['form']} form, weights: {report['weights']}, "
         f"batch 1, {report['threads']} thread(s), up to {report['runs']} timed runs (as many "
         f"as fit {ROW_BUDGET_S:.0f} s, at least {MIN_RUNS}) after {report['warmup']} warm-up; "
-        f"emulated backends: {EMULATED_BUDGET_S:.0f} s, timed beside the exports. "
+        f"emulated backends: {EMULATED_BUDGET_S:.0f} s, timed in the export workers (no "
+        f"peak RSS of their own). "
         f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}; int8-relevant CPU "
         f"features: {', '.join(m.get('int8_features') or []) or 'none found'}.",
         "",
