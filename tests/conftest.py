@@ -67,8 +67,8 @@ MATRIX_TEST = "test_every_artifact_passes_verify"
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start exporting the collected matrix cells' artifacts in worker processes, unless
-    MFDEPLOY_TEST_PREFETCH=0 or there are fewer than two."""
-    if os.environ.get("MFDEPLOY_TEST_PREFETCH", "1") == "0":
+    MFDEPLOY_TEST_PREFETCH=0, only collecting, or there are fewer than two."""
+    if os.environ.get("MFDEPLOY_TEST_PREFETCH", "1") == "0" or session.config.option.collectonly:
         return
     keys = [
         tuple(item.callspec.params[name] for name in ("model", "target", "precision"))
