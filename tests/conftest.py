@@ -89,7 +89,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory, pytestconfig):
-    from mfdeploy.export import export_artifact
+    from tests.prefetch import export_one
 
     made: dict[tuple, Path] = {}
     prefetch = pytestconfig.stash.get(PREFETCH, None)
@@ -101,10 +101,9 @@ def exported(tmp_path_factory, pytestconfig):
         if future is not None:
             made[key] = Path(future.result())
         if key not in made:
-            options = {**EXPORT_MODELS[model], **export_options}
-            variant = options.pop("variant")
             out = tmp_path_factory.mktemp(f"{model}-{target}-{precision}") / "artifact"
-            made[key] = export_artifact(target, variant, precision=precision, out=out, **options)[0]
+            options = {**EXPORT_MODELS[model], **export_options}
+            made[key] = Path(export_one(target, precision, str(out), options))
         return made[key]
 
     return get

@@ -38,7 +38,8 @@ def _init_worker() -> None:
 
 
 def export_one(target: str, precision: str, out: str, options: dict) -> str:
-    """One artifact, in a worker: `export_artifact` with the fixture's options."""
+    """One artifact (in a worker, or in the tests' process when none took it):
+    `export_artifact` with the `exported` fixture's options (EXPORT_MODELS' and its own)."""
     from mfdeploy.export import export_artifact
 
     options = dict(options)
@@ -47,7 +48,7 @@ def export_one(target: str, precision: str, out: str, options: dict) -> str:
 
 
 def _order(key: Key) -> tuple:
-    _, target, precision = key[:3]
+    _, target, precision = key
     rank = TARGET_ORDER.index(target) if target in TARGET_ORDER else len(TARGET_ORDER)
     return (precision != "fp32", rank, precision)
 
