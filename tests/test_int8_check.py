@@ -73,3 +73,13 @@ def test_int8_check_result_is_in_the_cli_export(tmp_path, capsys):
     assert check["runtime"] == "onnxruntime" and check["held_out_photos"] == 8
     assert check["bound_db"] == 20.0 and len(check["exports"]) >= 1
     assert "int8 check:" in err
+
+
+def test_the_next_target_starts_from_what_the_short_artifact_was_simulated_at():
+    from mfdeploy.harness.int8_check import STEP_DB, raised_target
+
+    # searched for 22.0 dB, planned at 22.8, measured 0.4 dB short on the runtime
+    assert raised_target(22.0, 22.8, 0.4) == pytest.approx(22.8 + 0.4 + STEP_DB)
+    # a plan that missed its target (every candidate tried) still raises the target
+    assert raised_target(22.0, 21.0, 0.4) == pytest.approx(22.0 + 0.4 + STEP_DB)
+    assert raised_target(22.0, None, 1.0) == pytest.approx(22.0 + 1.0 + STEP_DB)

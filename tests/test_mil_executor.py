@@ -1,9 +1,10 @@
 """The MIL executor, op by op, against PyTorch on random inputs.
 
 Each case builds a one-op MIL program with coremltools' Builder, runs it in the executor and
-compares with the PyTorch function of the same meaning. `OP_CASES` lists the op types covered;
-tests/test_coreml_target.py checks that every op type in the exported 26m programs is here,
-so a wrong executor cannot hide a wrong conversion.
+compares with the PyTorch function of the same meaning; the ops that coremltools also defines
+(its `value_inference`) are checked against that definition bit for bit. `OP_CASES` lists
+the op types covered; tests/test_coreml_target.py checks that every op type in the exported
+26m programs is here, so a wrong executor cannot hide a wrong conversion.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ ct = pytest.importorskip("coremltools")
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
-from mfdeploy.runtimes.mil_executor import MilExecutor, UnsupportedMilOp  # noqa: E402
+from mfdeploy.runtimes.mil_executor import (  # noqa: E402
+    IMPLEMENTED,
+    VALUE_INFERENCE,
+    MilExecutor,
+    UnsupportedMilOp,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -26,24 +32,35 @@ def rand(*shape: int) -> np.ndarray:
     return RNG.standard_normal(shape).astype(np.float32)
 
 
-def run_one(build, *inputs: np.ndarray, opset=None, fp16: bool = False) -> np.ndarray:
-    """Build `build(*vars)` as a program, execute it, return its (only) output."""
-    dtype = types.fp16 if fp16 else types.fp32
-    specs = [mb.TensorSpec(shape=x.shape, dtype=dtype) for x in inputs]
-
+def build_program(build, specs, opset=None):
+    """`build(*vars)` as a program with one input per TensorSpec."""
     opset = opset or ct.target.iOS17
-    if len(inputs) == 1:
+    if len(specs) == 1:
 
         @mb.program(input_specs=specs, opset_version=opset)
         def program(x):
             return build(x)
 
-    else:
+    elif len(specs) == 2:
 
         @mb.program(input_specs=specs, opset_version=opset)
         def program(x, y):
             return build(x, y)
 
+    else:
+
+        @mb.program(input_specs=specs, opset_version=opset)
+        def program(x, y, z):
+            return build(x, y, z)
+
+    return program
+
+
+def run_one(build, *inputs: np.ndarray, opset=None, fp16: bool = False) -> np.ndarray:
+    """Build `build(*vars)` as a program, execute it, return its (only) output."""
+    dtype = types.fp16 if fp16 else types.fp32
+    specs = [mb.TensorSpec(shape=x.shape, dtype=dtype) for x in inputs]
+    program = build_program(build, specs, opset)
     executor = MilExecutor(program)
     feeds = {name: x for name, x in zip(executor.input_names, inputs)}
     (out,) = executor.run(feeds).values()
@@ -314,6 +331,297 @@ def test_quantize_per_channel_int8():
     close(run_one(build, x), ref, atol=1e-6)
 
 
+# ------------------------------ ops implemented here against coremltools' own definition
+# coremltools' value_inference of an op is its numpy definition: the independent oracle. The
+# executor's native result must equal it bit for bit (NaN payloads and signed zeros too).
+def native_and_reference(build, *inputs: np.ndarray, opset=None):
+    """Run `build` natively; then its last op again through coremltools' value_inference on
+    the same values, cast to the declared dtype as the executor stores every result."""
+    specs = [
+        mb.TensorSpec(shape=x.shape, dtype=types.numpy_type_to_builtin_type(x.dtype))
+        for x in inputs
+    ]
+    executor = MilExecutor(build_program(build, specs, opset))
+    op = executor._ops[-1]
+    with np.errstate(all="ignore"):
+        values = executor.run(dict(zip(executor.input_names, inputs)), keep_all=True)
+        # the native implementation took the call (no hand-over to value_inference)
+        assert IMPLEMENTED[op.op_type](op, executor._inputs(op, values)) is not VALUE_INFERENCE
+        reference = executor._value_inference(op, values)
+    native = values[op.outputs[0].name]
+    return native, np.asarray(reference).astype(native.dtype)
+
+
+def same_bits(out: np.ndarray, ref: np.ndarray) -> None:
+    assert (out.dtype, out.shape) == (ref.dtype, ref.shape)
+    assert np.array_equal(out, ref, equal_nan=out.dtype.kind == "f")
+    if out.dtype.kind == "f":
+        unsigned = np.dtype(f"u{out.dtype.itemsize}")
+        assert np.array_equal(out.view(unsigned), ref.view(unsigned))
+
+
+def with_specials(x: np.ndarray) -> np.ndarray:
+    """x (float16 / float32) with signed zeros, infinities, NaNs of both signs, subnormals and
+    the largest finite values written over its first elements."""
+    info = np.finfo(x.dtype)
+    nan = np.array(np.nan, x.dtype)
+    specials = np.array(
+        [0.0, -0.0, np.inf, -np.inf, info.max, -info.max, info.smallest_subnormal, 6.0, -6.0],
+        x.dtype,
+    )
+    specials = np.concatenate([specials, [nan, -nan]]).astype(x.dtype)
+    out = x.copy().reshape(-1)
+    n = min(out.size, specials.size)
+    out[:n] = specials[:n]
+    return out.reshape(x.shape)
+
+
+def rand_as(dtype, *shape: int, scale: float = 3.0) -> np.ndarray:
+    if np.dtype(dtype).kind == "i":
+        return RNG.integers(-50, 50, size=shape).astype(dtype)
+    return with_specials((rand(*shape) * scale).astype(dtype))
+
+
+NATIVE_BINARY = {
+    "add": mb.add,
+    "sub": mb.sub,
+    "mul": mb.mul,
+    "real_div": mb.real_div,
+    "maximum": mb.maximum,
+    "minimum": mb.minimum,
+}
+SHAPE_PAIRS = [((2, 4, 3, 3), (2, 4, 3, 3)), ((2, 4, 3, 3), (1, 4, 1, 1)), ((5, 1), (1, 7))]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.int32])
+@pytest.mark.parametrize("shapes", SHAPE_PAIRS, ids=["same", "channel", "both-ways"])
+@pytest.mark.parametrize("name", list(NATIVE_BINARY))
+def test_binary_matches_value_inference(name, shapes, dtype):
+    a, b = rand_as(dtype, *shapes[0]), rand_as(dtype, *shapes[1])
+    if dtype == np.int32 and name == "real_div":
+        b[b == 0] = 7
+    same_bits(*native_and_reference(lambda x, y: NATIVE_BINARY[name](x=x, y=y), a, b))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("name", list(NATIVE_BINARY))
+def test_binary_with_constant_matches_value_inference(name, dtype):
+    a, c = rand_as(dtype, 3, 8), np.array(-2.5, dtype)
+    same_bits(*native_and_reference(lambda x: NATIVE_BINARY[name](x=x, y=c), a))
+    same_bits(*native_and_reference(lambda x: NATIVE_BINARY[name](x=c, y=x), a))
+
+
+def test_float16_arithmetic_rounds_once_and_overflows():
+    """Ties and overflow: the float16 result is the float32 result rounded once (to nearest,
+    ties to even), as value_inference's float16 loop gives."""
+    step = np.float16(2.0**-10)  # float16 ulp at 1
+    a = np.array([1, 1, 1 + 2 * float(step), 60000, -60000, 65504], np.float16)
+    b = np.array([step / 2, step * 1.5, step / 2, 6000, -6000, 16], np.float16)
+    for build in (mb.add, mb.sub, mb.mul, mb.real_div):
+        native, reference = native_and_reference(lambda x, y, f=build: f(x=x, y=y), a, b)
+        same_bits(native, reference)
+    native, _ = native_and_reference(lambda x, y: mb.add(x=x, y=y), a, b)
+    assert native[0] == 1 and native[1] == 1 + 2 * float(step)  # tie to even, then up
+    assert native[2] == 1 + 2 * float(step)  # tie to even (down)
+    assert np.isposinf(native[3]) and np.isneginf(native[4])
+
+
+def all_float16() -> np.ndarray:
+    return np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+def test_float16_extremum_every_bit_pattern(name):
+    """Every float16 against zeros of both signs, NaNs of both signs, infinities, subnormals,
+    ...: which operand wins a -0 / +0 tie and which NaN comes out follow numpy's float16
+    loop in value_inference."""
+    y = np.array(
+        [0, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x3C00, 0xBC00, 0x4600, 0x7BFF, 0xFBFF]
+        + [0x7C00, 0xFC00, 0x7C01, 0xFC01, 0x7E00, 0xFE00, 0x7FFF, 0xFFFF],
+        np.uint16,
+    ).view(np.float16)
+    x = all_float16().reshape(-1, 1)
+    build = NATIVE_BINARY[name]
+    same_bits(*native_and_reference(lambda a, b: build(x=a, y=b), x, y.reshape(1, -1)))
+    same_bits(*native_and_reference(lambda a, b: build(x=a, y=b), y.reshape(1, -1), x))
+
+
+@pytest.mark.parametrize("name", ["relu", "relu6"])
+def test_relu_every_float16_bit_pattern(name):
+    build = getattr(mb, name)
+    same_bits(*native_and_reference(lambda v: build(x=v), all_float16().reshape(256, 256)))
+
+
+@pytest.mark.parametrize("name", ["relu", "relu6"])
+def test_relu_float32_matches_value_inference(name):
+    build = getattr(mb, name)
+    same_bits(*native_and_reference(lambda v: build(x=v), rand_as(np.float32, 4, 9, scale=8)))
+
+
+@pytest.mark.parametrize(
+    ("in_shape", "shape", "opset"),
+    [
+        ((2, 12, 5), [-1, 3, 4, 5], None),
+        ((2, 12, 5), [0, -1], None),  # iOS 17: 0 is right-aligned: 5, then 24 / 1
+        ((2, 50), [1, 0, -1, 0], None),  # iOS 17: a 0 past x's rank is 1
+        ((4, 3, 2), [0, 0, -1], None),
+        ((2, 12, 5), [0, 6, -1], ct.target.iOS15),  # iOS 15: 0 copies the same axis
+        ((6,), [2, 3], None),
+        ((1, 6, 4, 48), [1, 6, 192], None),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_reshape_matches_value_inference(in_shape, shape, opset, dtype):
+    x = rand_as(dtype, *in_shape)
+    native, reference = native_and_reference(lambda v: mb.reshape(x=v, shape=shape), x, opset=opset)
+    same_bits(native, reference)
+
+
+@pytest.mark.parametrize("perm", [[0, 2, 3, 1], [3, 2, 1, 0], [0, -1, 1, 2]])
+def test_transpose_matches_value_inference(perm):
+    x = rand_as(np.float16, 2, 3, 4, 5)
+    same_bits(*native_and_reference(lambda v: mb.transpose(x=v, perm=perm), x))
+
+
+SLICES = {
+    "plain": dict(begin=[0, 1, 2], end=[2, 5, 8]),
+    "negative": dict(begin=[-2, -5, -7], end=[-1, -1, 8]),
+    "strides": dict(begin=[0, 0, 1], end=[2, 6, 8], stride=[1, 2, 3]),
+    "reverse": dict(begin=[1, 5, -1], end=[0, 0, 0], stride=[-1, -2, -1]),
+    "masks": dict(
+        begin=[1, 3, 5], end=[0, 1, 2], begin_mask=[True, False, True], end_mask=[True, True, False]
+    ),
+    "reverse-masks": dict(
+        begin=[0, 0, 0],
+        end=[0, 0, 0],
+        stride=[1, -1, -3],
+        begin_mask=[True] * 3,
+        end_mask=[True] * 3,
+    ),
+    "squeeze": dict(begin=[1, 0, 0], end=[2, 1, 8], squeeze_mask=[True, False, False]),
+    "squeeze-negative": dict(
+        begin=[0, -1, 0],
+        end=[2, 0, 8],
+        end_mask=[True, False, True],
+        squeeze_mask=[False, True, False],
+    ),
+    "squeeze-begin-mask": dict(
+        begin=[1, 4, 2],
+        end=[2, 5, 8],
+        begin_mask=[False, True, False],
+        squeeze_mask=[False, True, True],
+    ),
+    "mobile-former": dict(begin=[0, 0, 0], end=[1, 1, 192], end_mask=[True, False, True]),
+}
+
+
+@pytest.mark.parametrize("case", list(SLICES))
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_slice_by_index_matches_value_inference(case, dtype):
+    x = rand_as(dtype, 2, 6, 192 if case == "mobile-former" else 8)
+    kwargs = SLICES[case]
+    same_bits(*native_and_reference(lambda v: mb.slice_by_index(x=v, **kwargs), x))
+
+
+def test_slice_squeezing_every_axis_is_left_to_coremltools():
+    x = rand(2, 6)
+    kwargs = dict(begin=[1, -2], end=[2, 6], squeeze_mask=[True, True])
+    program = build_program(lambda v: mb.slice_by_index(x=v, **kwargs), [mb.TensorSpec(x.shape)])
+    executor = MilExecutor(program)
+    op = executor._ops[-1]
+    assert IMPLEMENTED["slice_by_index"](op, executor._inputs(op, {"x": x})) is VALUE_INFERENCE
+    (out,) = executor.run({"x": x}).values()
+    assert out == x[1, -2]
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_concat_matches_value_inference(axis, dtype):
+    a, b, c = rand_as(dtype, 2, 3, 4), rand_as(dtype, 2, 3, 4), rand_as(dtype, 2, 3, 4)
+    build = lambda x, y, z: mb.concat(values=[x, y, z], axis=axis)  # noqa: E731
+    same_bits(*native_and_reference(build, a, b, c))
+
+
+def test_concat_interleave_follows_the_op_documentation():
+    """coremltools' value_inference ignores interleave: its docstring's example is the
+    reference."""
+    a = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
+    b = np.array([[7, 8], [9, 10], [11, 12]], np.float32)
+    out = run_one(lambda x, y: mb.concat(values=[x, y], axis=0, interleave=True), a, b)
+    np.testing.assert_array_equal(out, [[1, 2], [7, 8], [3, 4], [9, 10], [5, 6], [11, 12]])
+    out = run_one(lambda x, y: mb.concat(values=[x, y], axis=-1, interleave=True), a, b)
+    np.testing.assert_array_equal(out, [[1, 7, 2, 8], [3, 9, 4, 10], [5, 11, 6, 12]])
+
+
+@pytest.mark.parametrize(
+    ("pad", "mode", "value"),
+    [
+        ([1, 2], "constant", 0.0),
+        ([0, 1, 2, 0], "constant", -1.5),
+        ([1, 1, 0, 2, 3, 1], "constant", 0.0),
+        ([2, 1, 1, 3], "reflect", 0.0),
+        ([2, 1, 1, 3], "replicate", 0.0),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_pad_matches_value_inference(pad, mode, value, dtype):
+    x = rand_as(dtype, 2, 5, 6)
+    pads = np.array(pad, np.int32)
+
+    def build(v):
+        return mb.pad(x=v, pad=pads, mode=mode, constant_val=dtype(value))
+
+    same_bits(*native_and_reference(build, x))
+
+
+# ------------------------------------------------ conv: the fast paths, bit for bit
+def taps_reference(x: np.ndarray, w: np.ndarray, stride: int, dilation: int) -> np.ndarray:
+    """Depthwise conv of the padded x as the plain sum over kernel taps, in row-major order."""
+    c, _, kh, kw = w.shape
+    oh = (x.shape[2] - (kh - 1) * dilation - 1) // stride + 1
+    ow = (x.shape[3] - (kw - 1) * dilation - 1) // stride + 1
+    out = np.zeros((x.shape[0], c, oh, ow), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            r, q = i * dilation, j * dilation
+            tap = x[:, :, r : r + stride * oh : stride, q : q + stride * ow : stride]
+            out += tap * w[None, :, 0, i, j, None, None]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("c", "size", "k", "stride", "dilation"),
+    [
+        (8, 11, 3, 1, 1),  # long rows
+        (64, 5, 3, 1, 1),  # more channels than row length
+        (6, 12, 5, 1, 2),  # dilated
+        (8, 11, 3, 2, 1),  # strided
+        (300, 9, 3, 1, 1),  # several channel blocks
+    ],
+)
+def test_depthwise_conv_is_the_plain_tap_sum(c, size, k, stride, dilation):
+    x, w, bias = rand(2, c, size, size), rand(c, 1, k, k), rand(c)
+    p = dilation * (k - 1) // 2
+    out = run_one(
+        lambda v: mb.conv(
+            x=v, weight=w, bias=bias, strides=[stride] * 2, dilations=[dilation] * 2,
+            pad_type="custom", pad=[p] * 4, groups=c,
+        ),
+        x,
+    )  # fmt: skip
+    padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    same_bits(out, taps_reference(padded, w, stride, dilation) + bias[None, :, None, None])
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_pointwise_conv_is_one_matmul(groups):
+    x, w = rand(2, 8, 6, 7), rand(12, 8 // groups, 1, 1)
+    out = run_one(lambda v: mb.conv(x=v, weight=w, groups=groups), x)
+    cols = x.reshape(2, groups, 8 // groups, 42)
+    ref = np.matmul(w.reshape(1, groups, 12 // groups, 8 // groups), cols).reshape(2, 12, 6, 7)
+    same_bits(out, ref)
+
+
 # --------------------------------------------------------------------- failures
 def test_unknown_op_is_a_clear_error():
     x = rand(1, 4, 6, 6)
@@ -344,4 +652,5 @@ OP_CASES = {
     "const", "conv", "linear", "matmul", "softmax", "layer_norm", "batch_norm", "reduce_mean",
     "reduce_sum", "avg_pool", "max_pool", *ACTIVATIONS, *BINARY, "reshape", "transpose",
     "slice_by_index", "concat", "cast", "constexpr_affine_dequantize", "quantize", "dequantize",
+    *NATIVE_BINARY, "pad",
 }  # fmt: skip

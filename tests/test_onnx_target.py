@@ -391,3 +391,30 @@ def test_int8_convs_all_fused_by_onnx_runtime(tmp_path):
     ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
     ops = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
     assert ops.count("QLinearConv") == 5 and "Conv" not in ops, ops
+
+
+def test_a_conversion_is_reused_only_for_the_same_module_weights_and_shape(tmp_path, monkeypatch):
+    from mfdeploy.export import onnx as onnx_target
+
+    monkeypatch.setenv("MFDEPLOY_CACHE", str(tmp_path))
+    calls = []
+    convert = onnx_target.torch_to_onnx
+    monkeypatch.setattr(onnx_target, "torch_to_onnx", lambda *a: calls.append(1) or convert(*a))
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    example = torch.zeros(1, 3, 8, 8)
+    first = onnx_target.fp32_graph(module, example, False)
+    again = onnx_target.fp32_graph(module, example, False)
+    assert len(calls) == 1
+    assert again[0].SerializeToString() == first[0].SerializeToString()
+    assert again[1:] == first[1:]  # scopes, node counts, simplifier
+    onnx_target.fp32_graph(module, torch.zeros(1, 3, 9, 9), False)
+    onnx_target.fp32_graph(module, example, True)
+    with torch.no_grad():
+        module[0].weight.mul_(2.0)
+    changed = onnx_target.fp32_graph(module, example, False)
+    assert len(calls) == 4  # another shape, a dynamic batch, other weights
+    assert changed[0].SerializeToString() != first[0].SerializeToString()
+    for stored in (tmp_path / onnx_target.CONVERSION_STORE).glob("*.onnx"):
+        stored.write_bytes(b"\x00not a model")
+    onnx_target.fp32_graph(module, example, False)
+    assert len(calls) == 5  # an unreadable entry is converted again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -135,7 +136,11 @@ def test_cli_export_console_holds_only_its_own_lines(tmp_path):
         "--out",
         str(tmp_path / "a"),
     ]
-    proc = subprocess.run([sys.executable, "-m", "mfdeploy", *argv], capture_output=True, text=True)
+    # an empty cache directory: the converter really runs (no conversion of an earlier export)
+    env = os.environ | {"MFDEPLOY_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mfdeploy", *argv], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert [line.split()[0] for line in lines] == ["converting", "wrote"], lines
@@ -383,14 +388,13 @@ def test_cli_int8_missing_calibration_dir_is_one_line_exit_2(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_a_conversion_is_reused_in_the_process_only_for_the_same_module_and_weights(
-    tmp_path, monkeypatch
-):
+def test_a_conversion_is_reused_only_for_the_same_module_weights_and_shape(tmp_path, monkeypatch):
     import litert_torch
 
     from mfdeploy.export import tflite
 
-    monkeypatch.setattr(tflite, "_CONVERTED", {})
+    monkeypatch.setenv("MFDEPLOY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tflite, "CONVERSIONS_KEPT", 3)
     calls = []
     convert = litert_torch.convert
     monkeypatch.setattr(
@@ -408,3 +412,6 @@ def test_a_conversion_is_reused_in_the_process_only_for_the_same_module_and_weig
     tflite.torch_to_tflite(module, example, tmp_path / "d.tflite")
     tflite.torch_to_tflite(nn.Sequential(module[0], nn.ReLU6()), example, tmp_path / "e.tflite")
     assert len(calls) == 4  # another shape, other weights, another module tree
+    store = tmp_path / "cache" / tflite.CONVERSION_STORE
+    assert len(list(store.glob("*.tflite"))) == 3  # the newest CONVERSIONS_KEPT
+    assert not list(store.glob("*.tmp"))

@@ -27,6 +27,7 @@ import contextlib
 import copy
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -100,7 +101,9 @@ def _memoise_pattern_graphs(utils: types.ModuleType) -> None:
             return traced(pattern, example_inputs, is_cuda)
         if key not in _PATTERN_GRAPHS:
             _PATTERN_GRAPHS[key] = traced(pattern, example_inputs, is_cuda)
-        return copy.deepcopy(_PATTERN_GRAPHS[key])
+        with warnings.catch_warnings():  # torch deprecates LeafSpec's copy hook: ours, not
+            warnings.simplefilter("ignore", FutureWarning)  # the user's (114 lines for 294m)
+            return copy.deepcopy(_PATTERN_GRAPHS[key])
 
     memoised.memoised = True
     utils._get_aten_graph_module = memoised

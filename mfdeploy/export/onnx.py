@@ -10,18 +10,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mfdeploy import derived_cache
 from mfdeploy.artifact import Manifest, TensorSpec
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import onnx_quant as quant
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
 from mfdeploy.export.int8_sensitivity import float_plan
+from mfdeploy.models.source import state_dict_sha256
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("onnx", "onnxruntime")
@@ -124,6 +127,54 @@ def simplify(model):
         candidates.append(("onnxslim", onnxslim.slim(model)))
     name, best = min(candidates[::-1], key=lambda c: len(c[1].graph.node))
     return best, {n: len(m.graph.node) for n, m in candidates}, name
+
+
+#: fp32 graphs converted earlier, in the cache directory (at most CONVERSIONS_KEPT)
+CONVERSION_STORE = "onnx-conversions"
+CONVERSIONS_KEPT = 4
+
+
+def fp32_graph(
+    module: torch.nn.Module, example: torch.Tensor, dynamic_batch: bool
+) -> tuple[object, dict[str, str], dict[str, int], str]:
+    """The simplified, checked fp32 graph with its module scopes, node counts and simplifier,
+    reused from an identical conversion made by an earlier export (any process).
+
+    Every ONNX precision starts from this graph (fp16, int8 and its runtime check's second
+    export too), and the conversion and simplification are most of an fp32 export (half a
+    minute for 294m). The entry is keyed by what the exporter sees (module tree, weights,
+    example shape, dynamic batch), the tools' versions and the exporting code
+    (`derived_cache`).
+    """
+    import importlib.metadata
+
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    versions = [importlib.metadata.version(name) for name in ("torch", *PACKAGES)]
+    stored = derived_cache.entry(
+        CONVERSION_STORE, ".onnx", repr(module), state_dict_sha256(module),
+        str(tuple(example.shape)), str(dynamic_batch), *versions,
+    )  # fmt: skip
+    sidecar = stored.with_suffix(".json")
+    try:
+        facts = json.loads(sidecar.read_text())
+        model = onnx.load_from_string(stored.read_bytes())
+    except (OSError, ValueError, DecodeError):
+        pass
+    else:
+        info("ONNX conversion of these weights made by an earlier export: reused")
+        return model, facts["scopes"], facts["node_counts"], facts["simplifier"]
+    raw = torch_to_onnx(module, example, dynamic_batch)
+    scopes = quant.module_scopes(raw)
+    model, node_counts, simplifier = simplify(raw)
+    del raw
+    check(model)
+    quant.annotate_scopes(model, scopes)
+    facts = {"scopes": scopes, "node_counts": node_counts, "simplifier": simplifier}
+    derived_cache.write(sidecar, json.dumps(facts).encode(), CONVERSIONS_KEPT)
+    derived_cache.write(stored, model.SerializeToString(), CONVERSIONS_KEPT)
+    return model, scopes, node_counts, simplifier
 
 
 def check(model) -> None:
@@ -344,12 +395,7 @@ def export(
     # torch.export specialises a dimension of size 1, so trace a dynamic batch with 2.
     example = torch.zeros(max(batch, 2) if dynamic_batch else batch, 3, res, res)
     info(f"exporting {source.name} ({form} form) to ONNX opset {OPSET}")
-    raw = torch_to_onnx(module, example, dynamic_batch)
-    scopes = quant.module_scopes(raw)
-    model, node_counts, simplifier = simplify(raw)
-    del raw
-    check(model)
-    quant.annotate_scopes(model, scopes)
+    model, scopes, node_counts, simplifier = fp32_graph(module, example, dynamic_batch)
     fp32_path = staging / "model_fp32.onnx"
     onnx.save(model, str(fp32_path))
     if probe is not None and not dynamic_batch:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import logging
 import os
 import re
@@ -46,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mfdeploy import derived_cache
 from mfdeploy.artifact import Manifest, TensorSpec
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
@@ -106,32 +108,34 @@ def quiet():
         yield
 
 
-#: fp32 flatbuffers converted in this process, newest last (at most CONVERSIONS_KEPT)
-_CONVERTED: dict[tuple, bytes] = {}
+#: fp32 flatbuffers converted earlier, in the cache directory (at most CONVERSIONS_KEPT)
+CONVERSION_STORE = "tflite-conversions"
 CONVERSIONS_KEPT = 4
 
 
 def torch_to_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> None:
-    """Convert with litert-torch, reusing an identical conversion made earlier in this process.
+    """Convert with litert-torch, reusing an identical conversion made earlier (any process).
 
-    The conversion is most of a float export (a minute for 26m); fp16 and int8-weights are
+    The conversion is most of a float export (a minute for 294m); fp16 and int8-weights are
     seconds-long rewrites of the same fp32 flatbuffer, so a run exporting several precisions
-    of one model (the report, the tests) converts it once. The key is what the converter
-    sees: the module tree (its repr: classes and their settings), its weights, the example's
-    shape.
+    of one model (the main job's parallel workers, the tests, a user exporting fp16 after
+    fp32) converts it once. The entry is keyed by what the converter sees (the module tree:
+    its repr, classes and settings; its weights; the example's shape), the converter's and
+    torch's versions and the exporting code (`derived_cache`).
     """
     import litert_torch
 
-    key = (repr(module), state_dict_sha256(module), tuple(example.shape))
-    if key not in _CONVERTED:
-        with quiet():
-            litert_torch.convert(module.eval(), (example,)).export(str(path))
-        _CONVERTED[key] = path.read_bytes()
-        while len(_CONVERTED) > CONVERSIONS_KEPT:
-            _CONVERTED.pop(next(iter(_CONVERTED)))
-    else:
-        info("litert-torch conversion of these weights made earlier in this run: reused")
-        path.write_bytes(_CONVERTED[key])
+    stored = derived_cache.entry(
+        CONVERSION_STORE, ".tflite", repr(module), state_dict_sha256(module),
+        str(tuple(example.shape)), importlib.metadata.version("litert-torch"), torch.__version__,
+    )  # fmt: skip
+    with contextlib.suppress(OSError):
+        shutil.copyfile(stored, path)
+        info("litert-torch conversion of these weights made by an earlier export: reused")
+        return
+    with quiet():
+        litert_torch.convert(module.eval(), (example,)).export(str(path))
+    derived_cache.write(stored, path.read_bytes(), CONVERSIONS_KEPT)
 
 
 def float16_weights(fp32_path: Path, out_path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mfdeploy import __version__
 from mfdeploy.artifact import Manifest, open_artifact
+from mfdeploy.codehash import export_code_sha256
 from mfdeploy.errors import MfdeployError
 from mfdeploy.paths import cache_root
 
@@ -87,28 +88,8 @@ def target_precisions(target: str) -> tuple[str, ...]:
     return tuple(target_module(target).PRECISIONS)
 
 
-#: what an export depends on: models, exporters, their data and the base modules
-EXPORT_CODE = ("models", "export", "data", "photos")
-
-
-def code_sha256() -> str:
-    """Content hash of the code an export runs (models, exporters, base modules): an edit
-    there changes what an export produces even when no version number moves; an edit to
-    the harness or the commands does not invalidate the cache."""
-    digest = hashlib.sha256()
-    root = Path(__file__).resolve().parents[1]
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if len(rel.parts) > 1 and rel.parts[0] not in EXPORT_CODE:
-            continue
-        if path.suffix in (".py", ".json", ".txt", ".csv") and "__pycache__" not in path.parts:
-            digest.update(rel.as_posix().encode() + b"\0")
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def _tool_versions() -> dict[str, str]:
-    versions = {"mfdeploy": __version__, "mfdeploy-code": code_sha256()}
+    versions = {"mfdeploy": __version__, "mfdeploy-code": export_code_sha256()}
     for name in TOOL_PACKAGES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
