@@ -203,15 +203,15 @@ def test_a_failed_emulated_bench_fails_its_row_and_keeps_its_verify(tmp_path, mo
     assert done.verify == {"x": 1, "failed": []} and done.bench is None
 
 
-def test_export_pool_starts_int8_rows_first():
-    """The long rows (static int8) start first, so none of them runs alone at the end; the
-    others keep their order."""
-    from mfdeploy.harness.export_pool import ExportJob, longest_first
+def test_export_pool_starts_int8_rows_first_then_fp32():
+    """The long rows (static int8) start first, so none of them runs alone at the end; then
+    fp32, whose conversions fp16 and int8-weights start from; the others keep their order."""
+    from mfdeploy.harness.export_pool import ExportJob, start_order
 
-    cells = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp16"), ("tflite", "int8"),
-             ("onnx", "int8-dynamic")]  # fmt: skip
+    cells = [("onnx", "fp16"), ("onnx", "int8"), ("tflite", "fp16"), ("tflite", "int8"),
+             ("onnx", "int8-dynamic"), ("tflite", "fp32"), ("onnx", "fp32")]  # fmt: skip
     jobs = [ExportJob("m", None, t, p, "deploy", "h", Path(f"{t}-{p}.log")) for t, p in cells]
-    assert longest_first(jobs) == [1, 3, 0, 2, 4]
+    assert start_order(jobs) == [1, 3, 5, 6, 0, 2, 4]
 
 
 @pytest.mark.parametrize("stream", ["in-memory", "file"])

@@ -545,14 +545,16 @@ def float_plan(
         # keyed by what the noises depend on: module tree, weights, photos, torch
         store = derived_cache.entry(NOISE_STORE, ".json", repr(module), *key[:2], torch.__version__)
         memo = _NOISES.setdefault(key[:2], {})
-        stored = {k: v for k, v in stored_noises(store).items() if k not in memo}
-        if stored:
-            info(f"int8: {len(stored)} noise(s) measured by an earlier export of these weights")
-            memo.update(stored)
-        known = len(memo)
-        _MEASURED[key] = measure_float_plan(module, calibration, target_sqnr=target, memo=memo)
-        if len(memo) > known:
-            store_noises(store, memo)
+        with derived_cache.claimed(store):  # a search of the same weights elsewhere: wait
+            stored = {k: v for k, v in stored_noises(store).items() if k not in memo}
+            if stored:
+                info(f"int8: {len(stored)} noise(s) measured by an earlier export of these weights")
+                memo.update(stored)
+            known = len(memo)
+            plan = measure_float_plan(module, calibration, target_sqnr=target, memo=memo)
+            if len(memo) > known:
+                store_noises(store, memo)
+        _MEASURED[key] = plan
     else:
         info(f"int8: {_MEASURED[key].describe()} (measured earlier in this run)")
     return copy.deepcopy(_MEASURED[key])

@@ -148,14 +148,22 @@ def fp32_graph(
     """
     import importlib.metadata
 
-    import onnx
-    from google.protobuf.message import DecodeError
-
     versions = [importlib.metadata.version(name) for name in ("torch", *PACKAGES)]
     stored = derived_cache.entry(
         CONVERSION_STORE, ".onnx", repr(module), state_dict_sha256(module),
         str(tuple(example.shape)), str(dynamic_batch), *versions,
     )  # fmt: skip
+    with derived_cache.claimed(stored):
+        return _stored_or_converted(stored, module, example, dynamic_batch)
+
+
+def _stored_or_converted(
+    stored: Path, module: torch.nn.Module, example: torch.Tensor, dynamic_batch: bool
+) -> tuple[object, dict[str, str], dict[str, int], str]:
+    """`stored` when it reads back whole, else the conversion, written there."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
     sidecar = stored.with_suffix(".json")
     try:
         facts = json.loads(sidecar.read_text())

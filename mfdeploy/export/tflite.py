@@ -129,13 +129,14 @@ def torch_to_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> Non
         CONVERSION_STORE, ".tflite", repr(module), state_dict_sha256(module),
         str(tuple(example.shape)), importlib.metadata.version("litert-torch"), torch.__version__,
     )  # fmt: skip
-    with contextlib.suppress(OSError):
-        shutil.copyfile(stored, path)
-        info("litert-torch conversion of these weights made by an earlier export: reused")
-        return
-    with quiet():
-        litert_torch.convert(module.eval(), (example,)).export(str(path))
-    derived_cache.write(stored, path.read_bytes(), CONVERSIONS_KEPT)
+    with derived_cache.claimed(stored):
+        with contextlib.suppress(OSError):
+            shutil.copyfile(stored, path)
+            info("litert-torch conversion of these weights made by an earlier export: reused")
+            return
+        with quiet():
+            litert_torch.convert(module.eval(), (example,)).export(str(path))
+        derived_cache.write(stored, path.read_bytes(), CONVERSIONS_KEPT)
 
 
 def float16_weights(fp32_path: Path, out_path: Path) -> None:

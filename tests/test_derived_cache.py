@@ -1,0 +1,61 @@
+"""Work kept between processes in the cache directory (mfdeploy/derived_cache.py)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from mfdeploy import derived_cache
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MFDEPLOY_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_an_entry_is_named_by_every_part_and_the_exporting_code(cache, monkeypatch):
+    first = derived_cache.entry("store", ".bin", "module", "weights")
+    assert first.parent == cache / "store" and first.suffix == ".bin"
+    assert derived_cache.entry("store", ".bin", "module", "weights") == first
+    assert derived_cache.entry("store", ".bin", "module", "other weights") != first
+    monkeypatch.setattr(derived_cache, "export_code_sha256", lambda: "edited code")
+    assert derived_cache.entry("store", ".bin", "module", "weights") != first
+
+
+def test_only_the_newest_entries_are_kept(cache):
+    paths = [derived_cache.entry("store", ".bin", str(i)) for i in range(5)]
+    for i, path in enumerate(paths):
+        derived_cache.write(path, bytes([i]), keep=3)
+        time.sleep(0.01)  # distinct modification times
+    assert sorted(p.name for p in (cache / "store").iterdir()) == sorted(p.name for p in paths[2:])
+    assert paths[4].read_bytes() == b"\x04"
+
+
+def test_a_claimed_entry_is_made_once_by_concurrent_workers(cache):
+    path = derived_cache.entry("store", ".bin", "model")
+    made = []
+
+    def worker(_: int) -> bytes:
+        with derived_cache.claimed(path):
+            if path.is_file():
+                return path.read_bytes()
+            time.sleep(0.2)  # a conversion
+            made.append(1)
+            derived_cache.write(path, b"converted", keep=4)
+            return b"converted"
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(worker, range(4)))
+    assert made == [1] and results == [b"converted"] * 4
+
+
+def test_an_unwritable_store_is_no_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("MFDEPLOY_CACHE", str(tmp_path / "file" / "below"))
+    path = derived_cache.entry("store", ".bin", "model")
+    with derived_cache.claimed(path):
+        derived_cache.write(path, b"x", keep=4)
+    assert not path.exists()
