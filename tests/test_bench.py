@@ -116,3 +116,27 @@ def test_time_budget_cuts_runs_of_a_slow_backend_not_below_the_floor():
     timed = time_runtime(Slow(), None, runs=50, warmup=10, budget_s=0.1)
     assert timed["runs"] == MIN_RUNS and timed["warmup"] >= 1
     assert time_runtime(Slow(), None, runs=3, warmup=0)["runs"] == 3
+
+
+def test_init_time_leaves_out_the_runtime_packages_import(tmp_path, monkeypatch):
+    """init_ms is loading the model: importing a runtime's Python packages (ExecuTorch's
+    bindings import its exporter, seconds) is no part of an app's start-up."""
+    from mfdeploy.runtimes import base
+
+    clock = [0.0]
+    monkeypatch.setattr(base.time, "perf_counter", lambda: clock[0])
+
+    class Slow(base.Runtime):
+        def _import(self) -> None:
+            clock[0] += 6.0  # package import
+
+        def _open(self) -> None:
+            clock[0] += 0.05  # model load
+
+        def run(self, batch):
+            return batch
+
+        def info(self):
+            raise NotImplementedError
+
+    assert Slow(tmp_path, manifest=None).init_ms == pytest.approx(50.0)

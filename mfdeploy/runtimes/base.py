@@ -40,9 +40,14 @@ class Runtime(abc.ABC):
         self.artifact_dir = Path(artifact_dir)
         self.manifest = manifest
         self.threads = threads
+        self._import()
         start = time.perf_counter()
         self._open()
         self.init_ms = (time.perf_counter() - start) * 1000.0
+
+    def _import(self) -> None:  # noqa: B027 (optional: most adapters import in _open)
+        """Import the runtime's Python packages. Not part of init_ms: an app's runtime is no
+        Python import (ExecuTorch's bindings import its whole exporter, 6 s here)."""
 
     @abc.abstractmethod
     def _open(self) -> None:

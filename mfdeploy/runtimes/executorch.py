@@ -84,10 +84,14 @@ def set_threads(threads: int | None) -> int:
 class ExecuTorchRuntime(Runtime):
     runtime_name = "executorch"
 
+    def _import(self) -> None:
+        with native_stderr_captured():
+            import executorch.runtime  # noqa: F401  (imports executorch.exir: seconds)
+            import torch  # noqa: F401  (the runtime's tensors are torch tensors)
+
     def _open(self) -> None:
         error = None
         with native_stderr_captured() as log:
-            import torch  # noqa: F401  (the runtime's tensors are torch tensors)
             from executorch.runtime import Runtime as ETRuntime
             from executorch.runtime import Verification
 
