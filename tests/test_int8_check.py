@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mfdeploy.artifact import Manifest
+from mfdeploy.export import export_artifact
 from mfdeploy.export.int8_sensitivity import held_out_split
 from mfdeploy.harness.int8_check import checked, export_checked
 from mfdeploy.harness.verify import reference_model
@@ -83,3 +84,93 @@ def test_the_next_target_starts_from_what_the_short_artifact_was_simulated_at():
     # a plan that missed its target (every candidate tried) still raises the target
     assert raised_target(22.0, 21.0, 0.4) == pytest.approx(22.0 + 0.4 + STEP_DB)
     assert raised_target(22.0, None, 1.0) == pytest.approx(22.0 + 1.0 + STEP_DB)
+
+
+def _judge(bound: float, *, last: bool = False):
+    from mfdeploy.harness.int8_check import _Judge
+
+    expected = np.linspace(-5, 5, 40, dtype=np.float32).reshape(4, 10)
+    checks: list[dict] = []
+    judge = _Judge(lambda: (np.zeros((4, 3, 2, 2), np.float32), expected), bound, 22.0, checks,
+                   last=last)  # fmt: skip
+    return judge, expected, checks
+
+
+PLAN = {"chosen_by": "measured", "float_modules": ["stem"], "planned_sqnr_db": 22.5,
+        "candidates": [{"float": True}, {"float": False}]}  # fmt: skip
+
+
+def test_a_graph_below_the_bound_is_refused_before_its_conversion():
+    from mfdeploy.harness.int8_check import _Short
+
+    judge, expected, checks = _judge(30.0)
+    noisy = expected + 0.1 * np.abs(expected).max()  # 20 dB
+    with pytest.raises(_Short) as short:
+        judge.graph(lambda photos: noisy, PLAN)
+    assert short.value.got_db == pytest.approx(sqnr_db(expected, noisy))
+    assert short.value.planned_db == 22.5 and short.value.photos == 4
+    assert checks == [{"checked_on": judge.GRAPH, "simulated_target_db": 22.0,
+                       "float_modules": 1, "sqnr_db": round(short.value.got_db, 2)}]  # fmt: skip
+    judge.graph(lambda photos: expected + 1e-4, PLAN)  # well above: no raise, recorded
+    assert len(checks) == 2 and checks[1]["sqnr_db"] > 30.0
+    last, _, kept = _judge(30.0, last=True)
+    last.graph(lambda photos: noisy, PLAN)  # the last attempt converts whatever it has
+    assert len(kept) == 1
+    all_float, _, kept = _judge(30.0)
+    all_float.graph(lambda photos: noisy, {**PLAN, "candidates": [{"float": True}]})
+    assert len(kept) == 1
+    given, _, kept = _judge(30.0)
+    given.graph(lambda photos: noisy, {**PLAN, "chosen_by": "given"})  # not measured: no check
+    assert kept == []
+
+
+@pytest.mark.parametrize(
+    "target", ["tflite", pytest.param("executorch", marks=pytest.mark.slow)]
+)  # fmt: skip
+def test_the_exporters_graph_check_sees_what_the_artifact_computes(tmp_path, target):
+    """The function an exporter hands the graph check maps NCHW photos to the quantised
+    graph's logits (TFLite's graph takes NHWC): on the held-out photos its SQNR is within
+    3 dB of the artifact's own on its runtime."""
+    from mfdeploy.export import source_model
+    from mfdeploy.harness.int8_check import held_out_photos, reference_logits
+
+    source = source_model(None, "26m", str(WEIGHTS_26M), None)
+    photos = held_out_photos(source, None, None)
+    expected = reference_logits(source, photos)
+    seen: list[np.ndarray] = []
+
+    def check(run, plan):
+        assert plan["chosen_by"] == "measured"
+        seen.append(run(photos))
+
+    out_dir, _ = export_artifact(
+        target, precision="int8", source=source, out=tmp_path / "a", int8_graph_check=check
+    )
+    (graph,) = seen
+    assert graph.shape == expected.shape
+    graph_db = sqnr_db(expected, graph)
+    artifact_db = sqnr_db(expected, open_runtime(out_dir).run(photos).astype(np.float32))
+    assert graph_db > 15.0 and abs(graph_db - artifact_db) < 3.0, (graph_db, artifact_db)
+
+
+@pytest.mark.slow
+def test_an_unreachable_bound_converts_once(tmp_path, monkeypatch):
+    """TFLite: the graph check refuses the first float set before its conversion; only the
+    set with every candidate float is converted and checked on LiteRT."""
+    import litert_torch
+
+    conversions = []
+    convert = litert_torch.convert
+    monkeypatch.setattr(
+        litert_torch, "convert", lambda *a, **k: conversions.append(1) or convert(*a, **k)
+    )
+    _, manifest = export_checked(
+        "tflite", "26m", precision="int8", weights=str(WEIGHTS_26M), out=tmp_path / "a",
+        bound_db=150.0,
+    )  # fmt: skip
+    exports = manifest.extra["int8_plan"]["runtime_check"]["exports"]
+    assert [e["checked_on"] for e in exports] == [
+        "the PT2E graph in PyTorch", "the PT2E graph in PyTorch", "litert (the artifact)"
+    ]  # fmt: skip
+    assert exports[0]["float_modules"] < exports[1]["float_modules"] == exports[2]["float_modules"]
+    assert len(conversions) == 1

@@ -12,7 +12,7 @@ import importlib.metadata
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +105,27 @@ def finish_artifact(staging: Path, manifest: Manifest) -> Manifest:
     return seal(staging, manifest)
 
 
+#: an int8 exporter's hook for a graph check before its conversion (harness/int8_check.py):
+#: called with a function of NCHW float32 photos -> the quantised graph's logits and the
+#: float plan (`FloatPlan.to_dict()`); it raises to have the export redone with more float
+GraphCheck = Callable[[Callable[[np.ndarray], np.ndarray], dict], None]
+
+
+def run_static_batch(graph: Callable, inputs: np.ndarray, batch: int) -> np.ndarray:
+    """`graph` (traced for a fixed batch) over every row of `inputs`, batch by batch, the
+    last batch padded with copies of its last row and the padding's outputs dropped."""
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch):
+            chunk = inputs[start : start + batch]
+            rows = len(chunk)
+            if rows < batch:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - rows, axis=0)])
+            out = graph(torch.from_numpy(np.ascontiguousarray(chunk, np.float32)))
+            outs.append(out.float().numpy()[:rows])
+    return np.concatenate(outs)
+
+
 #: calibration photos per int8 export (every target): spread over every photo source
 #: (resolve_images); the last quarter is held out to score the float set (int8_sensitivity)
 DEFAULT_CALIB_COUNT = 32
@@ -121,10 +142,12 @@ def calibration_inputs(
 
 __all__ = [
     "DEFAULT_CALIB_COUNT",
+    "GraphCheck",
     "SourceModel",
     "base_manifest",
     "calibration_inputs",
     "export_module",
     "finish_artifact",
+    "run_static_batch",
     "tool_versions",
 ]

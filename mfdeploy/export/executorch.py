@@ -34,10 +34,12 @@ from torch import nn
 from mfdeploy.artifact import Manifest, TensorSpec
 from mfdeploy.console import info, progress
 from mfdeploy.export.common import (
+    GraphCheck,
     SourceModel,
     base_manifest,
     calibration_inputs,
     export_module,
+    run_static_batch,
 )
 from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
@@ -118,6 +120,7 @@ def export(
     calib_count: int | None = None,
     int8_float: str | None = None,
     int8_target_sqnr: float | None = None,
+    int8_graph_check: GraphCheck | None = None,
 ) -> Manifest:
     from mfdeploy.export import executorch_lower as lower
 
@@ -145,6 +148,8 @@ def export(
                 f"{len(calibration)} calibration photos, {len(plan.float_modules)} float modules"
             )
             module = quantize_int8(module, example, calibration, float_regex(plan.float_modules))
+            if int8_graph_check is not None:  # before the lowering, the bulk of the export
+                int8_graph_check(lambda x: run_static_batch(module, x, batch), plan.to_dict())
             extra.update(
                 calibration_images=len(calibration),
                 weights="int8 per-channel symmetric",

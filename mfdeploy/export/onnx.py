@@ -25,7 +25,6 @@ from mfdeploy.export import onnx_quant as quant
 from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
 from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan
-from mfdeploy.models.source import state_dict_sha256
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("onnx", "onnxruntime")
@@ -150,9 +149,9 @@ def fp32_graph(
     import importlib.metadata
 
     versions = [importlib.metadata.version(name) for name in ("torch", *PACKAGES)]
-    stored = derived_cache.entry(
-        CONVERSION_STORE, ".onnx", repr(module), state_dict_sha256(module),
-        str(tuple(example.shape)), str(dynamic_batch), *versions,
+    stored = derived_cache.module_entry(
+        CONVERSION_STORE, ".onnx", module, str(tuple(example.shape)), str(dynamic_batch),
+        *versions,
     )  # fmt: skip
     with derived_cache.claimed(stored):
         return _stored_or_converted(stored, module, example, dynamic_batch)

@@ -41,6 +41,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +53,17 @@ from mfdeploy.artifact import Manifest, TensorSpec
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.common import (
+    GraphCheck,
     SourceModel,
     base_manifest,
     calibration_inputs,
     export_module,
     output_discarded,
+    run_static_batch,
 )
 from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 from mfdeploy.export.tflite_qd8 import MIN_WEIGHT_TO_INPUT, kept_float_note, qd8_scopes
-from mfdeploy.models.source import state_dict_sha256
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("litert_torch",)
@@ -125,9 +127,9 @@ def torch_to_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> Non
     """
     import litert_torch
 
-    stored = derived_cache.entry(
-        CONVERSION_STORE, ".tflite", repr(module), state_dict_sha256(module),
-        str(tuple(example.shape)), importlib.metadata.version("litert-torch"), torch.__version__,
+    stored = derived_cache.module_entry(
+        CONVERSION_STORE, ".tflite", module, str(tuple(example.shape)),
+        importlib.metadata.version("litert-torch"), torch.__version__,
     )  # fmt: skip
     with derived_cache.claimed(stored):
         with contextlib.suppress(OSError):
@@ -182,9 +184,11 @@ def full_integer_int8(
     *,
     float_modules: str,
     float_io: bool,
+    check: Callable[[Callable[[np.ndarray], np.ndarray]], None] | None = None,
 ) -> tuple[dict, dict, dict]:
     """PT2E static int8 (see tflite_int8.py). Returns input and output dtype / quant params
-    and what to record in the manifest."""
+    and what to record in the manifest. `check(run)`, before the conversion, gets a
+    function of NCHW photos -> the quantised graph's logits (it may raise)."""
     import litert_torch
     from litert_torch.quantize.quant_config import QuantConfig
 
@@ -193,7 +197,11 @@ def full_integer_int8(
     batch = example.shape[0]
     with quiet():
         graph, quantizer = q8.quantize_pt2e(module, example, calibration, float_modules)
-        logits = q8.run_graph(graph, calibration, batch)
+        logits = run_static_batch(graph, calibration, batch)
+    if check is not None:  # outside `quiet`: it reports
+        nhwc = isinstance(module, NHWCInput)
+        check(lambda x: run_static_batch(graph, x.transpose(0, 2, 3, 1) if nhwc else x, batch))
+    with quiet():
         edge = litert_torch.convert(graph, (example,), quant_config=QuantConfig(quantizer))
         edge.export(str(path))
     islands = q8.float_islands(path)
@@ -234,6 +242,7 @@ def export(
     float_io: bool = False,
     int8_float: str | None = None,
     int8_target_sqnr: float | None = None,
+    int8_graph_check: GraphCheck | None = None,
 ) -> Manifest:
     if layout not in LAYOUTS:
         raise MfdeployError(f"unknown layout {layout!r}; choose nhwc or nchw")
@@ -271,6 +280,7 @@ def export(
             final,
             float_modules=float_modules,
             float_io=float_io,
+            check=int8_graph_check and (lambda run: int8_graph_check(run, plan.to_dict())),
         )
         for spec, end in ((in_spec, inp), (out_spec, out)):
             spec.dtype = end["dtype"]

@@ -19,7 +19,7 @@ And one thing keeps the artifact in one XNNPACK partition: `float_islands` (see 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,15 +91,6 @@ def quantize_pt2e(
     graph = convert_pt2e(graph, fold_quantize=False)
     unshare_dequantize(graph)
     return graph, quantizer
-
-
-def run_graph(graph: Callable, inputs: np.ndarray, batch: int) -> np.ndarray:
-    outs = []
-    with torch.no_grad():
-        for start in range(0, len(inputs) - batch + 1, batch):
-            x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch]))
-            outs.append(graph(x).numpy())
-    return np.concatenate(outs)
 
 
 def affine_int8(lo: float, hi: float, margin: float = 1.0) -> tuple[float, int]:
