@@ -18,13 +18,9 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mfdeploy.codehash import export_code_sha256
 from mfdeploy.paths import cache_root
-
-if TYPE_CHECKING:
-    from torch import nn
 
 
 def entry(store: str, suffix: str, *parts: str) -> Path:
@@ -46,14 +42,6 @@ def write(path: Path, data: bytes, keep: int) -> None:
             old.with_name(old.name + ".lock").unlink(missing_ok=True)
 
 
-def module_entry(store: str, suffix: str, module: nn.Module, *parts: str) -> Path:
-    """`entry` for what is derived from `module`: its tree (repr) and weights (sha256) are
-    parts of the name, then `parts` (shapes, photos, tool versions)."""
-    from mfdeploy.models.source import state_dict_sha256
-
-    return entry(store, suffix, repr(module), state_dict_sha256(module), *parts)
-
-
 @contextlib.contextmanager
 def claimed(path: Path) -> Iterator[None]:
     """Hold `path`'s lock while reading it or making it: two workers exporting the same
@@ -70,4 +58,4 @@ def claimed(path: Path) -> Iterator[None]:
         yield
 
 
-__all__ = ["claimed", "entry", "module_entry", "write"]
+__all__ = ["claimed", "entry", "write"]

@@ -140,3 +140,24 @@ def test_init_time_leaves_out_the_runtime_packages_import(tmp_path, monkeypatch)
             raise NotImplementedError
 
     assert Slow(tmp_path, manifest=None).init_ms == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize(
+    ("target", "unwanted"),
+    [("onnx", "torch"), ("tflite", "torch"), ("executorch", "executorch.exir")],
+)
+def test_a_bench_worker_imports_no_exporter(exported, target, unwanted):
+    """A worker's start is in every bench row of the main job: opening an artifact loads its
+    runtime, not torch (ONNX Runtime, LiteRT) nor ExecuTorch's exporter (~6 s here)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from mfdeploy.runtimes import open_runtime; "
+        f"open_runtime(sys.argv[1], threads=1); print({unwanted!r} in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(exported(target, "fp32"))],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert proc.stdout.strip().splitlines()[-1] == "False", proc.stdout

@@ -29,16 +29,19 @@ def test_a_module_entry_is_named_by_its_tree_and_its_weights(cache):
     import torch
     from torch import nn
 
+    from mfdeploy.export.common import module_cache_entry
+
     torch.manual_seed(0)
     model = nn.Linear(3, 2)
-    first = derived_cache.module_entry("store", ".bin", model, "photos")
-    assert derived_cache.module_entry("store", ".bin", model, "photos") == first
-    assert derived_cache.module_entry("store", ".bin", model, "other photos") != first
+    first = module_cache_entry("store", ".bin", model, "photos")
+    assert first.parent == cache / "store"
+    assert module_cache_entry("store", ".bin", model, "photos") == first
+    assert module_cache_entry("store", ".bin", model, "other photos") != first
     with torch.no_grad():
         model.weight[0, 0] += 1.0  # same tree, other weights
-    assert derived_cache.module_entry("store", ".bin", model, "photos") != first
+    assert module_cache_entry("store", ".bin", model, "photos") != first
     other_tree = nn.Linear(3, 2, bias=False)
-    assert derived_cache.module_entry("store", ".bin", other_tree, "photos") != first
+    assert module_cache_entry("store", ".bin", other_tree, "photos") != first
 
 
 def test_only_the_newest_entries_are_kept(cache):

@@ -16,14 +16,14 @@ import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mfdeploy.artifact import Manifest, check_output, seal, staged_directory
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.common import SourceModel, finish_artifact, output_discarded
-from mfdeploy.models import load_source
-from mfdeploy.models.registry import resolve_model_args
 from mfdeploy.photos import images_in
+
+if TYPE_CHECKING:  # the package imports no torch: runtimes read `scopes` from it
+    from mfdeploy.models import SourceModel
 
 # target -> (module, pip extra)
 TARGETS: dict[str, tuple[str, str]] = {
@@ -109,6 +109,8 @@ def _import_converters(module: ModuleType) -> None:
     """Import the target's converter packages (its CONVERTERS) before anything is staged,
     their load-time chatter discarded; a missing one is left for the export to report with
     its extra's name (its import is retried there, with its error)."""
+    from mfdeploy.export.common import output_discarded
+
     with output_discarded():
         for name in getattr(module, "CONVERTERS", ()):
             with contextlib.suppress(ImportError):
@@ -122,6 +124,9 @@ def source_model(
     resolution: int | None = None,
 ) -> SourceModel:
     """The registry model `model` / `variant` names (`resolve_model_args`) with `weights`."""
+    from mfdeploy.models import load_source
+    from mfdeploy.models.registry import resolve_model_args
+
     entry, name = resolve_model_args(model, variant)
     return load_source(name, weights, resolution, entry.name)
 
@@ -150,6 +155,8 @@ def export_artifact(
     directory before it moves into place: it may add to `manifest.extra` (sealed again
     after it) or raise, which discards the staging directory and leaves `out` as it was.
     """
+    from mfdeploy.export.common import finish_artifact
+
     module = target_module(target)
     if precision not in module.PRECISIONS:
         raise MfdeployError(

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mfdeploy import __version__
+from mfdeploy import __version__, derived_cache
 from mfdeploy.artifact import LABELS_NAME, Manifest, TensorSpec, seal
 from mfdeploy.console import progress
 from mfdeploy.labels import labels_text
 from mfdeploy.models import SYNTHETIC, SourceModel
-from mfdeploy.models.source import export_module
+from mfdeploy.models.source import export_module, state_dict_sha256
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import Preprocessing, preprocess_batch
 
@@ -111,6 +111,12 @@ def finish_artifact(staging: Path, manifest: Manifest) -> Manifest:
 GraphCheck = Callable[[Callable[[np.ndarray], np.ndarray], dict], None]
 
 
+def module_cache_entry(store: str, suffix: str, module: torch.nn.Module, *parts: str) -> Path:
+    """`derived_cache.entry` for what is derived from `module`: its tree (repr) and weights
+    (sha256) name it, then `parts` (shapes, photos, tool versions)."""
+    return derived_cache.entry(store, suffix, repr(module), state_dict_sha256(module), *parts)
+
+
 def run_static_batch(graph: Callable, inputs: np.ndarray, batch: int) -> np.ndarray:
     """`graph` (traced for a fixed batch) over every row of `inputs`, batch by batch, the
     last batch padded with copies of its last row and the padding's outputs dropped."""
@@ -148,6 +154,7 @@ __all__ = [
     "calibration_inputs",
     "export_module",
     "finish_artifact",
+    "module_cache_entry",
     "run_static_batch",
     "tool_versions",
 ]

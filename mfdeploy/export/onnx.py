@@ -22,7 +22,13 @@ from mfdeploy.artifact import Manifest, TensorSpec
 from mfdeploy.console import info
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import onnx_quant as quant
-from mfdeploy.export.common import SourceModel, base_manifest, calibration_inputs, export_module
+from mfdeploy.export.common import (
+    SourceModel,
+    base_manifest,
+    calibration_inputs,
+    export_module,
+    module_cache_entry,
+)
 from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan
 
@@ -149,7 +155,7 @@ def fp32_graph(
     import importlib.metadata
 
     versions = [importlib.metadata.version(name) for name in ("torch", *PACKAGES)]
-    stored = derived_cache.module_entry(
+    stored = module_cache_entry(
         CONVERSION_STORE, ".onnx", module, str(tuple(example.shape)), str(dynamic_batch),
         *versions,
     )  # fmt: skip

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mfdeploy.models.anchors import ModuleAnchor
+if TYPE_CHECKING:  # runtimes import this module: no torch at import
+    from mfdeploy.models.anchors import ModuleAnchor
 
 OUTSIDE = "<outside>"  # scope of nodes outside the model (wrappers): in no module
 NHWC_TO_NCHW = (0, 3, 1, 2)

@@ -58,6 +58,7 @@ from mfdeploy.export.common import (
     base_manifest,
     calibration_inputs,
     export_module,
+    module_cache_entry,
     output_discarded,
     run_static_batch,
 )
@@ -127,7 +128,7 @@ def torch_to_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> Non
     """
     import litert_torch
 
-    stored = derived_cache.module_entry(
+    stored = module_cache_entry(
         CONVERSION_STORE, ".tflite", module, str(tuple(example.shape)),
         importlib.metadata.version("litert-torch"), torch.__version__,
     )  # fmt: skip

@@ -1,4 +1,9 @@
-"""ExecuTorch adapter: the pip wheel's runtime (`executorch.runtime`) with its XNNPACK kernels.
+"""ExecuTorch adapter: the pip wheel's runtime with its XNNPACK kernels.
+
+The program is loaded through the wheel's native bindings (`executorch.extension.pybindings.
+_C`, what `executorch.runtime` and `portable_lib` wrap): both wrappers import the whole
+exporter (`executorch.exir`, ~6 s of a bench worker's start here) for one warning class, and
+a runtime needs none of it. The same loader, verification and method calls.
 
 Threads: the XNNPACK delegate runs on ExecuTorch's process-wide threadpool, which is reset
 to `threads` at open (`_unsafe_reset_threadpool`) and read back for `info()`; None keeps the
@@ -70,15 +75,22 @@ def _loader_reason(lines: list[str]) -> str:
     return ""
 
 
+def _bindings():
+    """The wheel's native runtime module (torch first: it links against libtorch)."""
+    import torch  # noqa: F401
+    from executorch.extension.pybindings import _C
+
+    return _C
+
+
 def set_threads(threads: int | None) -> int:
     """Resize ExecuTorch's threadpool (None: leave it) and return its thread count."""
-    from executorch.extension.pybindings import portable_lib
-
+    bindings = _bindings()
     if threads is not None:
         if threads < 1:
             raise ManifestError(f"threads must be >= 1, not {threads}")
-        portable_lib._unsafe_reset_threadpool(int(threads))
-    return int(portable_lib._threadpool_get_thread_count())
+        bindings._unsafe_reset_threadpool(int(threads))
+    return int(bindings._threadpool_get_thread_count())
 
 
 class ExecuTorchRuntime(Runtime):
@@ -86,20 +98,19 @@ class ExecuTorchRuntime(Runtime):
 
     def _import(self) -> None:
         with native_stderr_captured():
-            import executorch.runtime  # noqa: F401  (imports executorch.exir: seconds)
-            import torch  # noqa: F401  (the runtime's tensors are torch tensors)
+            _bindings()
 
     def _open(self) -> None:
         error = None
         with native_stderr_captured() as log:
-            from executorch.runtime import Runtime as ETRuntime
-            from executorch.runtime import Verification
-
+            bindings = _bindings()
             self.pool_threads = set_threads(self.threads)
-            runtime = ETRuntime.get()
             try:
-                self.program = runtime.load_program(
-                    self.model_path, verification=Verification.InternalConsistency
+                self.program = bindings._load_program(
+                    str(self.model_path),
+                    enable_etdump=False,
+                    debug_buffer_size=0,
+                    program_verification=bindings.Verification.InternalConsistency,
                 )
                 self.method = self.program.load_method("forward")
             except Exception as exc:  # RuntimeError / ValueError on bad files
@@ -117,7 +128,7 @@ class ExecuTorchRuntime(Runtime):
 
     def _check_program(self) -> None:
         """Shapes and identity of the loaded program against the manifest."""
-        meta = self.method.metadata
+        meta = self.method.method_meta()
         inp, out = meta.input_tensor_meta(0), meta.output_tensor_meta(0)
         manifest = self.manifest
         if list(inp.sizes()) != list(manifest.input.shape) or list(out.sizes()) != list(
@@ -127,9 +138,10 @@ class ExecuTorchRuntime(Runtime):
                 f"{self.model_path}: program takes {list(inp.sizes())} -> {list(out.sizes())}, "
                 f"the manifest says {manifest.input.shape} -> {manifest.output.shape}"
             )
-        if IDENTITY_METHOD not in self.program.method_names:
+        names = {self.program.get_method_name(i) for i in range(self.program.num_methods())}
+        if IDENTITY_METHOD not in names:
             raise ManifestError(f"{self.model_path}: no {IDENTITY_METHOD} (not an mfdeploy export)")
-        values = self.program.load_method(IDENTITY_METHOD).execute([])  # one int per byte
+        values = self.program.load_method(IDENTITY_METHOD)([])  # one int per byte
         stored = bytes(int(v) & 0xFF for v in values).decode(errors="replace")
         expected = f"{manifest.source_checkpoint_sha256}:{manifest.precision}"
         if stored != expected:
@@ -143,7 +155,7 @@ class ExecuTorchRuntime(Runtime):
         import torch
 
         x = to_input_layout(batch, self.manifest.input.layout).astype(self.dtype, copy=False)
-        out = self.method.execute([torch.from_numpy(np.ascontiguousarray(x))])[0]
+        out = self.method([torch.from_numpy(np.ascontiguousarray(x))])[0]
         return out.float().numpy().astype(np.float32, copy=True)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
