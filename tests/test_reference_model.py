@@ -109,3 +109,16 @@ def test_unknown_variant_is_a_clear_error():
 def test_variant_name_forms_are_accepted():
     assert create_model("mobile-former-26m").variant.name == "26m"
     assert create_model("MOBILE_FORMER_26M").variant.name == "26m"
+
+
+@pytest.mark.parametrize("model_name", ["mobile_former", "efficientnet_lite", "mobilevitv2"])
+def test_macs_counted_on_the_meta_device_are_the_cpu_forwards(model_name):
+    """The variants table counts without arithmetic (meta tensors); the figure is the one a
+    real forward gives, for the smallest variant of every family."""
+    from mfdeploy.models import get_family
+    from mfdeploy.models.counting import macs_on
+
+    entry = get_family(model_name)
+    model = entry.build(entry.variants[0], None, None)
+    resolution = entry.preprocessing.resolution
+    assert macs_on(model, resolution, "meta") == macs_on(model, resolution, "cpu") > 0

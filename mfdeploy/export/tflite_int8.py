@@ -105,7 +105,8 @@ def affine_int8(lo: float, hi: float, margin: float = 1.0) -> tuple[float, int]:
 # ---- input / output tensor types in the flatbuffer ----------------------------------------
 
 
-def _schema():
+def flatbuffer_schema():
+    """LiteRT's generated flatbuffer classes (ModelT, TensorType, BuiltinOperator, ...)."""
     from ai_edge_litert import schema_py_generated as schema
 
     return schema
@@ -115,14 +116,14 @@ def _opcode(model, builtin: int) -> int:
     for i, code in enumerate(model.operatorCodes):
         if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
             return i
-    code = _schema().OperatorCodeT()
+    code = flatbuffer_schema().OperatorCodeT()
     code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, builtin, 1
     model.operatorCodes.append(code)
     return len(model.operatorCodes) - 1
 
 
 def _new_tensor(model, graph, like, dtype: int, name: str, quant=None) -> int:
-    schema = _schema()
+    schema = flatbuffer_schema()
     tensor = schema.TensorT()
     tensor.shape, tensor.shapeSignature = list(like.shape), like.shapeSignature
     tensor.type, tensor.name = dtype, name
@@ -155,7 +156,7 @@ def _retarget(model, graph, old: int, new: int, side: str) -> None:
 def _convert_end(model, graph, side: str, want: str, quant: tuple[float, int] | None) -> dict:
     """Make the graph's single input / output `want` ("int8" | "float32") with a
     QUANTIZE / DEQUANTIZE op at the boundary. Returns that tensor's dtype and params."""
-    schema = _schema()
+    schema = flatbuffer_schema()
     types = schema.TensorType
     index = (graph.inputs if side == "input" else graph.outputs)[0]
     tensor = graph.tensors[index]
@@ -203,7 +204,7 @@ def set_io_types(
 
 def load_model(path: Path):
     """The flatbuffer at `path` as an editable ModelT (buffers inside the file only)."""
-    model = _schema().ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    model = flatbuffer_schema().ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
     if any(b.offset > 1 for b in model.buffers or []):
         raise MfdeployError("int8 export: model with external buffers is not supported")
     return model
@@ -236,7 +237,7 @@ XNNPACK_FLOAT_ONLY = (
 
 def opcode_names() -> dict[int, str]:
     """Builtin operator code -> name (CONV_2D, ...), from the schema."""
-    ops = _schema().BuiltinOperator
+    ops = flatbuffer_schema().BuiltinOperator
     return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
 
 
@@ -259,7 +260,8 @@ def _dequantized_constant(model, graph, index: int) -> int:
         axes[q.quantizedDimension] = -1
         scale, zero = scale.reshape(axes), zero.reshape(axes)
     data = ((values - zero) * scale).astype(np.float32)
-    new = _new_tensor(model, graph, tensor, _schema().TensorType.FLOAT32, f"{tensor.name}_f32")
+    float32 = flatbuffer_schema().TensorType.FLOAT32
+    new = _new_tensor(model, graph, tensor, float32, f"{tensor.name}_f32")
     model.buffers[graph.tensors[new].buffer].data = np.frombuffer(data.tobytes(), np.uint8)
     return new
 
@@ -267,7 +269,7 @@ def _dequantized_constant(model, graph, index: int) -> int:
 def _island(model, graph, op, dequantized: dict[int, int], dq: int, q: int) -> list:
     """[DEQUANTIZE per int8 input, op in float32, QUANTIZE per int8 output]; `dequantized`
     maps int8 tensors already given a float copy (one DEQUANTIZE per tensor)."""
-    schema = _schema()
+    schema = flatbuffer_schema()
     int8 = schema.TensorType.INT8
     before, after = [], []
     inputs = list(op.inputs)
@@ -311,11 +313,11 @@ def float_islands(path: Path, ops: Sequence[str] = XNNPACK_FLOAT_ONLY) -> int:
     zero point): the int8 tensors' parameters are the calibrated ones either way."""
     model = load_model(path)
     names = opcode_names()
-    int8 = _schema().TensorType.INT8
+    int8 = flatbuffer_schema().TensorType.INT8
     rewritten = 0
     for graph in model.subgraphs:
-        dq = _opcode(model, _schema().BuiltinOperator.DEQUANTIZE)
-        q = _opcode(model, _schema().BuiltinOperator.QUANTIZE)
+        dq = _opcode(model, flatbuffer_schema().BuiltinOperator.DEQUANTIZE)
+        q = _opcode(model, flatbuffer_schema().BuiltinOperator.QUANTIZE)
         dequantized: dict[int, int] = {}
         operators = []
         for op in graph.operators:

@@ -44,7 +44,7 @@ def qd8_scopes(path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> tuple[list[str
     how many float convs / linears with constant weights there are in all."""
     model = fb.load_model(path)
     names = fb.opcode_names()
-    float32 = fb._schema().TensorType.FLOAT32
+    float32 = fb.flatbuffer_schema().TensorType.FLOAT32
     scopes, candidates = [], 0
     for graph in model.subgraphs:
         for op in graph.operators:

@@ -669,7 +669,10 @@ class MilExecutor:
         self.constants: Values = {}
         self._ops: list = []
         #: per op: its (name, input) pairs and its outputs' numpy dtypes, looked up once
-        self._plans: dict[Any, tuple[list, list]] = {}
+        self._plans: dict[Any, tuple[list, list]] = {
+            op: (list(op.inputs.items()), [_np_dtype(var) for var in op.outputs])
+            for op in self.operations
+        }
         for op in self.operations:
             if op.op_type in CONSTANT_OPS or is_constexpr(op):
                 self._evaluate(op, self.constants)
@@ -708,17 +711,10 @@ class MilExecutor:
             raise MfdeployError(f"MIL executor: value {var.name!r} is not available")
         return val
 
-    def _plan(self, op) -> tuple[list, list]:
-        plan = self._plans.get(op)
-        if plan is None:
-            outputs = [_np_dtype(var) for var in op.outputs]
-            plan = self._plans[op] = (list(op.inputs.items()), outputs)
-        return plan
-
     def _inputs(self, op, env: Values) -> Values:
         values: Values = {}
         widened = self._widened if op.op_type in WIDENS_INPUTS else {}
-        for key, var in self._plan(op)[0]:
+        for key, var in self._plans[op][0]:
             if isinstance(var, (list, tuple)):
                 values[key] = tuple(self._value(item, env) for item in var)
             elif var.name in widened:
@@ -758,7 +754,7 @@ class MilExecutor:
         results = result if isinstance(result, tuple) else (result,)
         if len(results) != len(op.outputs):
             raise MfdeployError(f"MIL executor: op {op.op_type} ({op.name}) gave wrong outputs")
-        for var, value, dtype in zip(op.outputs, results, self._plan(op)[1]):
+        for var, value, dtype in zip(op.outputs, results, self._plans[op][1]):
             if dtype is not None:
                 value = np.asarray(value).astype(dtype, copy=False)
             env[var.name] = value
