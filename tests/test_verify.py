@@ -141,7 +141,7 @@ def test_metrics_on_known_drift():
 
 
 def test_static_batch_runs_in_padded_chunks():
-    from mfdeploy.runtimes.base import run_static_batches
+    from mfdeploy.static_batches import run_static_batches
 
     seen = []
 

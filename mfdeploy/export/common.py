@@ -26,6 +26,7 @@ from mfdeploy.models import SYNTHETIC, SourceModel
 from mfdeploy.models.source import export_module, state_dict_sha256
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import Preprocessing, preprocess_batch
+from mfdeploy.static_batches import run_static_batches
 
 
 @contextlib.contextmanager
@@ -118,18 +119,14 @@ def module_cache_entry(store: str, suffix: str, module: torch.nn.Module, *parts:
 
 
 def run_static_batch(graph: Callable, inputs: np.ndarray, batch: int) -> np.ndarray:
-    """`graph` (traced for a fixed batch) over every row of `inputs`, batch by batch, the
-    last batch padded with copies of its last row and the padding's outputs dropped."""
-    outs = []
+    """A torch `graph` traced for a fixed `batch` over every row of numpy `inputs`
+    (`run_static_batches`), its outputs as float32."""
+
+    def run_once(chunk: np.ndarray) -> np.ndarray:
+        return graph(torch.from_numpy(np.ascontiguousarray(chunk, np.float32))).float().numpy()
+
     with torch.no_grad():
-        for start in range(0, len(inputs), batch):
-            chunk = inputs[start : start + batch]
-            rows = len(chunk)
-            if rows < batch:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - rows, axis=0)])
-            out = graph(torch.from_numpy(np.ascontiguousarray(chunk, np.float32)))
-            outs.append(out.float().numpy()[:rows])
-    return np.concatenate(outs)
+        return run_static_batches(inputs, batch, run_once)
 
 
 #: calibration photos per int8 export (every target): spread over every photo source

@@ -21,7 +21,7 @@ from mfdeploy.models import get_family, resolve_model, weights_sha256
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import Preprocessing, preprocess_batch
 from mfdeploy.runtimes import Runtime, open_runtime
-from mfdeploy.runtimes.base import run_static_batches
+from mfdeploy.static_batches import run_static_batches
 
 RANDOM_INPUTS = 4
 FLOAT_PRECISIONS = ("fp32", "fp16")

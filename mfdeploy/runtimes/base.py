@@ -17,6 +17,7 @@ import numpy as np
 from mfdeploy.artifact import Manifest
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.scopes import Graph
+from mfdeploy.static_batches import padded_chunks
 
 
 @dataclass
@@ -113,28 +114,6 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> n
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
-
-
-def run_static_batches(batch: np.ndarray, static: int | str | None, run_once) -> np.ndarray:
-    """Feed a model with a fixed batch size (from the manifest) chunk by chunk.
-
-    A dynamic batch dimension (a name, None or -1) takes the whole batch at once; a short
-    last chunk is padded with zeros and the padding's outputs dropped.
-    """
-    if not isinstance(static, int) or static <= 0 or static == len(batch):
-        return run_once(batch)
-    return np.concatenate([run_once(chunk)[:real] for chunk, real in padded_chunks(batch, static)])
-
-
-def padded_chunks(batch: np.ndarray, size: int):
-    """(chunk, number of real rows): chunks of exactly `size`, the last one zero-padded."""
-    for start in range(0, len(batch), size):
-        chunk = batch[start : start + size]
-        real = len(chunk)
-        if real < size:
-            pad = np.zeros((size - real, *chunk.shape[1:]), dtype=chunk.dtype)
-            chunk = np.concatenate([chunk, pad])
-        yield chunk, real
 
 
 def chunked_intermediates(

@@ -21,7 +21,8 @@ import numpy as np
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export import scopes
 from mfdeploy.export.scopes import Graph
-from mfdeploy.runtimes.base import Runtime, RuntimeInfo, run_static_batches
+from mfdeploy.runtimes.base import Runtime, RuntimeInfo
+from mfdeploy.static_batches import run_static_batches
 
 COMPUTE_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "ALL", "CPU_AND_NE")
 EXECUTORS = ("coreml-runtime", "mil-executor")

@@ -31,7 +31,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from mfdeploy.errors import ManifestError
-from mfdeploy.runtimes.base import Runtime, RuntimeInfo, run_static_batches, to_input_layout
+from mfdeploy.runtimes.base import Runtime, RuntimeInfo, to_input_layout
+from mfdeploy.static_batches import run_static_batches
 
 IDENTITY_METHOD = "mfdeploy_identity"
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}

@@ -11,9 +11,9 @@ from mfdeploy.runtimes.base import (
     RuntimeInfo,
     dequantize,
     quantize,
-    run_static_batches,
     to_input_layout,
 )
+from mfdeploy.static_batches import run_static_batches
 
 
 class LiteRTRuntime(Runtime):

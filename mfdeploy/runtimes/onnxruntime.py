@@ -17,10 +17,10 @@ from mfdeploy.export.scopes import Graph, Node
 from mfdeploy.runtimes.base import (
     Runtime,
     RuntimeInfo,
-    run_static_batches,
     to_input_layout,
 )
 from mfdeploy.runtimes.cpu import host_int8_sums_saturate
+from mfdeploy.static_batches import run_static_batches
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
