@@ -36,7 +36,6 @@ from torch import nn
 from mfdeploy import derived_cache
 from mfdeploy.console import info, progress
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.common import module_cache_entry
 from mfdeploy.metrics import SQNR_CAP_DB
 from mfdeploy.models.source import state_dict_sha256
 
@@ -544,7 +543,8 @@ def float_plan(
     key = (state_dict_sha256(module), photos, target)
     if key not in _MEASURED:
         # keyed by what the noises depend on: module tree, weights, photos, torch
-        store = module_cache_entry(NOISE_STORE, ".json", module, photos, torch.__version__)
+        # (the `module_cache_entry` name, from the weights' sha256 already in `key`)
+        store = derived_cache.entry(NOISE_STORE, ".json", repr(module), *key[:2], torch.__version__)
         memo = _NOISES.setdefault(key[:2], {})
         with derived_cache.claimed(store):  # a search of the same weights elsewhere: wait
             stored = {k: v for k, v in stored_noises(store).items() if k not in memo}

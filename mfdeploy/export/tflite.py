@@ -281,7 +281,9 @@ def export(
             final,
             float_modules=float_modules,
             float_io=float_io,
-            check=int8_graph_check and (lambda run: int8_graph_check(run, plan.to_dict())),
+            check=None
+            if int8_graph_check is None
+            else (lambda run: int8_graph_check(run, plan.to_dict())),
         )
         for spec, end in ((in_spec, inp), (out_spec, out)):
             spec.dtype = end["dtype"]

@@ -48,7 +48,7 @@ class Runtime(abc.ABC):
 
     def _import(self) -> None:  # noqa: B027 (optional: most adapters import in _open)
         """Import the runtime's Python packages. Not part of init_ms: an app's runtime is no
-        Python import (ExecuTorch's bindings import its whole exporter, 6 s here)."""
+        Python import (ExecuTorch's bindings need torch first, seconds here)."""
 
     @abc.abstractmethod
     def _open(self) -> None:
