@@ -239,6 +239,11 @@ def test_int8_is_really_integer_and_builtin_only(int8, artifacts):
         for m in deploy.get_submodule(name).modules()
     )
     assert len(convs) - len(int8_convs) <= float_convs
+    # every int8 convolution / linear, and none inside a float module, is bias-corrected
+    layers = [n for n, m in deploy.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    floats = plan["float_modules"]
+    inside = [n for n in layers if any(n == f or n.startswith(f + ".") for f in floats)]
+    assert plan["bias_corrected_layers"] == len(layers) - len(inside) > 0
     assert set(plan["float_modules"]) <= {c["module"] for c in plan["candidates"]}
     size = (int8 / "model.tflite").stat().st_size
     assert size < (artifacts["fp32"] / "model.tflite").stat().st_size

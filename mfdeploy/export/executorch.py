@@ -43,6 +43,7 @@ from mfdeploy.export.common import (
 )
 from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
+from mfdeploy.export.pt2e_clamps import quantise_after_clamps
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("executorch.exir",)
@@ -94,7 +95,13 @@ def quantize_int8(
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = XNNPACKQuantizer().set_global(
+    class ClampAwareQuantizer(XNNPACKQuantizer):
+        def annotate(self, model):
+            model = super().annotate(model)
+            quantise_after_clamps(model, past_pads=False)
+            return model
+
+    quantizer = ClampAwareQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
     )
     keep = quantised_filter(float_modules)
@@ -141,6 +148,7 @@ def export(
     plan = None
     if calibration is not None:  # int8: which modules stay float, measured on this model
         plan = float_plan(module, calibration, int8_float, int8_target_sqnr)
+        module = plan.int8_module(module)
     with quiet():
         if plan is not None:
             info(

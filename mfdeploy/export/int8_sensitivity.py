@@ -36,6 +36,7 @@ from torch import nn
 from mfdeploy import derived_cache
 from mfdeploy.console import info, progress
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export.int8_bias import corrected_bias, int8_grid, weight_errors, with_int8_weights
 from mfdeploy.metrics import SQNR_CAP_DB
 from mfdeploy.models.source import state_dict_sha256
 
@@ -80,9 +81,21 @@ class FloatPlan:
     held_out_images: int | None = None
     candidates: list[Candidate] = field(default_factory=list)
     measured_on: str = "int8 simulated in PyTorch"
+    bias_corrected_layers: int | None = None  # set by `int8_module`
+    # layer path -> mean int8-weight error per output channel (int8_bias; not serialised)
+    weight_errors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def int8_module(self, module: nn.Module) -> nn.Module:
+        """`module` as the target's quantiser should see it: the layers outside the float
+        modules with int8-grid weights and bias-corrected (int8_bias), the rest as it is."""
+        out, self.bias_corrected_layers = with_int8_weights(
+            module, self.weight_errors, float_regex(self.float_modules)
+        )
+        return out
 
     def to_dict(self) -> dict:
         out = asdict(self)
+        del out["weight_errors"]
         out["float_modules"] = list(self.float_modules)
         out["candidates"] = [
             {
@@ -185,14 +198,6 @@ def _fake_quant(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
 
 
-def _quantised_weight(weight: torch.Tensor) -> torch.Tensor:
-    """Per-output-channel symmetric int8 (-127..127), as every target's int8 weights are."""
-    flat = weight.reshape(weight.shape[0], -1)
-    scale = flat.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-    shape = (-1,) + (1,) * (weight.dim() - 1)
-    return torch.round(weight / scale.reshape(shape)).clamp(-127, 127) * scale.reshape(shape)
-
-
 def _tensors(value) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
@@ -202,10 +207,17 @@ def _tensors(value) -> list[torch.Tensor]:
 
 
 class _Simulator:
-    """Forward hooks that observe ranges, then apply int8 to the active candidates only."""
+    """Forward hooks that observe ranges, then apply int8 to the active candidates only
+    (their layers' weights on the int8 grid, biases corrected by `errors`: int8_bias)."""
 
-    def __init__(self, model: nn.Module, groups: dict[str, tuple[str, ...]]):
+    def __init__(
+        self,
+        model: nn.Module,
+        groups: dict[str, tuple[str, ...]],
+        errors: dict[str, torch.Tensor] | None = None,
+    ):
         self.model = model
+        self.errors = errors or {}
         names = list(groups)
         mods = dict(model.named_modules())
         inside = {
@@ -291,13 +303,15 @@ class _Simulator:
         swapped = []
         try:
             for name in active:
-                for _, leaf in self.leaves[name]:
-                    swapped.append((leaf, leaf.weight.data))
-                    leaf.weight.data = _quantised_weight(leaf.weight.data)
+                for path, leaf in self.leaves[name]:
+                    swapped.append((leaf, leaf.weight.data, leaf.bias))
+                    if path in self.errors:
+                        leaf.bias = corrected_bias(leaf, self.errors[path])
+                    leaf.weight.data = int8_grid(leaf.weight.data)
             yield
         finally:
-            for leaf, original in swapped:
-                leaf.weight.data = original
+            for leaf, weight, bias in swapped:
+                leaf.weight.data, leaf.bias = weight, bias
             self.active = set()
 
     def close(self) -> None:
@@ -475,7 +489,8 @@ def measure_float_plan(
     fit, score = torch.from_numpy(fit_photos), torch.from_numpy(score_photos)
     module = module.eval()
     macs = candidate_macs(module, groups, fit)
-    sim = _Simulator(module, groups)
+    errors = weight_errors(module, fit)
+    sim = _Simulator(module, groups, errors)
     try:
         sim.observing = True
         logits_of(module, fit)
@@ -495,6 +510,7 @@ def measure_float_plan(
     finally:
         sim.close()
     plan.calibration_images, plan.held_out_images = len(fit), len(score)
+    plan.weight_errors = errors
     info(f"int8: {plan.describe()}")
     return plan
 
@@ -505,6 +521,7 @@ _MEASURED: dict[tuple[str, str, float], FloatPlan] = {}
 _NOISES: dict[tuple[str, str], dict[frozenset[str], float]] = {}
 NOISE_STORE = "int8-noises"
 NOISE_FILES_KEPT = 64
+BIAS_CORRECTION = "int8 weights bias-corrected"  # in the store's key: noises measured so
 
 
 def stored_noises(path: Path) -> dict[frozenset[str], float]:
@@ -537,14 +554,21 @@ def float_plan(
     """
     given = parse_float_modules(spec, module)
     if given is not None:
-        return FloatPlan(float_modules=given, chosen_by="given" if given else "none")
+        photos = torch.from_numpy(np.ascontiguousarray(calibration, np.float32))
+        return FloatPlan(
+            float_modules=given,
+            chosen_by="given" if given else "none",
+            weight_errors=weight_errors(module.eval(), photos),
+        )
     target = target_sqnr or DEFAULT_TARGET_SQNR
     photos = hashlib.sha256(np.ascontiguousarray(calibration, np.float32).tobytes()).hexdigest()
     key = (state_dict_sha256(module), photos, target)
     if key not in _MEASURED:
         # keyed by what the noises depend on: module tree, weights, photos, torch
         # (the `module_cache_entry` name, from the weights' sha256 already in `key`)
-        store = derived_cache.entry(NOISE_STORE, ".json", repr(module), *key[:2], torch.__version__)
+        store = derived_cache.entry(
+            NOISE_STORE, ".json", repr(module), *key[:2], torch.__version__, BIAS_CORRECTION
+        )
         memo = _NOISES.setdefault(key[:2], {})
         with derived_cache.claimed(store):  # a search of the same weights elsewhere: wait
             stored = {k: v for k, v in stored_noises(store).items() if k not in memo}

@@ -411,6 +411,7 @@ def export(
     float_set = None
     if calibration is not None:  # int8: which modules stay float, measured on this model
         float_set = float_plan(module, calibration, int8_float, int8_target_sqnr)
+        module = float_set.int8_module(module)
     # torch.export specialises a dimension of size 1, so trace a dynamic batch with 2.
     example = torch.zeros(max(batch, 2) if dynamic_batch else batch, 3, res, res)
     info(f"exporting {source.name} ({form} form) to ONNX opset {OPSET}")
@@ -464,6 +465,7 @@ def export(
         if probe is not None:
             extra["int8_check"] = {
                 "inputs": f"{len(probe)} {probe_source}",
+                "against": "the float graph quantised (int8-grid weights, corrected biases)",
                 **logits_parity(model, final, probe),
             }
     else:  # int8-dynamic

@@ -259,6 +259,7 @@ def export(
     plan = None
     if calibration is not None:  # int8: which modules stay float, measured on this model
         plan = float_plan(module, calibration, int8_float, int8_target_sqnr)
+        module = plan.int8_module(module)
     shape = [batch, 3, res, res]
     if layout == "nhwc":
         module, shape = NHWCInput(module), [batch, res, res, 3]

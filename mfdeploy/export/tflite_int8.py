@@ -28,6 +28,7 @@ from torch import nn
 
 from mfdeploy.console import progress
 from mfdeploy.errors import MfdeployError
+from mfdeploy.export.pt2e_clamps import quantise_after_clamps
 
 
 def _quantizer_base():
@@ -44,6 +45,7 @@ def make_quantizer(float_modules: str):
     class FloatModulesQuantizer(pt2e.PT2EQuantizer):
         def _annotate_for_static_quantization_config(self, model):
             self._annotate_all_static_patterns(model, self.global_config, self.quantized)
+            quantise_after_clamps(model, past_pads=True)
             return model
 
         @staticmethod

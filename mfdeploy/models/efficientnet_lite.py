@@ -37,25 +37,34 @@ _STAGES = (
 )
 
 
-def _same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """TF 'SAME' padding (extra pixel on the bottom/right), from the static input size."""
+def _same_pads(x: torch.Tensor, kernel: int, stride: int) -> list[int]:
+    """TF 'SAME' padding (extra pixel on the bottom/right), from the static input size, in
+    F.pad's order (left, right, top, bottom)."""
     pads = []
     for size in (x.shape[-1], x.shape[-2]):
         total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
         pads += [total // 2, total - total // 2]
-    if not any(pads):
-        return x
-    return F.pad(x, pads)
+    return pads
 
 
 class SameConv(nn.Conv2d):
-    """Conv2d without bias and with TF 'SAME' padding."""
+    """Conv2d without bias and with TF 'SAME' padding.
+
+    Symmetric padding (every stride-1 convolution) is the convolution's own; only the
+    asymmetric kind (stride 2) is a separate pad. A separate pad costs int8 ExecuTorch a
+    float pad between two conversions per convolution (EfficientNet-Lite0: 17 pads and 38
+    conversions, 0.8 of 3.6 ms in the delegate; docs/int8.md)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
         super().__init__(cin, cout, kernel, stride, padding=0, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(_same_pad(x, self.kernel_size[0], self.stride[0]))
+        left, right, top, bottom = _same_pads(x, self.kernel_size[0], self.stride[0])
+        if left == right and top == bottom:
+            return F.conv2d(
+                x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups
+            )
+        return super().forward(F.pad(x, [left, right, top, bottom]))
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
