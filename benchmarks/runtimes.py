@@ -10,7 +10,8 @@ as `--artifacts litert=DIR executorch=DIR ...` (one row; exported beforehand wit
 `mfdeploy export`, same model and weights). All three run
 XNNPACK-class CPU kernels: LiteRT's XNNPACK delegate, ExecuTorch's XNNPACK delegate, ONNX
 Runtime's CPU EP (its own MLAS kernels). Prints the table and writes
-benchmarks/results/runtimes.json. Median and min ms; the ratio column is ExecuTorch / LiteRT.
+benchmarks/results/runtimes.json. Median and min ms; the ratio column is ExecuTorch / LiteRT
+(with --artifacts: each artifact's speed-up against the first one named).
 """
 
 from __future__ import annotations
@@ -72,23 +73,21 @@ def main() -> None:
             res = int(manifest.preprocessing.get("resolution", 224))
             batch = np.random.default_rng(0).standard_normal((1, 3, res, res))
             times = interleaved(runtimes, batch.astype(np.float32), args.runs, args.warmup)
-            ratio = (
-                times["executorch"]["median"] / times["litert"]["median"]
-                if {"executorch", "litert"} <= set(times)
-                else float("nan")
-            )
+            first = times[next(iter(paths))]["median"]
             rows.append(
-                [manifest.model, manifest.precision, threads]
-                + [f"{times[n]['median']:.2f} ({times[n]['min']:.2f})" for n in times]
-                + [f"{ratio:.2f}x"]
+                [manifest.model, threads]
+                + [
+                    f"{times[n]['median']:.2f} ({times[n]['min']:.2f}) "
+                    f"{first / times[n]['median']:.2f}x"
+                    for n in times
+                ]
             )
             records.append(
-                {"model": manifest.model, "precision": manifest.precision, "threads": threads,
-                 "ms": times}
+                {"model": manifest.model, "threads": threads, "ms": times}
             )  # fmt: skip
         print_table(
-            "median (min) ms, interleaved",
-            ["model", "precision", "threads", *paths, "executorch / litert"],
+            f"median (min) ms, interleaved; speed-up against {next(iter(paths))}",
+            ["model", "threads", *paths],
             rows,
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)

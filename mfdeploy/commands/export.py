@@ -67,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="modules kept float in int8: 'auto' (default) measures each module's int8 cost "
         "on held-out calibration photos and keeps float the fewest that reach "
         "--int8-target-sqnr; 'none' quantises every module; or comma-separated module "
-        "paths (e.g. stem,blocks.3.former)",
+        "paths (e.g. stem,blocks.3.former). Outside the float modules the convolutions and "
+        "linears get their int8 weights and a bias corrected for their mean error on the "
+        "calibration photos (onnx, tflite, executorch; docs/int8.md)",
     )
     int8.add_argument(
         "--int8-target-sqnr",

@@ -91,6 +91,11 @@ class FloatPlan:
         out, self.bias_corrected_layers = with_int8_weights(
             module, self.weight_errors, float_regex(self.float_modules)
         )
+        if self.bias_corrected_layers:
+            info(
+                f"int8: {self.bias_corrected_layers} convolutions / linears get their int8 "
+                "weights and a bias corrected for them (measured on the calibration photos)"
+            )
         return out
 
     def to_dict(self) -> dict:
