@@ -38,13 +38,15 @@ def _init_worker() -> None:
 
 
 def export_one(target: str, precision: str, out: str, options: dict) -> str:
-    """One artifact (in a worker, or in the tests' process when none took it):
-    `export_artifact` with the `exported` fixture's options (EXPORT_MODELS' and its own)."""
-    from mfdeploy.export import export_artifact
+    """One artifact (in a worker, or in the tests' process when none took it), as `mfdeploy
+    export` makes it: `export_checked` (int8 with a measured float set checked on its runtime,
+    exported again when short; anything else exported once) with the `exported` fixture's
+    options (EXPORT_MODELS' and its own)."""
+    from mfdeploy.harness.int8_check import export_checked
 
     options = dict(options)
     variant = options.pop("variant")
-    return str(export_artifact(target, variant, precision=precision, out=Path(out), **options)[0])
+    return str(export_checked(target, variant, precision=precision, out=Path(out), **options)[0])
 
 
 def _order(key: Key) -> tuple:

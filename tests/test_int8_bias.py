@@ -66,3 +66,26 @@ def test_float_modules_keep_their_float_weights_and_the_model_is_not_touched():
     assert torch.equal(corrected.second.bias, model.second.bias)
     assert model.first.bias is None
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+class _ConvNHWC(nn.Conv2d):
+    """A convolution on channels-last maps, as MobileViTv2's NHWC deploy form has."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+def test_a_channels_last_convolution_is_corrected_per_output_channel():
+    """The error is measured through the layer's own forward, whatever its layout, and
+    averaged over the output channels' dimension even where the input has as many rows as
+    channels (the first version called the NCHW convolution directly, then told the layout
+    from the shapes: MobileViTv2's NHWC form failed both)."""
+    torch.manual_seed(0)
+    nchw = nn.Conv2d(12, 8, 3, padding=1, bias=False).eval()
+    nhwc = _ConvNHWC(12, 8, 3, padding=1, bias=False).eval()
+    nhwc.load_state_dict(nchw.state_dict())
+    # 12 x 12 maps of 12 channels: the shapes alone do not tell the layout
+    maps = torch.rand(4, 12, 12, 12, generator=torch.Generator().manual_seed(0)) + 4
+    want = weight_errors(nchw, maps)[""]
+    got = weight_errors(nhwc, maps.permute(0, 2, 3, 1))[""]
+    assert got.shape == (8,) and torch.allclose(got, want, atol=1e-5)

@@ -26,9 +26,6 @@ KNOWN_SHORTFALLS = {
     # 12.9 dB; the measured float set keeps 7 of 9 blocks float). 16 evaluation photos.
     ("mobilevitv2_050", "onnx", "int8-dynamic"): "ORT dynamic quantisation of MobileViTv2-0.5 "
     "(synthetic weights): 11.0 dB / cosine 0.960, every module int8 (static int8 passes)",
-    ("mobilevitv2_050", "tflite", "int8"): "LiteRT static int8 of MobileViTv2-0.5 (synthetic "
-    "weights): 17.7 dB / cosine 0.992 with blocks.0-6 float (simulated 26.4 dB; ONNX Runtime "
-    "with the same set 23.2 dB)",
     ("mobilevitv2_050", "coreml", "int8-weights"): "Core ML int8 weights of MobileViTv2-0.5 "
     "(synthetic weights): 18.7 dB / cosine 0.9934 (needs 20 dB / 0.995)",
 }

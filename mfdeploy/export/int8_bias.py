@@ -23,7 +23,6 @@ import copy
 import re
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 CORRECTED = (nn.Conv2d, nn.Linear)
@@ -37,12 +36,39 @@ def int8_grid(weight: torch.Tensor) -> torch.Tensor:
     return torch.round(weight / scale.reshape(shape)).clamp(-127, 127) * scale.reshape(shape)
 
 
-def _weight_error(leaf: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Mean per output channel of what int8 weights add to `leaf`'s output for `x`."""
-    delta = int8_grid(leaf.weight.data) - leaf.weight.data
-    if isinstance(leaf, nn.Conv2d):
-        return leaf._conv_forward(x, delta, None).mean(dim=(0, 2, 3))
-    out = F.linear(x, delta)
+def _forward_with(
+    leaf: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """`leaf`'s own forward (any layout) with other weights and bias, restored after."""
+    saved_weight, saved_bias = leaf.weight.data, leaf.bias
+    leaf.weight.data = weight
+    leaf.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+    try:
+        return leaf.forward(x)
+    finally:
+        leaf.weight.data, leaf.bias = saved_weight, saved_bias
+
+
+def output_channel_dim(leaf: nn.Module, x: torch.Tensor) -> int:
+    """Which dimension of `leaf`'s output holds its output channels: probed with zero weights
+    and the channel index as bias (a channels-last convolution's maps can have as many rows
+    as channels, so shapes alone do not tell)."""
+    channels = leaf.weight.shape[0]
+    index = torch.arange(channels, dtype=leaf.weight.dtype)
+    out = _forward_with(leaf, x[:1], torch.zeros_like(leaf.weight), index)
+    for dim in (-1, 1):
+        if out.shape[dim] == channels and torch.equal(
+            out.movedim(dim, -1).flatten()[:channels], index
+        ):
+            return dim
+    raise ValueError(f"no output channel dimension in {tuple(out.shape)}")
+
+
+def _weight_error(leaf: nn.Module, x: torch.Tensor, channel: int) -> torch.Tensor:
+    """Mean per output channel of what int8 weights add to `leaf`'s output for `x`: its own
+    forward with its weights replaced by their rounding error and no bias."""
+    weight = leaf.weight.data
+    out = _forward_with(leaf, x, int8_grid(weight) - weight, None).movedim(channel, -1)
     return out.reshape(-1, out.shape[-1]).mean(dim=0)
 
 
@@ -53,12 +79,16 @@ def weight_errors(
     inputs: one float forward, each layer's error measured where it sits)."""
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
+    channel: dict[str, int] = {}
 
     def hook(path: str):
         def record(leaf, args):
             if args and isinstance(args[0], torch.Tensor):
-                sums[path] = sums.get(path, 0) + _weight_error(leaf, args[0]) * len(args[0])
-                counts[path] = counts.get(path, 0) + len(args[0])
+                x = args[0]
+                if path not in channel:
+                    channel[path] = output_channel_dim(leaf, x)
+                sums[path] = sums.get(path, 0) + _weight_error(leaf, x, channel[path]) * len(x)
+                counts[path] = counts.get(path, 0) + len(x)
 
         return record
 

@@ -36,7 +36,12 @@ from torch import nn
 from mfdeploy import derived_cache
 from mfdeploy.console import info, progress
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.int8_bias import corrected_bias, int8_grid, weight_errors, with_int8_weights
+from mfdeploy.export.int8_bias import (
+    corrected_bias,
+    int8_grid,
+    weight_errors,
+    with_int8_weights,
+)
 from mfdeploy.metrics import SQNR_CAP_DB
 from mfdeploy.models.source import state_dict_sha256
 
