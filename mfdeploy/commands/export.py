@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DB",
         help="int8 'auto': simulated logits SQNR against float32 to reach (default 22 dB; "
         "verify's int8 bound is 18 dB). The artifact is then run on its own runtime on the "
-        "held-out calibration photos; below verify's bound + 2 dB it is exported again with "
+        "held-out calibration photos; below verify's bound + 2.5 dB it is exported again with "
         "this target raised (at most 3 exports; the checks go into the manifest)",
     )
     for target in TARGETS:

@@ -16,14 +16,14 @@ The graph computes each int8 op as dequantise -> float op -> quantise, the artif
 runtime's int8 kernels: on 294m the two were within 1 dB of each other, either side (graph /
 artifact, ExecuTorch 19.0 / 19.6 and 21.5 / 20.5 dB, TFLite 19.5 / 20.2 and 21.4 / 22.2 dB;
 docs/int8.md), where the simulation had been 3 dB above both. On EfficientNet-Lite0 the
-graph is ~2.5 dB below its artifact: a set that would have passed may be refused and more
-modules kept float (its TFLite int8 now keeps 7 instead of 4, at no latency measurable here).
+graph was ~2.5 dB below its artifact until a ReLU6 was quantised at its own output
+(export/pt2e_clamps.py); now within 0.3 dB.
 
 Why: the search simulates int8 in PyTorch, and a converter does things the simulation does
 not model (fused activations, int8 residual adds and matmuls, its own observers). Measured
 (docs/int8.md): Mobile-Former 294m's ONNX and ExecuTorch int8 artifacts verified at 17.8 and
 17.4 dB from a float set the simulation put at 22 dB; on their runtimes the held-out
-calibration photos gave 19.8 and 18.8 dB, below this check's 20 dB, while every int8
+calibration photos gave 19.8 and 18.8 dB, below this check's bound, while every int8
 artifact that verified above 20 dB gave 21.0 dB or more.
 """
 
@@ -47,9 +47,10 @@ from mfdeploy.models import SourceModel
 from mfdeploy.runtimes import open_runtime
 
 CHECKED_PRECISIONS = ("int8",)
-#: above verify's bound: the held-out photos are few (8 of the default 32), and on the main
-#: job's int8 artifacts the evaluation photos scored 0.3-2.1 dB below them (docs/int8.md)
-MARGIN_DB = 2.0
+#: above verify's bound: the held-out photos are few (8 of the default 32), and the evaluation
+#: photos have scored 0.3-2.1 dB below them on the main job's int8 artifacts, and 26m's
+#: bias-corrected ExecuTorch int8 passed 20.0 dB there and verified 17.9 (docs/int8.md)
+MARGIN_DB = 2.5
 #: added to the shortfall when the simulated target is raised (the simulation is optimistic)
 STEP_DB = 1.0
 MAX_EXPORTS = 3
