@@ -11,7 +11,7 @@ Why: rounding the weights of a layer whose inputs have a large mean (a ReLU6 out
 depthwise convolution's 9 weights per channel) shifts each output channel by a constant,
 and the batch norm after it can amplify that shift. On EfficientNet-Lite0's trained weights
 int8 weights alone cost the logits 16.4 dB (simulated, every layer int8; activations alone
-25.7 dB), 25.2 dB after the correction (docs/int8.md, "Bias correction").
+25.8 dB), 25.2 dB after the correction (docs/int8.md, "Bias correction").
 
 What stays float keeps its float weights and bias: the correction is applied per layer,
 to the layers the float plan quantises, in the search's simulation and in the export alike.

@@ -531,7 +531,8 @@ _MEASURED: dict[tuple[str, str, float], FloatPlan] = {}
 _NOISES: dict[tuple[str, str], dict[frozenset[str], float]] = {}
 NOISE_STORE = "int8-noises"
 NOISE_FILES_KEPT = 64
-BIAS_CORRECTION = "int8 weights bias-corrected"  # in the store's key: noises measured so
+# part of the noise store's key: its noises were measured with bias-corrected int8 weights
+BIAS_CORRECTION = "int8 weights bias-corrected"
 
 
 def stored_noises(path: Path) -> dict[frozenset[str], float]:
@@ -563,7 +564,7 @@ def float_plan(
     runtime check exports again): only the int8 sets not measured before are evaluated.
     """
     given = parse_float_modules(spec, module)
-    if given is not None:
+    if given is not None:  # no search, nothing held out: every photo measures the correction
         photos = torch.from_numpy(np.ascontiguousarray(calibration, np.float32))
         return FloatPlan(
             float_modules=given,

@@ -17,7 +17,7 @@ runtime's int8 kernels: on 294m the two were within 1 dB of each other, either s
 artifact, ExecuTorch 19.0 / 19.6 and 21.5 / 20.5 dB, TFLite 19.5 / 20.2 and 21.4 / 22.2 dB;
 docs/int8.md), where the simulation had been 3 dB above both. On EfficientNet-Lite0 the
 graph was ~2.5 dB below its artifact until a ReLU6 was quantised at its own output
-(export/pt2e_clamps.py); now within 0.3 dB.
+(export/pt2e_clamps.py); now within 0.7 dB.
 
 Why: the search simulates int8 in PyTorch, and a converter does things the simulation does
 not model (fused activations, int8 residual adds and matmuls, its own observers). Measured
