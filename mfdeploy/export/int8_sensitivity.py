@@ -564,12 +564,11 @@ def float_plan(
     runtime check exports again): only the int8 sets not measured before are evaluated.
     """
     given = parse_float_modules(spec, module)
-    if given is not None:  # no search, nothing held out: every photo measures the correction
-        photos = torch.from_numpy(np.ascontiguousarray(calibration, np.float32))
+    if given is not None:
         return FloatPlan(
             float_modules=given,
             chosen_by="given" if given else "none",
-            weight_errors=weight_errors(module.eval(), photos),
+            weight_errors=weight_errors(module.eval(), torch.from_numpy(_fit_photos(calibration))),
         )
     target = target_sqnr or DEFAULT_TARGET_SQNR
     photos = hashlib.sha256(np.ascontiguousarray(calibration, np.float32).tobytes()).hexdigest()
@@ -594,6 +593,16 @@ def float_plan(
     else:
         info(f"int8: {_MEASURED[key].describe()} (measured earlier in this run)")
     return copy.deepcopy(_MEASURED[key])
+
+
+def _fit_photos(calibration: np.ndarray) -> np.ndarray:
+    """The photos a measured plan corrects the biases on (those that set the ranges), so a
+    float set given with --int8-float exports what the search that chose it exported; all of
+    them when too few to hold any out."""
+    try:
+        return held_out_split(calibration)[0]
+    except MfdeployError:
+        return np.ascontiguousarray(calibration, np.float32)
 
 
 def float_regex(float_modules: tuple[str, ...]) -> str:
