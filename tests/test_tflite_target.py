@@ -354,12 +354,12 @@ def test_float_islands_keep_int8_results_and_make_one_partition(tmp_path):
     assert np.abs(got - want).max() <= 2 * scale
 
 
-@pytest.mark.slow  # a second int8 export (~70 s)
 def _float_set(artifact) -> str:
     """--int8-float for the float set an artifact's export settled on ("none": every module)."""
     return ",".join(Manifest.load(artifact).extra["int8_plan"]["float_modules"]) or "none"
 
 
+@pytest.mark.slow  # a second int8 export (~70 s)
 def test_int8_float_io_option(tmp_path, int8, photos):
     path, manifest = export_artifact(
         "tflite", "26m", precision="int8", weights=WEIGHTS, out=tmp_path / "fio", float_io=True,
