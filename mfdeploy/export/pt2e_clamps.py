@@ -6,8 +6,8 @@ output annotation moves from the convolution to the clamp (past the pads after i
 litert-torch: `quantise_after_clamps`).
 
 Why: XNNPACKQuantizer and litert-torch's quantizer fuse only conv -> ReLU; before a ReLU6
-they quantise the convolution's raw output (EfficientNet-Lite0's stem: int8 range -76..58, a step of
-0.52) and then the ReLU6 keeps 12 of its levels. The converters fold conv -> quantise ->
+they quantise the convolution's raw output (EfficientNet-Lite0's stem: int8 range -76..58,
+a step of 0.52) and then the ReLU6 keeps 12 of its levels. The converters fold conv -> quantise ->
 ReLU6 into one op with the ReLU6's step where the pattern is plain, so the artifact was
 better than its own PT2E graph (EfficientNet-Lite0 all int8: graph 5.0 dB on the held-out
 photos, its LiteRT artifact 18.9 dB in verify), and worse where it is not (a pad between the
@@ -22,20 +22,10 @@ import torch
 from torch.fx import GraphModule, Node
 
 ANNOTATION = "quantization_annotation"
-
-
-def _clamps() -> set:
-    aten = torch.ops.aten
-    return {aten.relu6.default, aten.hardtanh.default, aten.hardtanh_.default}
-
-
-def _producers() -> set:
-    aten = torch.ops.aten
-    return {aten.conv2d.default, aten.conv1d.default, aten.linear.default}
-
-
-def _pads() -> set:
-    return {torch.ops.aten.pad.default, torch.ops.aten.constant_pad_nd.default}
+_aten = torch.ops.aten
+CLAMPS = frozenset({_aten.relu6.default, _aten.hardtanh.default, _aten.hardtanh_.default})
+PRODUCERS = frozenset({_aten.conv2d.default, _aten.conv1d.default, _aten.linear.default})
+PADS = frozenset({_aten.pad.default, _aten.constant_pad_nd.default})
 
 
 def quantise_after_clamps(gm: GraphModule, past_pads: bool) -> int:
@@ -53,13 +43,12 @@ def quantise_after_clamps(gm: GraphModule, past_pads: bool) -> int:
     """
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
 
-    clamps, producers = _clamps(), _producers()
     moved = 0
     for node in list(gm.graph.nodes):
-        if node.op != "call_function" or node.target not in clamps:
+        if node.op != "call_function" or node.target not in CLAMPS:
             continue
         producer = node.args[0]
-        if not isinstance(producer, Node) or producer.target not in producers:
+        if not isinstance(producer, Node) or producer.target not in PRODUCERS:
             continue
         annotation = producer.meta.get(ANNOTATION)
         if len(producer.users) != 1 or annotation is None or annotation.output_qspec is None:
@@ -78,7 +67,7 @@ def quantise_after_clamps(gm: GraphModule, past_pads: bool) -> int:
 
 
 def _unannotated_pad(node: Node) -> bool:
-    return node.target in _pads() and node.meta.get(ANNOTATION) is None
+    return node.target in PADS and node.meta.get(ANNOTATION) is None
 
 
 def _last_pad(clamp: Node) -> Node:
