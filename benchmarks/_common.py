@@ -38,3 +38,25 @@ def evaluation_inputs(
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((randoms, *photos.shape[1:])).astype(np.float32)
     return np.concatenate([photos.astype(np.float32), noise])
+
+
+def pt2e_graph_sqnr(
+    kind: str, module, photos: np.ndarray, score: np.ndarray, ref, float_modules: str = ""
+) -> float:
+    """SQNR against `ref` of `module`'s converted PT2E int8 graph on `score`, quantised as
+    the `kind` export ("executorch": XNNPACKQuantizer, else litert-torch's) would with
+    `float_modules` (a module-path regex) float, calibrated on `photos`."""
+    import torch
+
+    from mfdeploy.export import executorch, tflite_int8
+    from mfdeploy.metrics import sqnr_db
+
+    example = torch.zeros(1, *photos.shape[1:])
+    if kind == "executorch":
+        graph = executorch.quantize_int8(module, example, photos, float_modules)
+    else:
+        graph = tflite_int8.quantize_pt2e(module, example, photos, float_modules)[0]
+    with torch.no_grad():
+        out = np.concatenate([graph(torch.from_numpy(score[i : i + 1])).numpy()
+                              for i in range(len(score))])  # fmt: skip
+    return sqnr_db(ref, out)

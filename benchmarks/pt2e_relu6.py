@@ -16,28 +16,15 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
+from _common import pt2e_graph_sqnr
 
 from mfdeploy.console import print_table
 from mfdeploy.export import executorch, pt2e_clamps, source_model, tflite_int8
 from mfdeploy.export import int8_sensitivity as sens
 from mfdeploy.export.common import DEFAULT_CALIB_COUNT, calibration_inputs, export_module
-from mfdeploy.metrics import sqnr_db
 
 OUT = Path(__file__).parent / "results" / "pt2e_relu6.json"
-
-
-def graph_sqnr(kind: str, module, photos: np.ndarray, score: np.ndarray, ref) -> float:
-    example = torch.zeros(1, *photos.shape[1:])
-    if kind == "executorch":
-        graph = executorch.quantize_int8(module, example, photos, "")
-    else:
-        graph = tflite_int8.quantize_pt2e(module, example, photos, "")[0]
-    with torch.no_grad():
-        out = np.concatenate([graph(torch.from_numpy(score[i : i + 1])).numpy()
-                              for i in range(len(score))])  # fmt: skip
-    return sqnr_db(ref, out)
 
 
 def main() -> None:
@@ -58,7 +45,8 @@ def main() -> None:
             patched = original if moved else (lambda gm, past_pads: 0)
             executorch.quantise_after_clamps = tflite_int8.quantise_after_clamps = patched
             try:
-                results[f"{kind} {label}"] = round(graph_sqnr(kind, module, fit, score, ref), 2)
+                sqnr = pt2e_graph_sqnr(kind, module, fit, score, ref)
+                results[f"{kind} {label}"] = round(sqnr, 2)
             finally:
                 executorch.quantise_after_clamps = tflite_int8.quantise_after_clamps = original
     print_table(

@@ -12,12 +12,14 @@ import platform
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 pytest.importorskip("coremltools")
 
 from mfdeploy.artifact import Manifest  # noqa: E402
 from mfdeploy.cli import main  # noqa: E402
 from mfdeploy.export import export_artifact  # noqa: E402
+from mfdeploy.export.common import export_module  # noqa: E402
 from mfdeploy.export.coreml_mil import tensor_rank  # noqa: E402
 from mfdeploy.harness.inspect import audit  # noqa: E402
 from mfdeploy.metrics import sqnr_db  # noqa: E402
@@ -98,13 +100,20 @@ def test_artifact_layout_and_manifest(artifacts):
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no staging left
 
 
-def test_w8a8_manifest_says_ios17(artifacts):
+def test_w8a8_manifest_says_ios17(artifacts, source):
     manifest = Manifest.load(artifacts["int8"])
     extra = manifest.extra["coreml"]
     assert extra["minimum_ios"] == 17
     assert extra["w8a8"]["calibration_images"] >= 1
     # where every int8 target records its float set, and the runtime check looks for it
-    assert manifest.extra["int8_plan"]["chosen_by"] == "measured"
+    plan = manifest.extra["int8_plan"]
+    assert plan["chosen_by"] == "measured"
+    # every int8 convolution / linear, and none inside a float module, is bias-corrected
+    deploy = export_module(source, "deploy")
+    layers = [n for n, m in deploy.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    floats = plan["float_modules"]
+    inside = [n for n in layers if any(n == f or n.startswith(f + ".") for f in floats)]
+    assert plan["bias_corrected_layers"] == len(layers) - len(inside) > 0
 
 
 def test_metadata_is_set(artifacts, source):

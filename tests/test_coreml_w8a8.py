@@ -1,4 +1,5 @@
-"""The W8A8 quantizer's pattern memo: one trace per distinct pattern, a fresh copy per call."""
+"""Core ML W8A8 (export/coreml_w8a8.py): the quantizer's pattern memo (one trace per distinct
+pattern, a fresh copy per call) and the biases corrected for its own int8 weights."""
 
 from __future__ import annotations
 
@@ -119,3 +120,47 @@ def test_narrowed_activations_annotate_the_program_the_same():
     full = prepare_pt2e(_program(), coreml_w8a8.quantizer_config())
     assert narrowed.code == full.code
     assert sum(n.op == "call_module" for n in narrowed.graph.nodes) > 0
+
+
+class _TwoConvs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.first = nn.Conv2d(4, 8, 3, padding=1)
+        self.second = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        return self.second(self.first(x))
+
+
+def _large_mean_photos(seed: int, count: int = 8):
+    # inputs with a large mean (as after a ReLU6): rounded weights shift every output
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(count, 4, 12, 12, generator=generator) * 2 + 4).numpy()
+
+
+def _each(program, images: torch.Tensor) -> torch.Tensor:
+    return torch.cat([program(image[None]) for image in images])  # exported for batch 1
+
+
+def test_w8a8_corrects_the_biases_for_coremltools_own_int8_weights():
+    """coremltools rounds weights to -128..127 (not the other targets' -127..127 grid): the
+    correction measured with its program's own int8 weights removes the mean shift they
+    cause, on photos it was not measured on."""
+    pytest.importorskip("coremltools")
+    from mfdeploy.export.pt2e_plan import ProgramProbe
+
+    model = _TwoConvs().eval()
+    fit, check = _large_mean_photos(0), torch.from_numpy(_large_mean_photos(1))
+    corrected, details, plan = coreml_w8a8.quantize_w8a8(model, fit, float_spec="none")
+    assert plan.bias_corrected_layers == 2
+    prepare_pt2e, convert_pt2e = coreml_w8a8._pt2e()
+    graph = torch.export.export(model, (check[:1],)).module()
+    probe = ProgramProbe(prepare_pt2e(graph, coreml_w8a8.quantizer_config()), batch=1)
+    probe.calibrate(fit, "calibration")
+    plain = convert_pt2e(probe.finish(())[0])
+    with torch.no_grad():
+        want = model(check)
+        shift_plain = (_each(plain, check) - want).mean(dim=(0, 2, 3)).abs().max()
+        shift_corrected = (_each(corrected, check) - want).mean(dim=(0, 2, 3)).abs().max()
+    assert shift_corrected < shift_plain / 5

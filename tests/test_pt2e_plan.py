@@ -48,11 +48,17 @@ def test_the_probe_computes_what_the_converted_program_computes(float_set):
     images = photos(8)
     probe = ProgramProbe(prepared(model), batch=1)
     probe.calibrate(images, "calibration")
+    probe.correct_biases(images)
     probe.set_float(("blocks.0",) if float_set else ("stem", "blocks.2"))
     probe.run(images[:2])  # another set first: int8 weights kept between runs stay right
     probe.set_float(float_set)
     predicted = probe.run(images)
-    converted = convert_pt2e(probe.finish(float_set), fold_quantize=False)
+    graph, corrected = probe.finish(float_set)
+    assert corrected == (6 if not float_set else 4)  # the biases of the int8 layers
+    biases = {p: graph.get_parameter(f"{p}.bias") for p in ("stem", "blocks.1.conv")}
+    assert not torch.equal(biases["stem"], model.stem.bias)  # int8 weights: corrected
+    assert torch.equal(biases["blocks.1.conv"], model.blocks[1].conv.bias) == bool(float_set)
+    converted = convert_pt2e(graph, fold_quantize=False)
     actual = run(converted, images)
     with torch.no_grad():
         reference = model(torch.from_numpy(images)).numpy()

@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--int8-target-sqnr; 'none' quantises every module; or comma-separated module "
         "paths (e.g. stem,blocks.3.former). Outside the float modules the convolutions and "
         "linears get their int8 weights and a bias corrected for their mean error on the "
-        "calibration photos (onnx, tflite, executorch; docs/int8.md)",
+        "calibration photos (Core ML: for its quantiser's own int8 weights; docs/int8.md)",
     )
     int8.add_argument(
         "--int8-target-sqnr",

@@ -44,6 +44,7 @@ from mfdeploy.export.common import (
 from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 from mfdeploy.export.pt2e_clamps import quantise_after_clamps
+from mfdeploy.export.pt2e_statistics import float_statistics
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("executorch.exir",)
@@ -99,6 +100,7 @@ def quantize_int8(
         def annotate(self, model):
             model = super().annotate(model)
             quantise_after_clamps(model, past_pads=False)
+            float_statistics(model)
             return model
 
     quantizer = ClampAwareQuantizer().set_global(

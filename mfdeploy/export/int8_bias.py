@@ -1,8 +1,10 @@
 """int8 weights and the bias that corrects them: measured on the calibration photos.
 
 Rule: every convolution / linear an int8 export quantises is given its int8 weights before
-the target's quantiser sees it (per-output-channel symmetric, -127..127: the grid every
-target uses, so its quantiser reproduces them exactly), and its bias is corrected by the
+the target's quantiser sees it (per-output-channel symmetric, -127..127: the grid of ONNX,
+LiteRT and ExecuTorch, so their quantisers reproduce them exactly; Core ML's rounds to
+-128..127 after folding batch norms, so there the error is measured on its own program:
+`pt2e_plan`), and its bias is corrected by the
 mean, per output channel, of what those int8 weights change in its output on the
 calibration photos that set the ranges (empirical bias correction: Nagel et al., "Data-Free
 Quantization Through Weight Equalization and Bias Correction", ICCV 2019).

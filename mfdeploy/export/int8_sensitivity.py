@@ -93,15 +93,18 @@ class FloatPlan:
     def int8_module(self, module: nn.Module) -> nn.Module:
         """`module` as the target's quantiser should see it: the layers outside the float
         modules with int8-grid weights and bias-corrected (int8_bias), the rest as it is."""
-        out, self.bias_corrected_layers = with_int8_weights(
-            module, self.weight_errors, float_regex(self.float_modules)
-        )
-        if self.bias_corrected_layers:
+        out, count = with_int8_weights(module, self.weight_errors, float_regex(self.float_modules))
+        self.record_corrected(count)
+        return out
+
+    def record_corrected(self, count: int) -> None:
+        """How many layers got int8 weights and a corrected bias (manifest, export log)."""
+        self.bias_corrected_layers = count
+        if count:
             info(
-                f"int8: {self.bias_corrected_layers} convolutions / linears get their int8 "
+                f"int8: {count} convolutions / linears get their int8 "
                 "weights and a bias corrected for them (measured on the calibration photos)"
             )
-        return out
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -495,8 +498,8 @@ def measure_float_plan(
     """
     memo = {} if memo is None else memo
     groups = candidate_groups(module)
-    fit_photos, score_photos = held_out_split(calibration)
-    fit, score = torch.from_numpy(fit_photos), torch.from_numpy(score_photos)
+    fit_array, score_array = held_out_split(calibration)
+    fit, score = torch.from_numpy(fit_array), torch.from_numpy(score_array)
     module = module.eval()
     macs = candidate_macs(module, groups, fit)
     errors = weight_errors(module, fit)
@@ -568,7 +571,7 @@ def float_plan(
         return FloatPlan(
             float_modules=given,
             chosen_by="given" if given else "none",
-            weight_errors=weight_errors(module.eval(), torch.from_numpy(_fit_photos(calibration))),
+            weight_errors=weight_errors(module.eval(), torch.from_numpy(fit_photos(calibration))),
         )
     target = target_sqnr or DEFAULT_TARGET_SQNR
     photos = hashlib.sha256(np.ascontiguousarray(calibration, np.float32).tobytes()).hexdigest()
@@ -595,7 +598,7 @@ def float_plan(
     return copy.deepcopy(_MEASURED[key])
 
 
-def _fit_photos(calibration: np.ndarray) -> np.ndarray:
+def fit_photos(calibration: np.ndarray) -> np.ndarray:
     """The photos a measured plan corrects the biases on (those that set the ranges), so a
     float set given with --int8-float exports what the search that chose it exported; all of
     them when too few to hold any out."""

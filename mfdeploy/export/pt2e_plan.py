@@ -16,6 +16,14 @@ with those modules unannotated. The search over candidates is `int8_sensitivity`
 evaluation runs the held-out photos through this switched program. Afterwards the held-out
 photos calibrate too, the observers of float-only tensors are removed, and `convert_pt2e`
 gives the program that ships.
+
+Bias correction (int8_bias) is measured here on the program itself: its convolutions and
+linears carry the weights its quantiser rounds (batch norms folded in by `prepare_pt2e`) to
+its own grid (Core ML: -128..127, not the -127..127 the other targets share). Once the
+weights' observers have their parameters, the program runs in float on the photos that set
+the ranges, and each layer's mean output error from its int8 weight is measured where it
+sits; its bias is then switched with its weight: corrected while the weight is int8, its own
+value while float. A layer without a bias is left uncorrected.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from mfdeploy.export.int8_sensitivity import (
     FloatPlan,
     candidate_groups,
     candidate_macs,
+    fit_photos,
     held_out_split,
     logits_of,
     parse_float_modules,
@@ -93,6 +102,13 @@ class _Switch(nn.Module):
             scalar = (float(scale.float().reshape(-1)[0]), int(zero.int().reshape(-1)[0]))
             self.params = (*scalar, None, low, high)
 
+    def quantise(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` on this observer's frozen int8 grid (as float)."""
+        scale, zero, axis, low, high = self.params
+        if axis is None:
+            return torch.fake_quantize_per_tensor_affine(x, scale, zero, low, high)
+        return torch.fake_quantize_per_channel_affine(x, scale, zero, axis, low, high)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "observe":
             getattr(self.observer, "activation_post_process", self.observer)(x)
@@ -101,14 +117,113 @@ class _Switch(nn.Module):
             return x
         if self.constant and self._int8_value is not None:
             return self._int8_value
-        scale, zero, axis, low, high = self.params
-        if axis is None:
-            value = torch.fake_quantize_per_tensor_affine(x, scale, zero, low, high)
-        else:
-            value = torch.fake_quantize_per_channel_affine(x, scale, zero, axis, low, high)
+        value = self.quantise(x)
         if self.constant:
             self._int8_value = value
         return value
+
+
+#: program ops with a weight (argument 1) and an optional bias (argument 2), and the
+#: dimension of their output that holds the output channels
+WEIGHTED_OPS = {
+    torch.ops.aten.conv1d.default: 1,
+    torch.ops.aten.conv2d.default: 1,
+    torch.ops.aten.linear.default: -1,
+}
+
+
+class _Layer:
+    """A convolution / linear of the program: its weight's switch and its bias, which is
+    corrected for the int8 weight while that switch is int8 (see the module doc)."""
+
+    def __init__(self, node: fx.Node, switch: _Switch, weight: torch.Tensor, bias: torch.Tensor):
+        self.node = node
+        self.switch = switch
+        self.weight = weight
+        self.bias = bias  # the program's own copy, set in place
+        self.original = bias.detach().clone()
+        self.corrected: torch.Tensor | None = None
+
+    @property
+    def int8(self) -> bool:
+        return self.switch.mode == "int8" and self.switch.params is not None
+
+    def apply(self) -> bool:
+        """Set the bias for the weight's mode; whether it is the corrected one."""
+        corrected = self.corrected is not None and self.int8
+        self.bias.data = self.corrected if corrected else self.original
+        return corrected
+
+
+def _owner(graph: fx.GraphModule, target: str) -> tuple[nn.Module, str]:
+    """The submodule holding a get_attr target, and the attribute's name there."""
+    owner_path, _, name = target.rpartition(".")
+    return (graph.get_submodule(owner_path) if owner_path else graph), name
+
+
+def _own_copy(graph: fx.GraphModule, target: str) -> torch.Tensor:
+    """The program's tensor at `target` replaced by a copy it alone holds: torch.export
+    shares the exported module's parameters, which a corrected bias must not change."""
+    owner, name = _owner(graph, target)
+    value = getattr(owner, name).detach().clone()
+    buffer = name in owner._buffers
+    delattr(owner, name)
+    if buffer:
+        owner.register_buffer(name, value)
+        return value
+    owner.register_parameter(name, nn.Parameter(value, requires_grad=False))
+    return getattr(owner, name)
+
+
+def _layers(graph: fx.GraphModule) -> list[_Layer]:
+    """The program's convolutions / linears whose weight is observed and whose bias is a
+    tensor of the program."""
+    layers = []
+    for node in graph.graph.nodes:
+        if node.op != "call_function" or node.target not in WEIGHTED_OPS or len(node.args) < 3:
+            continue
+        observed, bias = node.args[1], node.args[2]
+        if not (isinstance(observed, fx.Node) and observed.op == "call_module"):
+            continue
+        switch = graph.get_submodule(observed.target)
+        source = observed.args[0]
+        if not (isinstance(switch, _Switch) and switch.constant and source.op == "get_attr"):
+            continue
+        if not (isinstance(bias, fx.Node) and bias.op == "get_attr"):
+            continue
+        weight = getattr(*_owner(graph, str(source.target))).detach()
+        layers.append(_Layer(node, switch, weight, _own_copy(graph, str(bias.target))))
+    return layers
+
+
+class _ErrorMeans(fx.Interpreter):
+    """Runs the program and sums, per layer, what its int8 weight changes in its output
+    (its op on the same input with the weight's rounding error and no bias)."""
+
+    def __init__(self, graph: fx.GraphModule, layers: list[_Layer]):
+        super().__init__(graph)
+        self.deltas = {layer.node: layer.switch.quantise(layer.weight) - layer.weight
+                       for layer in layers}  # fmt: skip
+        self.sums: dict[fx.Node, torch.Tensor] = {}
+        self.batch, self.images = 0, 0  # the batch being run, and its images before padding
+
+    def measure(self, batch: torch.Tensor, images: int) -> None:
+        """Add the errors of `batch`'s first `images` images (the rest pads it)."""
+        self.batch, self.images = len(batch), images
+        self.run(batch)
+
+    def run_node(self, node: fx.Node):
+        out = super().run_node(node)
+        delta = self.deltas.get(node)
+        if delta is not None:
+            args, kwargs = self.fetch_args_kwargs_from_env(node)
+            error = node.target(args[0], delta, None, *args[3:], **kwargs)
+            error = error.movedim(WEIGHTED_OPS[node.target], -1)
+            if self.images < self.batch and error.shape[0] == self.batch:
+                error = error[: self.images]  # padding left out
+            mean = error.reshape(-1, error.shape[-1]).mean(0) * self.images
+            self.sums[node] = self.sums.get(node, 0) + mean
+        return out
 
 
 class ProgramProbe:
@@ -133,6 +248,7 @@ class ProgramProbe:
             self.switches.append((node, node.target, switch, owners))
             node.target = name
         prepared.recompile()
+        self.layers = _layers(prepared)
 
     def run(self, images: np.ndarray) -> np.ndarray:
         """Logits for `images` (padded to whole batches, padding dropped)."""
@@ -158,19 +274,48 @@ class ProgramProbe:
     def _int8(self, owners: list[tuple[str, ...]], float_roots: tuple[str, ...]) -> bool:
         return any(not _inside(paths, float_roots) for paths in owners)
 
-    def set_float(self, float_roots: tuple[str, ...]) -> None:
-        """Switch to int8 / float by `float_roots`, freezing the observers' parameters first
-        if they saw photos since (convert_pt2e computes its own: no freeze before `finish`)."""
+    def _freeze(self) -> None:
         if self._stale:
             for _, _, switch, _ in self.switches:
                 switch.freeze()
             self._stale = False
+
+    def correct_biases(self, images: np.ndarray) -> None:
+        """Measure each layer's mean int8-weight error on `images` (the program in float, so
+        each layer sees float inputs) and keep the bias that removes it, for while the
+        weight is int8."""
+        self._freeze()
+        for _, _, switch, _ in self.switches:
+            switch.mode = "float"
+        for layer in self.layers:
+            layer.apply()  # float: the original biases
+        layers = [layer for layer in self.layers if layer.switch.params is not None]
+        means = _ErrorMeans(self.graph, layers)
+        with torch.no_grad():
+            for start in range(0, len(images), self.batch):
+                chunk = images[start : start + self.batch]
+                padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - len(chunk), 0)])
+                means.measure(torch.from_numpy(np.ascontiguousarray(padded)), len(chunk))
+        for layer in layers:
+            error = means.sums[layer.node] / len(images)
+            layer.corrected = layer.original - error.to(layer.original.dtype)
+
+    def set_float(self, float_roots: tuple[str, ...]) -> None:
+        """Switch to int8 / float by `float_roots`, freezing the observers' parameters first
+        if they saw photos since (convert_pt2e computes its own: no freeze before `finish`);
+        each layer's bias follows its weight."""
+        self._freeze()
         for _, _, switch, owners in self.switches:
             switch.mode = "int8" if self._int8(owners, float_roots) else "float"
+        for layer in self.layers:
+            layer.apply()
 
-    def finish(self, float_roots: tuple[str, ...]) -> fx.GraphModule:
+    def finish(self, float_roots: tuple[str, ...]) -> tuple[fx.GraphModule, int]:
         """The prepared program with the observers of float-only tensors removed and every
-        other observer back in place, ready for `convert_pt2e`."""
+        other observer back in place, ready for `convert_pt2e`, its biases set for
+        `float_roots`; and how many of them are corrected."""
+        self.set_float(float_roots)
+        corrected = sum(layer.apply() for layer in self.layers)
         graph = self.graph
         for node, target, _switch, owners in self.switches:
             delattr(graph, node.target)
@@ -181,7 +326,7 @@ class ProgramProbe:
                 graph.graph.erase_node(node)
         graph.graph.lint()
         graph.recompile()
-        return graph
+        return graph, corrected
 
 
 def plan_on_program(
@@ -194,17 +339,21 @@ def plan_on_program(
     target_sqnr: float,
 ) -> tuple[fx.GraphModule, FloatPlan]:
     """Calibrate `prepared` (`module` exported with every op annotated) on `calibration`,
-    choose the float set on it (or take `spec`, --int8-float), and return it ready for
-    `convert_pt2e` with the plan."""
+    choose the float set on it (or take `spec`, --int8-float), correct the biases of the
+    layers it keeps int8, and return it ready for `convert_pt2e` with the plan."""
     probe = ProgramProbe(prepared, batch)
     given = parse_float_modules(spec, module)
     if given is not None:
         probe.calibrate(calibration, "int8 calibration")
+        probe.correct_biases(fit_photos(calibration))
         plan = FloatPlan(float_modules=given, chosen_by="given" if given else "none")
-        return probe.finish(given), plan
+        graph, corrected = probe.finish(given)
+        plan.record_corrected(corrected)
+        return graph, plan
     groups = candidate_groups(module)
     fit, score = held_out_split(calibration)
     probe.calibrate(fit, "int8 calibration")
+    probe.correct_biases(fit)
     reference = logits_of(module.eval(), torch.from_numpy(score))
     signal = float(np.mean(reference.astype(np.float64) ** 2))
     names = list(groups)
@@ -219,5 +368,8 @@ def plan_on_program(
     plan.calibration_images, plan.held_out_images = len(fit), len(score)
     plan.measured_on = "target program (PT2E)"
     info(f"int8: {plan.describe()}")
+    probe.set_float(plan.float_modules)  # the held-out photos calibrate the shipped biases
     probe.calibrate(score, "int8 calibration (held-out photos)")
-    return probe.finish(plan.float_modules), plan
+    graph, corrected = probe.finish(plan.float_modules)
+    plan.record_corrected(corrected)
+    return graph, plan

@@ -29,6 +29,7 @@ from torch import nn
 from mfdeploy.console import progress
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.pt2e_clamps import quantise_after_clamps
+from mfdeploy.export.pt2e_statistics import float_statistics
 
 
 def _quantizer_base():
@@ -46,6 +47,11 @@ def make_quantizer(float_modules: str):
         def _annotate_for_static_quantization_config(self, model):
             self._annotate_all_static_patterns(model, self.global_config, self.quantized)
             quantise_after_clamps(model, past_pads=True)
+            return model
+
+        def annotate(self, model):  # after propagate_annotation (shared specs of means)
+            model = super().annotate(model)
+            float_statistics(model)
             return model
 
         @staticmethod
