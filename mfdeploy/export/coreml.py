@@ -220,8 +220,8 @@ def convert(
     if classifier:
         kwargs["classifier_config"] = ct.ClassifierConfig(labels)
     fp32 = precision == "fp32"
-    exported = capture(module, example)
-    with quiet():
+    with quiet():  # torch's decompositions of a PT2E graph warn about its own tree specs
+        exported = capture(module, example)
         mlmodel = ct.convert(
             exported,
             inputs=inputs,
