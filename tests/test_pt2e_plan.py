@@ -91,3 +91,28 @@ def test_given_float_set_is_taken_as_is():
     )
     assert plan.chosen_by == "none" and plan.float_modules == ()
     assert len(observer_owners(graph)) == len(observer_owners(prepared(model)))
+
+
+def test_a_tensor_observed_twice_in_a_row_follows_the_ops_around_it():
+    """A tensor annotated at its producer's output and again at its consumer's input has two
+    observers in a row; each belongs to the producer and consumer, not to the observer
+    beside it (which is in no module, so "outside every candidate": always int8)."""
+    from torchao.quantization.pt2e import MinMaxObserver
+
+    root = torch.nn.Module()
+    root.first, root.second = MinMaxObserver(), MinMaxObserver()
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    inside = graph.call_function(torch.relu, (x,))
+    inside.meta["nn_module_stack"] = {"head": ("head", torch.nn.Module)}
+    first = graph.call_module("first", (inside,))
+    second = graph.call_module("second", (first,))
+    outside = graph.call_function(torch.neg, (second,))
+    outside.meta["nn_module_stack"] = {"head": ("head", torch.nn.Module)}
+    graph.output(outside)
+    probe = ProgramProbe(torch.fx.GraphModule(root, graph), batch=1)
+    probe.calibrate(photos(2), "calibration")
+    probe.set_float(("head",))
+    assert [switch.mode for _, _, switch, _ in probe.switches] == ["float", "float"]
+    probe.set_float(())
+    assert [switch.mode for _, _, switch, _ in probe.switches] == ["int8", "int8"]

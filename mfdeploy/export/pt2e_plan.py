@@ -10,9 +10,10 @@ and ExecuTorch the PyTorch-side program is not their artifact (docs/int8.md).
 How: the model is prepared once with every op annotated and calibrated on the first three
 quarters of the calibration photos. Each observer is then switched between "int8 with its
 calibrated parameters" and "float" by where it sits: it stays int8 when the op producing or
-consuming its tensor is in an int8 module or outside every candidate (the quantizer
-annotates those whatever the float set), which is the program that quantizer would prepare
-with those modules unannotated. The search over candidates is `int8_sensitivity`'s; each
+consuming its tensor (looking through other observers: a tensor can be observed twice in
+a row) is in an int8 module or outside every candidate (the quantizer annotates those
+whatever the float set), which is the program that quantizer would prepare with those
+modules unannotated. The search over candidates is `int8_sensitivity`'s; each
 evaluation runs the held-out photos through this switched program. Afterwards the held-out
 photos calibrate too, the observers of float-only tensors are removed, and `convert_pt2e`
 gives the program that ships.
@@ -60,6 +61,24 @@ def _module_paths(node: fx.Node) -> tuple[str, ...]:
 
 def _inside(paths: tuple[str, ...], roots: tuple[str, ...]) -> bool:
     return any(p == r or p.startswith(r + ".") for p in paths for r in roots)
+
+
+def _producer(observer: fx.Node) -> fx.Node:
+    """The op whose tensor `observer` observes, looking through observers before it (a
+    tensor annotated at its producer's output and again at a consumer's input is observed
+    twice in a row; an observer belongs to no module and would own nothing)."""
+    node = observer.args[0]
+    while node.op == "call_module":
+        node = node.args[0]
+    return node
+
+
+def _consumers(observer: fx.Node) -> list[fx.Node]:
+    """The ops reading `observer`'s tensor, looking through observers after it."""
+    out = []
+    for user in observer.users:
+        out.extend(_consumers(user) if user.op == "call_module" else [user])
+    return out
 
 
 def _is_observer(module: nn.Module) -> bool:
@@ -240,7 +259,7 @@ class ProgramProbe:
             observer = prepared.get_submodule(node.target)
             if not _is_observer(observer):
                 continue
-            members = [node.args[0], *node.users]
+            members = [_producer(node), *_consumers(node)]
             owners = [_module_paths(m) for m in members if m.op not in NEUTRAL_OPS]
             switch = _Switch(observer, constant=node.args[0].op == "get_attr")
             name = f"_probe_switch_{index}"
