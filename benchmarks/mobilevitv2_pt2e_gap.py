@@ -33,7 +33,6 @@ from mfdeploy.export import executorch, source_model, tflite_int8
 from mfdeploy.export import int8_sensitivity as sens
 from mfdeploy.export import pt2e_statistics as stats
 from mfdeploy.export.common import calibration_inputs, export_module
-from mfdeploy.export.pt2e_clamps import quantise_after_clamps
 from mfdeploy.export.pt2e_plan import ProgramProbe, _module_paths
 from mfdeploy.metrics import sqnr_db
 
@@ -98,25 +97,15 @@ def tensor_class(observer) -> str:  # noqa: C901 (one branch per class)
 
 
 def prepared_xnnpack(module, example, float_modules: str):
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
+    """The program ExecuTorch's int8 export prepares, without the statistics pass."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-    class ClampAware(XNNPACKQuantizer):  # as executorch.quantize_int8, without the new pass
-        def annotate(self, model):
-            model = super().annotate(model)
-            quantise_after_clamps(model, past_pads=False)
-            return model
-
-    quantizer = ClampAware().set_global(
-        get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
-    )
-    keep = executorch.quantised_filter(float_modules)
-    if keep is not None:
-        quantizer.set_filter_function(keep)
-    return prepare_pt2e(torch.export.export(module, (example,)).module(), quantizer)
+    quantizer = executorch.make_quantizer(float_modules)
+    executorch.float_statistics = lambda gm: 0
+    try:
+        return prepare_pt2e(torch.export.export(module, (example,)).module(), quantizer)
+    finally:
+        executorch.float_statistics = stats.float_statistics
 
 
 def parts(module, example, photos, score, ref, float_modules: str) -> list[list[str]]:

@@ -86,15 +86,14 @@ def quantised_filter(float_modules: str) -> Callable | None:
     return quantised
 
 
-def quantize_int8(
-    module: nn.Module, example: torch.Tensor, calibration: np.ndarray, float_modules: str
-) -> nn.Module:
-    """PT2E with XNNPACKQuantizer: prepare (float modules unannotated), calibrate, convert."""
+def make_quantizer(float_modules: str):
+    """XNNPACKQuantizer (per-channel, static) skipping the float modules' ops, with a ReLU6
+    quantised at its own output (pt2e_clamps) and normalisation statistics left float
+    (pt2e_statistics)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     class ClampAwareQuantizer(XNNPACKQuantizer):
         def annotate(self, model):
@@ -109,6 +108,16 @@ def quantize_int8(
     keep = quantised_filter(float_modules)
     if keep is not None:
         quantizer.set_filter_function(keep)
+    return quantizer
+
+
+def quantize_int8(
+    module: nn.Module, example: torch.Tensor, calibration: np.ndarray, float_modules: str
+) -> nn.Module:
+    """PT2E with XNNPACKQuantizer: prepare (float modules unannotated), calibrate, convert."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = make_quantizer(float_modules)
     graph = torch.export.export(module.eval(), (example,)).module()
     graph = prepare_pt2e(graph, quantizer)
     batch = example.shape[0]

@@ -319,22 +319,20 @@ class ProgramProbe:
             error = means.sums[layer.node] / len(images)
             layer.corrected = layer.original - error.to(layer.original.dtype)
 
-    def set_float(self, float_roots: tuple[str, ...]) -> None:
+    def set_float(self, float_roots: tuple[str, ...]) -> int:
         """Switch to int8 / float by `float_roots`, freezing the observers' parameters first
         if they saw photos since (convert_pt2e computes its own: no freeze before `finish`);
-        each layer's bias follows its weight."""
+        each layer's bias follows its weight. Returns how many biases are corrected."""
         self._freeze()
         for _, _, switch, owners in self.switches:
             switch.mode = "int8" if self._int8(owners, float_roots) else "float"
-        for layer in self.layers:
-            layer.apply()
+        return sum(layer.apply() for layer in self.layers)
 
     def finish(self, float_roots: tuple[str, ...]) -> tuple[fx.GraphModule, int]:
         """The prepared program with the observers of float-only tensors removed and every
         other observer back in place, ready for `convert_pt2e`, its biases set for
         `float_roots`; and how many of them are corrected."""
-        self.set_float(float_roots)
-        corrected = sum(layer.apply() for layer in self.layers)
+        corrected = self.set_float(float_roots)
         graph = self.graph
         for node, target, _switch, owners in self.switches:
             delattr(graph, node.target)

@@ -24,13 +24,12 @@ from __future__ import annotations
 import torch
 from torch.fx import GraphModule, Node
 
-ANNOTATION = "quantization_annotation"
+from mfdeploy.export.pt2e_clamps import ANNOTATION, PRODUCERS
+
 _aten = torch.ops.aten
 REDUCTIONS = frozenset({_aten.mean.dim, _aten.sum.dim_IntList})
 PRODUCTS = frozenset({_aten.mul.Tensor})
-NEVER_FLOAT = frozenset(
-    {_aten.conv2d.default, _aten.conv1d.default, _aten.linear.default, _aten.conv_transpose2d.input}
-)
+NEVER_FLOAT = PRODUCERS | {_aten.conv_transpose2d.input}
 
 
 def _keepdim(node: Node) -> bool:
