@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from mfdeploy.console import print_table
+from mfdeploy.export import int8_bias, source_model
 from mfdeploy.export import int8_sensitivity as sens
-from mfdeploy.export import source_model
 from mfdeploy.export.common import DEFAULT_CALIB_COUNT, calibration_inputs, export_module
 from mfdeploy.export.int8_bias import weight_errors
 
@@ -42,7 +42,7 @@ def measure(name: str) -> dict[str, float]:
     sim.observing = False
     reference = sens.logits_of(module, score).astype(np.float64)
     signal = float(np.mean(reference**2))
-    quantise_activations, rounded = sim._apply, sens.int8_grid
+    quantise_activations, rounded = sim._apply, int8_bias.int8_grid
     rows = {}
     for corrected in (False, True):
         for kind in ("weights", "activations", "both"):
@@ -50,12 +50,12 @@ def measure(name: str) -> dict[str, float]:
                 continue  # float weights: nothing to correct
             sim.errors = errors if corrected else {}
             sim._apply = quantise_activations if kind != "weights" else (lambda key, ts: ts)
-            sens.int8_grid = rounded if kind != "activations" else (lambda w: w)
+            int8_bias.int8_grid = rounded if kind != "activations" else (lambda w: w)
             try:
                 with sim.quantised(set(groups)):
                     out = sens.logits_of(module, score)
             finally:
-                sens.int8_grid = rounded
+                int8_bias.int8_grid = rounded
             noise = float(np.mean((out - reference) ** 2))
             label = f"{kind}{', bias corrected' if corrected else ''}"
             rows[label] = round(sens._sqnr_from_noise(signal, noise), 2)

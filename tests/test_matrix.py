@@ -26,8 +26,6 @@ KNOWN_SHORTFALLS = {
     # 12.9 dB; the measured float set keeps 7 of 9 blocks float). 16 evaluation photos.
     ("mobilevitv2_050", "onnx", "int8-dynamic"): "ORT dynamic quantisation of MobileViTv2-0.5 "
     "(synthetic weights): 11.0 dB / cosine 0.960, every module int8 (static int8 passes)",
-    ("mobilevitv2_050", "coreml", "int8-weights"): "Core ML int8 weights of MobileViTv2-0.5 "
-    "(synthetic weights): 18.7 dB / cosine 0.9934 (needs 20 dB / 0.995)",
 }
 
 

@@ -53,14 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"static batch size, 1..{MAX_BATCH} (default 1)",
     )
     parser.add_argument(
-        "--calib", help="directory of calibration images for int8 (default: the photo set)"
+        "--calib",
+        help="directory of calibration images for int8 and Core ML int8-weights (default: "
+        "the photo set)",
     )
     parser.add_argument(
         "--calib-count",
         type=int_in(1, 100_000),
         help="number of calibration images to use (>= 1; default 32)",
     )
-    int8 = parser.add_argument_group("int8 options (onnx, tflite, coreml, executorch)")
+    int8 = parser.add_argument_group(
+        "int8 options (onnx, tflite, coreml, executorch; coreml int8-weights too)"
+    )
     int8.add_argument(
         "--int8-float",
         metavar="MODULES",
@@ -69,16 +73,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--int8-target-sqnr; 'none' quantises every module; or comma-separated module "
         "paths (e.g. stem,blocks.3.former). Outside the float modules the convolutions and "
         "linears get their int8 weights and a bias corrected for their mean error on the "
-        "calibration photos (Core ML: for its quantiser's own int8 weights; docs/int8.md)",
+        "calibration photos (Core ML: for its quantiser's own int8 weights; docs/int8.md). "
+        "Core ML int8-weights measures its float16 modules the same way, on the weights' "
+        "error alone",
     )
     int8.add_argument(
         "--int8-target-sqnr",
         type=float_in(1.0, 100.0),
         metavar="DB",
         help="int8 'auto': simulated logits SQNR against float32 to reach (default 22 dB; "
-        "verify's int8 bound is 18 dB). The artifact is then run on its own runtime on the "
-        "held-out calibration photos; below verify's bound + 2.5 dB it is exported again with "
-        "this target raised (at most 3 exports; the checks go into the manifest)",
+        "verify's int8 bound is 18 dB; Core ML int8-weights: 24 dB, its bound 20). An int8 "
+        "artifact is then run on its own runtime on the held-out calibration photos; below "
+        "verify's bound + 2.5 dB it is exported again with this target raised (at most 3 "
+        "exports; the checks go into the manifest)",
     )
     for target in TARGETS:
         module = target_module(target)

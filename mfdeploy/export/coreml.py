@@ -11,7 +11,9 @@ Precisions:
 - fp32: `compute_precision=FLOAT32`.
 - fp16: Core ML's default (float16 weights and activations, float32 model input / output).
 - int8-weights: fp16 program, then `coremltools.optimize.coreml.linear_quantize_weights`
-  (int8, per-channel symmetric; weights under 2048 elements stay float16).
+  (int8, per-channel symmetric; weights of at most 2048 elements stay float16), on the layers
+  weight_only.py chooses by measuring on the calibration photos (their biases corrected for
+  the int8 weights' mean error; the modules that need it keep float16 weights).
 - int8: W8A8 via coremltools.optimize.torch's PT2E `CoreMLQuantizer`, calibrated in PyTorch on
   real photos (see coreml_w8a8.py); needs the iOS 17 opset (activation quantize/dequantize).
 
@@ -55,7 +57,8 @@ W8A8_MIN_IOS = 17
 INPUT_NAME = "input"
 IMAGE_INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
-WEIGHT_THRESHOLD = 2048
+WEIGHT_THRESHOLD = 2048  # int8-weights compresses weights of more elements than this
+COMPRESSED_OP = "constexpr_affine_dequantize"  # an int8-weights compressed weight
 AUTHOR = "mfdeploy"
 LICENSE = "Apache-2.0 (model code); weights: see the source checkpoint's licence"
 
@@ -253,20 +256,62 @@ def anchor_names(
     )
 
 
-def quantize_weights(mlmodel):
-    """int8 per-channel symmetric weight compression of a converted program."""
+#: how far (in int8 steps) a float16 weight may sit from its grid and count as on it:
+#: float16 rounds 127 steps by up to 0.06, and the scale (max / 127) by as much again
+GRID_TOLERANCE = 0.25
+#: a channel whose largest weight is under this is on any grid: float16 holds it in
+#: subnormals, whose fixed step (6e-8) is 0.08 int8 steps at 1e-4 and more below (a batch
+#: norm with a near-zero scale, fused in, makes such channels: EfficientNet-Lite0 has them)
+TINY_CHANNEL = 1e-4
+
+
+def on_int8_grid(values: np.ndarray) -> bool:
+    """Whether each output channel (axis 0) of `values` is a whole multiple of its largest
+    magnitude / 127, up to float16 rounding (TINY_CHANNEL): the weights a plan gave int8,
+    still so after a per-channel scaling (a batch norm the converter fused in)."""
+    flat = np.asarray(values, np.float64).reshape(len(values), -1)
+    scale = np.abs(flat).max(axis=1, keepdims=True) / 127.0
+    steps = np.divide(flat, scale, out=np.zeros_like(flat), where=scale > TINY_CHANNEL / 127)
+    return bool(np.all(np.abs(steps - np.round(steps)) <= GRID_TOLERANCE))
+
+
+def grid_consts(mlmodel) -> list[str]:
+    """The program's float weights (> WEIGHT_THRESHOLD elements) already on their int8
+    grid: the layers the weights-only plan quantised. Found by value, not name: a fused batch
+    norm gives its convolution's weight a new, numbered const."""
+    return [
+        op.name
+        for op in mlmodel._mil_program.functions["main"].operations
+        if op.op_type == "const"
+        and op.outputs[0].val is not None
+        and np.issubdtype(np.asarray(op.outputs[0].val).dtype, np.floating)
+        and np.size(op.outputs[0].val) > WEIGHT_THRESHOLD
+        and on_int8_grid(op.outputs[0].val)
+    ]
+
+
+def quantize_weights(mlmodel, layers: int):
+    """int8 per-channel symmetric compression of the converted program's weights that the
+    plan put on their int8 grid (`layers` of them; a constant that is on its grid anyway,
+    such as a 0 / 1 matrix, is compressed too, losslessly); the others stay float16. Fewer
+    than `layers` compressed is an error: a planned layer would silently stay float16."""
     import coremltools.optimize.coreml as cto
 
-    config = cto.OptimizationConfig(
-        global_config=cto.OpLinearQuantizerConfig(
-            mode="linear_symmetric",
-            dtype="int8",
-            granularity="per_channel",
-            weight_threshold=WEIGHT_THRESHOLD,
-        )
+    linear = cto.OpLinearQuantizerConfig(
+        mode="linear_symmetric",
+        dtype="int8",
+        granularity="per_channel",
+        weight_threshold=WEIGHT_THRESHOLD,
     )
+    config = cto.OptimizationConfig(op_name_configs=dict.fromkeys(grid_consts(mlmodel), linear))
     with quiet():
-        return cto.linear_quantize_weights(mlmodel, config)
+        compressed = cto.linear_quantize_weights(mlmodel, config)
+    count = op_histogram(compressed._mil_program).get(COMPRESSED_OP, 0)
+    if count < layers:
+        raise MfdeployError(
+            f"Core ML int8-weights: {count} weights compressed, {layers} were given int8 values"
+        )
+    return compressed
 
 
 def export(
@@ -297,6 +342,18 @@ def export(
     labels = list(class_labels(source.num_classes))
     extra: dict = {}
     int8_plan: dict | None = None
+    if precision == "int8-weights":
+        from mfdeploy.export.weight_only import weight_plan
+
+        plan = weight_plan(
+            module,
+            calibration_inputs(calib, calib_count, prep),
+            spec=int8_float,
+            target_sqnr=int8_target_sqnr,
+            min_elements=WEIGHT_THRESHOLD,
+        )
+        module = plan.int8_module(module)
+        int8_plan = plan.to_dict()
     if precision == "int8":
         from mfdeploy.export.coreml_w8a8 import quantize_w8a8
 
@@ -332,7 +389,7 @@ def export(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MfdeployError(f"Core ML conversion failed: {first}") from exc
     if precision == "int8-weights":
-        mlmodel = quantize_weights(mlmodel)
+        mlmodel = quantize_weights(mlmodel, int8_plan["bias_corrected_layers"])
     extra["anchors"] = anchor_names(exported, source, root_class, form, batch)
     del exported
 
@@ -371,7 +428,7 @@ def export(
             "weights": {
                 "fp32": "float32",
                 "fp16": "float16",
-                "int8-weights": f"int8 per-channel symmetric (>= {WEIGHT_THRESHOLD} elements)",
+                "int8-weights": f"int8 per-channel symmetric (> {WEIGHT_THRESHOLD} elements)",
                 "int8": "int8 per-channel symmetric (PT2E CoreMLQuantizer)",
             }[precision],
             "activations": {"int8": "int8 (W8A8, calibrated in PyTorch)"}.get(

@@ -21,8 +21,10 @@ to the layers the float plan quantises, in the search's simulation and in the ex
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -113,6 +115,25 @@ def corrected_bias(leaf: nn.Module, error: torch.Tensor) -> nn.Parameter:
     """`leaf`'s bias minus `error` (a zero bias when it had none)."""
     base = leaf.bias.data if leaf.bias is not None else torch.zeros_like(error)
     return nn.Parameter(base - error.to(base.dtype), requires_grad=False)
+
+
+@contextlib.contextmanager
+def int8_weights_swapped(
+    layers: Iterable[tuple[str, nn.Module]], errors: dict[str, torch.Tensor]
+) -> Iterator[None]:
+    """Run with `layers` (path, conv / linear) on their int8 grid, each bias corrected by its
+    measured error where `errors` has one; weights and biases restored after."""
+    swapped = []
+    try:
+        for path, leaf in layers:
+            swapped.append((leaf, leaf.weight.data, leaf.bias))
+            if path in errors:
+                leaf.bias = corrected_bias(leaf, errors[path])
+            leaf.weight.data = int8_grid(leaf.weight.data)
+        yield
+    finally:
+        for leaf, weight, bias in swapped:
+            leaf.weight.data, leaf.bias = weight, bias
 
 
 def with_int8_weights(

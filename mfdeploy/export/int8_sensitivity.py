@@ -36,12 +36,7 @@ from torch import nn
 from mfdeploy import derived_cache
 from mfdeploy.console import info, progress
 from mfdeploy.errors import MfdeployError
-from mfdeploy.export.int8_bias import (
-    corrected_bias,
-    int8_grid,
-    weight_errors,
-    with_int8_weights,
-)
+from mfdeploy.export.int8_bias import int8_weights_swapped, weight_errors, with_int8_weights
 from mfdeploy.metrics import SQNR_CAP_DB
 from mfdeploy.models.source import state_dict_sha256
 
@@ -313,18 +308,11 @@ class _Simulator:
     def quantised(self, active: set[str]) -> Iterator[None]:
         """Run with `active` candidates int8 (weights swapped in, restored after)."""
         self.active = set(active)
-        swapped = []
+        layers = [layer for name in active for layer in self.leaves[name]]
         try:
-            for name in active:
-                for path, leaf in self.leaves[name]:
-                    swapped.append((leaf, leaf.weight.data, leaf.bias))
-                    if path in self.errors:
-                        leaf.bias = corrected_bias(leaf, self.errors[path])
-                    leaf.weight.data = int8_grid(leaf.weight.data)
-            yield
+            with int8_weights_swapped(layers, self.errors):
+                yield
         finally:
-            for leaf, weight, bias in swapped:
-                leaf.weight.data, leaf.bias = weight, bias
             self.active = set()
 
     def close(self) -> None:
