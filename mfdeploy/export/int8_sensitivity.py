@@ -471,6 +471,31 @@ def search_float_set(
     )
 
 
+def search_with(
+    module: nn.Module,
+    groups: dict[str, tuple[str, ...]],
+    photos: tuple[np.ndarray, np.ndarray],
+    logits_with: Callable[[set[str]], np.ndarray],
+    target_sqnr: float,
+    measured_on: str,
+) -> FloatPlan:
+    """`search_float_set` with each int8 set's noise measured by `logits_with(active)`: the
+    held-out logits with the `active` candidates int8, against `module`'s float32 ones.
+    `photos` is (fit, score): `held_out_split`'s, `score` what `logits_with` runs."""
+    fit, score = photos
+    reference = logits_of(module.eval(), torch.from_numpy(score)).astype(np.float64)
+    signal = float(np.mean(reference**2))
+
+    def noise_of(active: set[str]) -> float:
+        return float(np.mean((logits_with(active).astype(np.float64) - reference) ** 2))
+
+    macs = candidate_macs(module, groups, torch.from_numpy(fit[:1]))
+    plan = search_float_set(groups, macs, noise_of, signal, target_sqnr)
+    plan.calibration_images, plan.held_out_images = len(fit), len(score)
+    plan.measured_on = measured_on
+    return plan
+
+
 def measure_float_plan(
     module: nn.Module,
     calibration: np.ndarray,

@@ -37,12 +37,10 @@ from mfdeploy.console import info, progress
 from mfdeploy.export.int8_sensitivity import (
     FloatPlan,
     candidate_groups,
-    candidate_macs,
     fit_photos,
     held_out_split,
-    logits_of,
     parse_float_modules,
-    search_float_set,
+    search_with,
 )
 
 NEUTRAL_OPS = ("placeholder", "get_attr", "output")
@@ -371,19 +369,14 @@ def plan_on_program(
     fit, score = held_out_split(calibration)
     probe.calibrate(fit, "int8 calibration")
     probe.correct_biases(fit)
-    reference = logits_of(module.eval(), torch.from_numpy(score))
-    signal = float(np.mean(reference.astype(np.float64) ** 2))
-    names = list(groups)
 
-    def noise_of(active: set[str]) -> float:
-        probe.set_float(tuple(p for n in names if n not in active for p in groups[n]))
-        out = probe.run(score)
-        return float(np.mean((out.astype(np.float64) - reference) ** 2))
+    def logits_with(active: set[str]) -> np.ndarray:
+        probe.set_float(tuple(p for n in groups if n not in active for p in groups[n]))
+        return probe.run(score)
 
-    macs = candidate_macs(module, groups, torch.from_numpy(fit[:1]))
-    plan = search_float_set(groups, macs, noise_of, signal, target_sqnr)
-    plan.calibration_images, plan.held_out_images = len(fit), len(score)
-    plan.measured_on = "target program (PT2E)"
+    plan = search_with(
+        module, groups, (fit, score), logits_with, target_sqnr, "target program (PT2E)"
+    )
     info(f"int8: {plan.describe()}")
     probe.set_float(plan.float_modules)  # the held-out photos calibrate the shipped biases
     probe.calibrate(score, "int8 calibration (held-out photos)")

@@ -160,7 +160,7 @@ def dynamic_range_int8(
     fp32_path: Path, out_path: Path, ratio: float = MIN_WEIGHT_TO_INPUT
 ) -> tuple[int, int]:
     """int8 weights, activations quantised at run time, for the float convs / linears whose
-    weights are >= `ratio` x their input (where that moves fewer bytes: tflite_qd8.py);
+    weights are >= `ratio` x their input (where that is faster: tflite_qd8.py);
     returns (ops given int8 weights, float convs / linears left float32)."""
     from ai_edge_quantizer import quantizer
 

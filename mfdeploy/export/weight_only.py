@@ -27,12 +27,11 @@ from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR as INT8_TARGET_
 from mfdeploy.export.int8_sensitivity import (
     FloatPlan,
     candidate_groups,
-    candidate_macs,
     fit_photos,
     held_out_split,
     logits_of,
     parse_float_modules,
-    search_float_set,
+    search_with,
 )
 from mfdeploy.metrics import default_thresholds
 
@@ -70,15 +69,12 @@ def weight_plan(
     module = module.eval()
     layers = compressed_layers(module, min_elements)
     given = parse_float_modules(spec, module)
+    fit, score = held_out_split(calibration) if given is None else (fit_photos(calibration), None)
+    errors = {p: e for p, e in weight_errors(module, torch.from_numpy(fit)).items() if p in layers}
     if given is not None:
-        fit = torch.from_numpy(fit_photos(calibration))
-        errors = {p: e for p, e in weight_errors(module, fit).items() if p in layers}
         plan = FloatPlan(given, "given" if given else "none", weight_errors=errors)
         plan.measured_on = MEASURED_ON
         return plan
-    fit_array, score_array = held_out_split(calibration)
-    fit, score = torch.from_numpy(fit_array), torch.from_numpy(score_array)
-    errors = {p: e for p, e in weight_errors(module, fit).items() if p in layers}
     groups = candidate_groups(module)
     inside = {
         name: [
@@ -88,20 +84,14 @@ def weight_plan(
         ]
         for name, roots in groups.items()
     }
-    reference = logits_of(module, score).astype(np.float64)
-    signal = float(np.mean(reference**2))
 
-    def noise_of(active: set[str]) -> float:
+    def logits_with(active: set[str]) -> np.ndarray:
         chosen = [layer for name in active for layer in inside[name]]
         with int8_weights_swapped(chosen, errors):
-            out = logits_of(module, score)
-        return float(np.mean((out - reference) ** 2))
+            return logits_of(module, torch.from_numpy(score))
 
-    macs = candidate_macs(module, groups, fit)
     target = DEFAULT_TARGET_SQNR if target_sqnr is None else target_sqnr
-    plan = search_float_set(groups, macs, noise_of, signal, target)
-    plan.measured_on = MEASURED_ON
-    plan.calibration_images, plan.held_out_images = len(fit), len(score)
+    plan = search_with(module, groups, (fit, score), logits_with, target, MEASURED_ON)
     plan.weight_errors = errors
     info(f"int8 weights: {plan.describe()}")
     return plan
