@@ -8,12 +8,10 @@ input channels, the first pointwise convolutions on the largest maps) the run-ti
 the input costs more than the int8 GEMM saves; above it the int8 GEMM wins on a CPU with
 int8 dot-product instructions, as phones' ARM64 cores (SDOT) and x86 with VNNI have.
 
-Measured, not derived: 294m's static int8 (its float modules' convs) on an AMD EPYC Zen 5
-with VNNI, 1 thread, interleaved, against fp32: threshold 0 (every op) 1.22x, 0.25 1.36x,
-0.5 1.33x, 1 1.29x, 2 1.27x; EfficientNet-Lite0's int8-weights 1.34x at 2, 1.53x at 0.25
-(docs/int8.md, "the qd8 threshold"). The earlier threshold, 2, came from counting bytes
-moved (qd8 reads the input twice and writes an int8 copy: it moves less than float32 only
-when W > 2 I), right where int8 GEMMs run no faster than float32 ones (AVX2 without VNNI).
+Measured, not derived: the threshold that ran 294m's int8 fastest among 0, 1/4, 1/2, 1
+and 2 on a VNNI host (docs/int8.md, "The qd8 threshold"). The earlier 2 counted bytes moved
+(qd8 reads the input twice and writes an int8 copy: less traffic than float32 only when
+W > 2 I), which holds where int8 GEMMs run no faster than float32 ones (AVX2 without VNNI).
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ modules kept float: the fewest that bring the logits to `target_sqnr` dB against
 the other quarter, chosen by the int8 search (int8_sensitivity.search_float_set, same
 candidates and order), the noise here being the weights' alone.
 
-Why: rounding the weights alone costs MobileViTv2-0.5's synthetic weights 19.3 dB
-(simulated; 18.7 dB on the Core ML artifact, under verify's 20 dB bound), and the bias
-correction gives back 7 dB of it (26.6 dB): docs/int8.md, "int8 weights alone". The same
-simulation is exact up to the target's float16 compute, since the target reproduces the
--127..127 per-channel grid (coremltools' `linear_symmetric`), so no runtime check follows.
+Why: rounding the weights alone took MobileViTv2-0.5's logits under verify's int8-weights
+bound, and most of that error is a mean shift per channel that a bias takes back
+(docs/int8.md, "int8 weights alone"). The simulation is exact up to the target's float16
+compute, since the target reproduces the -127..127 per-channel grid (coremltools'
+`linear_symmetric`), so no runtime check follows.
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ from mfdeploy.export.int8_sensitivity import (
 )
 from mfdeploy.metrics import default_thresholds
 
-#: verify's int8-weights bound (20 dB) plus the margin the int8 search keeps over the int8
-#: bound (22 - 18 dB): the held-out calibration photos have scored 3 dB above the evaluation
-#: photos on MobileViTv2-0.5's int8-weights (docs/int8.md)
+#: verify's int8-weights bound plus the margin the int8 search keeps over the int8 bound:
+#: the held-out calibration photos score above the evaluation photos (docs/int8.md)
 DEFAULT_TARGET_SQNR = (
     default_thresholds("int8-weights")["sqnr_db"]
     + INT8_TARGET_SQNR
