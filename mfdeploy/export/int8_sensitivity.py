@@ -175,6 +175,21 @@ def candidates(module: nn.Module) -> list[str]:
     return list(candidate_groups(module))
 
 
+def modules_inside(
+    module: nn.Module, groups: dict[str, tuple[str, ...]]
+) -> dict[str, list[tuple[str, nn.Module]]]:
+    """Candidate name -> (path, module) of every module its roots hold, the roots included."""
+    mods = dict(module.named_modules())
+    return {
+        name: [
+            (f"{root}.{path}" if path else root, inner)
+            for root in roots
+            for path, inner in mods[root].named_modules()
+        ]
+        for name, roots in groups.items()
+    }
+
+
 def measured(spec: str | None) -> bool:
     """Whether --int8-float `spec` asks for the float set to be measured ("auto", the default)."""
     return spec is None or spec.strip().lower() == "auto"
@@ -228,14 +243,7 @@ class _Simulator:
         self.errors = errors or {}
         names = list(groups)
         mods = dict(model.named_modules())
-        inside = {
-            n: [
-                (f"{root}.{p}" if p else root, m)
-                for root in groups[n]
-                for p, m in mods[root].named_modules()
-            ]
-            for n in names
-        }
+        inside = modules_inside(model, groups)
         self.leaves = {n: [(p, m) for p, m in inside[n] if isinstance(m, QUANTISED_LEAVES)]
                        for n in names}  # fmt: skip
         self.ranges: dict[str, list[float]] = {}

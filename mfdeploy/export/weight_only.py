@@ -30,6 +30,7 @@ from mfdeploy.export.int8_sensitivity import (
     fit_photos,
     held_out_split,
     logits_of,
+    modules_inside,
     parse_float_modules,
     search_with,
 )
@@ -76,12 +77,8 @@ def weight_plan(
         return plan
     groups = candidate_groups(module)
     inside = {
-        name: [
-            (path, leaf)
-            for path, leaf in layers.items()
-            if any(path == root or path.startswith(root + ".") for root in roots)
-        ]
-        for name, roots in groups.items()
+        name: [(path, leaf) for path, leaf in held if path in layers]
+        for name, held in modules_inside(module, groups).items()
     }
 
     def logits_with(active: set[str]) -> np.ndarray:
