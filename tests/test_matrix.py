@@ -18,15 +18,10 @@ from tests.conftest import EXPORT_MODELS
 
 NUM_IMAGES = 32
 NUM_IMAGES_OF = {"mobilevitv2_050": 16}  # evaluation photos where not NUM_IMAGES
-# Measured shortfalls, kept visible (strict: the day they pass, this list must shrink).
-KNOWN_SHORTFALLS = {
-    ("efficientnet_lite0", "onnx", "int8-dynamic"): "ORT dynamic quantisation of "
-    "EfficientNet-Lite0: 4.6 dB / cosine 0.84 (a comparison precision; static int8 passes)",
-    # MobileViTv2-0.5 on synthetic weights: every int8 path is fragile (simulated all-int8
-    # 12.9 dB; the measured float set keeps 7 of 9 blocks float). 16 evaluation photos.
-    ("mobilevitv2_050", "onnx", "int8-dynamic"): "ORT dynamic quantisation of MobileViTv2-0.5 "
-    "(synthetic weights): 11.0 dB / cosine 0.960, every module int8 (static int8 passes)",
-}
+# Measured shortfalls, kept visible (strict: the day they pass, this list must shrink). None
+# left: ONNX int8-dynamic of EfficientNet-Lite0 and MobileViTv2-0.5 pass since it quantises
+# MatMul / Gemm only (docs/onnx.md "Dynamic int8").
+KNOWN_SHORTFALLS: dict[tuple[str, str, str], str] = {}
 
 
 # Models whose cells `make test` runs (the others' are marked slow, run by `make test-all`):

@@ -104,6 +104,37 @@ def test_int8_recipe_is_recorded_and_applied(artifacts):
             ), node.name
 
 
+def test_int8_linears_left_float_get_int8_weights(artifacts):
+    """The static recipe keeps the token path's activations float; its MatMul / Gemm layers
+    still get int8 weights (activations quantised at run time): none keeps a float weight."""
+    fp32_bytes = (artifacts["fp32"] / "model.onnx").stat().st_size
+    model = onnx.load(str(artifacts["int8"] / "model.onnx"))
+    weights = {t.name: t for t in model.graph.initializer}
+    float_linears = [
+        n.name
+        for n in model.graph.node
+        if n.op_type in quant.DYNAMIC_OP_TYPES and n.input[1] in weights
+    ]
+    assert not float_linears
+    integer = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
+    assert len(integer) == Manifest.load(artifacts["int8"]).extra["dynamic_nodes"] > 20
+    assert all(weights[n.input[1]].data_type == onnx.TensorProto.INT8 for n in integer)
+    # the token path's weights are most of 26m's file: int8 there is what shrinks it
+    assert (artifacts["int8"] / "model.onnx").stat().st_size <= 0.4 * fp32_bytes
+
+
+def test_int8_dynamic_quantises_linears_only(exported):
+    """ORT's dynamic convolution (ConvInteger) is per-tensor and slower than float: the
+    int8-dynamic precision leaves every convolution float (docs/onnx.md "Dynamic int8")."""
+    path = exported("onnx", "int8-dynamic")
+    model = onnx.load(str(path / "model.onnx"))
+    weights = {t.name: t for t in model.graph.initializer}
+    ops = [n.op_type for n in model.graph.node]
+    assert "ConvInteger" not in ops and ops.count("MatMulInteger") > 20
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert convs and all(weights[n.input[1]].data_type == onnx.TensorProto.FLOAT for n in convs)
+
+
 def test_int8_mixed_precision_by_module_scope(artifacts, tmp_path):
     """--float-ops names module scopes; int8 calibration is deterministic."""
     fp32 = artifacts["fp32"] / "model.onnx"

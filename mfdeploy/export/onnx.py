@@ -454,11 +454,14 @@ def export(
             f"int8 static QDQ ({int8_recipe} recipe), {len(calibration)} calibration photos, "
             f"method {calib_method}"
         )
+        dynamic_path = staging / "model_int8_dynamic.onnx"
         with _quiet():
             quant.quantize_static_qdq(prepared, q_path, calibration, plan, batch)
-        final = onnx.load(str(q_path))
-        prepared.unlink()
-        q_path.unlink()
+            plan.dynamic_nodes = quant.quantize_float_linears(q_path, dynamic_path)
+        info(f"{plan.dynamic_nodes} float MatMul / Gemm layers: int8 weights, run-time scales")
+        final = onnx.load(str(dynamic_path))
+        for path in (prepared, q_path, dynamic_path):
+            path.unlink()
         extra.update(
             plan.to_dict(), calibration_images=len(calibration), int8_plan=float_set.to_dict()
         )
@@ -471,10 +474,14 @@ def export(
     else:  # int8-dynamic
         q_path = staging / "model_int8.onnx"
         with _quiet():
-            quant.quantize_dynamic_int8(fp32_path, q_path)
+            dynamic = quant.quantize_float_linears(fp32_path, q_path)
         final = onnx.load(str(q_path))
         q_path.unlink()
-        extra.update(weights="int8 (dynamic quantisation: activations quantised at run time)")
+        extra.update(
+            weights=f"int8 per-channel in {dynamic} MatMul / Gemm layers (activations quantised "
+            "at run time); convolutions float",
+            dynamic_nodes=dynamic,
+        )
     fp32_path.unlink()
 
     batch_dim: int | str = "batch" if dynamic_batch else batch

@@ -1,11 +1,13 @@
 """int8 for the ONNX target: static QDQ recipes (which ops go int8, which stay float) and
 dynamic quantisation, both with onnxruntime.quantization.
 
-Rule of the default recipe: only convolutions go int8 (where the MACs are); the token path's
-Gemm / MatMul layers, softmax and layer norms stay float (they run on a handful of tokens,
-and quantising them costs far more accuracy than it saves: measured in docs/onnx.md with
-`benchmarks/onnx_int8_recipes.py`). Which modules stay float on top of that is measured per
-export (export/int8_sensitivity.py) and passed in as module scopes.
+Rule of the default recipe: only convolutions go int8 statically (where the MACs are); the
+token path's Gemm / MatMul layers, softmax and layer norms keep float activations (they run
+on a handful of tokens, and static int8 costs them far more accuracy than it saves: measured
+in docs/onnx.md with `benchmarks/onnx_int8_recipes.py`). Which modules stay float on top of
+that is measured per export (export/int8_sensitivity.py) and passed in as module scopes.
+The linears left float then get int8 weights with run-time activation scales
+(`quantize_float_linears`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ RECIPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "full": ((), ("Softmax", "LayerNormalization")),
 }
 DEFAULT_RECIPE = "conv"
+#: op types quantised at run time (int8 weights, run-time activation scales) where the
+#: static recipe left them float, and the whole of the int8-dynamic precision
+DYNAMIC_OP_TYPES = ("MatMul", "Gemm")
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Int8Plan:
     float_scopes: list[str] = field(default_factory=list)
     float_nodes: list[str] = field(default_factory=list)
     quantized_nodes: int = 0  # nodes of the quantised op types not excluded by scope
+    dynamic_nodes: int = 0  # float MatMul / Gemm given int8 weights and run-time scales
     weights: str = "int8 per-channel symmetric"
     activations: str = "uint8 per-tensor asymmetric"
 
@@ -247,8 +253,29 @@ def quantize_static_qdq(
     )
 
 
-def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> None:
-    """Weights int8 ahead of time, activations quantised per batch at run time."""
+def quantize_float_linears(in_path: Path, out_path: Path) -> int:
+    """Give every MatMul / Gemm with a constant float weight int8 per-channel weights and
+    activations quantised at run time (ORT's DynamicQuantizeLinear + MatMulInteger); returns
+    how many it quantised.
+
+    The int8 export runs it after the static pass, on the linears its recipe left float: the
+    token path's layers see a handful of tokens, where run-time scales cost little accuracy
+    and the int8 weights are most of the file and a quarter of the memory traffic. Layers
+    whose weight the static pass quantised (QDQ) have no constant float weight and are left
+    alone. Convolutions are never quantised this way: ORT's ConvInteger takes per-tensor
+    weights only and runs many times slower than its float convolution (docs/int8.md).
+    """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8)
+    def integer_nodes(path: Path) -> int:
+        return sum(n.op_type == "MatMulInteger" for n in onnx.load(str(path)).graph.node)
+
+    quantize_dynamic(
+        str(in_path),
+        str(out_path),
+        op_types_to_quantize=list(DYNAMIC_OP_TYPES),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+    )
+    return integer_nodes(out_path) - integer_nodes(in_path)

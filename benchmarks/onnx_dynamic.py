@@ -1,0 +1,152 @@
+"""ONNX Runtime's dynamic int8 (int8 weights, activations quantised at run time): where it
+pays and where it does not.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/onnx_dynamic.py [--model 294m] [--images 32]
+        [--runs 100]
+
+Exports the model's fp32 and int8 ONNX artifacts with its default weights, as `mfdeploy
+export` does (the int8 one twice: as shipped, and with the dynamic pass over the linears its
+static recipe leaves float switched off, as before session 25), then builds from the fp32
+graph the dynamic variants ORT's `quantize_dynamic` offers: every op type it quantises
+(convolutions as ConvInteger, per-tensor weights), the same with the convolution weights
+re-quantised per output channel, and MatMul / Gemm only (what `--precision int8-dynamic`
+ships). Each runs the evaluation photos on ONNX Runtime (SQNR and top-1 agreement against
+fp32) and is timed interleaved in one process, 1 thread. Prints the table and writes
+benchmarks/results/onnx_dynamic_<model>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from _common import RESULTS
+from onnx import numpy_helper
+from runtimes import interleaved
+
+from mfdeploy.artifact import Manifest
+from mfdeploy.console import print_table
+from mfdeploy.export import onnx_quant as quant
+from mfdeploy.harness.int8_check import export_checked
+from mfdeploy.harness.report import machine
+from mfdeploy.metrics import sqnr_db
+from mfdeploy.photos import resolve_images
+from mfdeploy.preprocessing import Preprocessing, preprocess_batch
+
+
+class Session:
+    """One ONNX Runtime CPU session, 1 thread, with the `.run(batch)` the timer calls."""
+
+    def __init__(self, path: Path):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.name = self.session.get_inputs()[0].name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.name: batch})[0]
+
+
+def static_only(int8_path: Path, out_path: Path) -> int:
+    """Stands in for `quantize_float_linears`: the static QDQ graph as it was."""
+    shutil.copy(int8_path, out_path)
+    return 0
+
+
+def per_channel_convs(fp32: Path, dynamic: Path, out: Path) -> None:
+    """ORT's ConvInteger weights re-quantised per output channel (symmetric, zero point 0):
+    its weight-scale input becomes a per-channel vector the output multiply broadcasts."""
+    floats = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(fp32)).graph.initializer}
+    model = onnx.load(str(dynamic))
+    tensors = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "ConvInteger":
+            continue
+        name = node.input[1].removesuffix("_quantized")
+        weight = floats[name]
+        amax = np.abs(weight).reshape(len(weight), -1).max(axis=1)
+        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+        q = np.clip(np.round(weight / scale.reshape(-1, 1, 1, 1)), -127, 127).astype(np.int8)
+        tensors[node.input[1]].CopyFrom(numpy_helper.from_array(q, node.input[1]))
+        scale_name = f"{name}_scale"
+        tensors[scale_name].CopyFrom(numpy_helper.from_array(scale.reshape(-1, 1, 1), scale_name))
+    onnx.save(model, str(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="294m", help="a variant or model name (294m, ...)")
+    parser.add_argument("--images", type=int, default=32, help="evaluation photos")
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    args = parser.parse_args()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+
+        def export(precision: str, folder: str) -> Path:
+            path, _ = export_checked(
+                "onnx", model=args.model, precision=precision, out=tmp / folder, ort_format=False
+            )
+            return path / "model.onnx"
+
+        files = {"fp32": export("fp32", "fp32")}
+        prep = Preprocessing.from_dict(Manifest.load(files["fp32"].parent).preprocessing)
+        photos = preprocess_batch(resolve_images(None, "evaluation", args.images), prep)
+        photos = photos.astype(np.float32)
+        with mock.patch.object(quant, "quantize_float_linears", static_only):
+            files["int8, static QDQ only (before)"] = export("int8", "int8-static")
+        files["int8 (shipped: + dynamic linears)"] = export("int8", "int8")
+        every = tmp / "dynamic-all.onnx"
+        quantize_dynamic(str(files["fp32"]), str(every), weight_type=QuantType.QInt8)
+        files["dynamic, every op (ConvInteger, per-tensor)"] = every
+        per_channel_convs(files["fp32"], every, tmp / "dynamic-pc.onnx")
+        files["dynamic, convolutions per-channel"] = tmp / "dynamic-pc.onnx"
+        quant.quantize_float_linears(files["fp32"], tmp / "dynamic-linears.onnx")
+        files["dynamic, MatMul / Gemm only (int8-dynamic)"] = tmp / "dynamic-linears.onnx"
+
+        sessions = {label: Session(path) for label, path in files.items()}
+        logits = {
+            label: np.concatenate([s.run(photos[i : i + 1]) for i in range(len(photos))])
+            for label, s in sessions.items()
+        }
+        times = interleaved(sessions, photos[:1], args.runs, args.warmup)
+        sizes = {label: path.stat().st_size / 1e6 for label, path in files.items()}
+    ref = logits["fp32"]
+    rows = [
+        {
+            "variant": label,
+            "sqnr_db": None if label == "fp32" else round(sqnr_db(ref, out), 2),
+            "top1_agreement": float(np.mean(out.argmax(1) == ref.argmax(1))),
+            "mb": round(sizes[label], 2),
+            "median_ms": round(times[label]["median"], 3),
+            "speedup": round(times["fp32"]["median"] / times[label]["median"], 3),
+        }
+        for label, out in logits.items()
+    ]
+    print_table(
+        f"{args.model} on ONNX Runtime {ort.__version__}, 1 thread, {args.images} evaluation "
+        f"photos, median of {args.runs} interleaved runs",
+        ["variant", "SQNR vs fp32", "top-1 agree", "MB", "ms", "vs fp32"],
+        [
+            [r["variant"], "-" if r["sqnr_db"] is None else f"{r['sqnr_db']:.2f} dB",
+             f"{r['top1_agreement']:.2f}", f"{r['mb']:.1f}", f"{r['median_ms']:.2f}",
+             f"{r['speedup']:.2f}x"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    out = RESULTS / f"onnx_dynamic_{args.model}.json"
+    out.write_text(json.dumps({"machine": machine(), "runs": args.runs, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
