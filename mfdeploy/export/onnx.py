@@ -458,7 +458,10 @@ def export(
         with _quiet():
             quant.quantize_static_qdq(prepared, q_path, calibration, plan, batch)
             plan.dynamic_nodes = quant.quantize_float_linears(q_path, dynamic_path)
-        info(f"{plan.dynamic_nodes} float MatMul / Gemm layers: int8 weights, run-time scales")
+        info(
+            f"int8 weights with run-time activation scales for the {plan.dynamic_nodes} MatMul / "
+            "Gemm layers the static recipe keeps float"
+        )
         final = onnx.load(str(dynamic_path))
         for path in (prepared, q_path, dynamic_path):
             path.unlink()

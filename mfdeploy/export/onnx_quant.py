@@ -13,6 +13,7 @@ The linears left float then get int8 weights with run-time activation scales
 from __future__ import annotations
 
 import ast
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -271,11 +272,18 @@ def quantize_float_linears(in_path: Path, out_path: Path) -> int:
     def integer_nodes(path: Path) -> int:
         return sum(n.op_type == "MatMulInteger" for n in onnx.load(str(path)).graph.node)
 
-    quantize_dynamic(
-        str(in_path),
-        str(out_path),
-        op_types_to_quantize=list(DYNAMIC_OP_TYPES),
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-    )
+    # it warns on the root logger that a QDQ input "may be quantized already": it is, by design
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(
+            str(in_path),
+            str(out_path),
+            op_types_to_quantize=list(DYNAMIC_OP_TYPES),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+        )
+    finally:
+        root.setLevel(level)
     return integer_nodes(out_path) - integer_nodes(in_path)
