@@ -112,6 +112,32 @@ def test_summary_ships_the_fastest_passing_and_lists_failures():
     assert [f["row"] for f in s["failed"]] == ["m tflite fp16"]
 
 
+def test_summary_ships_the_smallest_of_a_latency_tie():
+    """Rows timed one at a time tie within LATENCY_TIE: the smallest of those ships; a row
+    clearly slower does not, however small."""
+    from mfdeploy.harness.report import LATENCY_TIE, summary
+
+    def row(target, precision, ms, mb):
+        return {
+            "model": "m", "target": target, "precision": precision, "comparison": False,
+            "error": None, "verify": {"passed": True, "failed": [], "metrics": {"sqnr_db": 30.0}},
+            "bench": {"latency_ms": {"median": ms}, "model_bytes": int(mb * 1e6),
+                      "executor": "cpu"},
+        }  # fmt: skip
+
+    tie = 8.15 * (1 + LATENCY_TIE * 0.9)
+    rows = [
+        row("onnx", "fp32", 8.15, 45.8),
+        row("onnx", "int8", tie, 14.8),  # as fast within the tie, a third of the size
+        row("tflite", "fp32", 8.15, 45.8),
+        row("tflite", "int8", 8.15 * (1 + LATENCY_TIE * 1.5), 14.8),  # slower: not a tie
+    ]
+    ship = summary(rows)["ship"]["m"]
+    onnx, litert = ship["ONNX Runtime (Android, iOS, web, desktop)"], ship["Android (LiteRT)"]
+    assert onnx["precision"] == "int8" and onnx["by"] == "latency tie, then size"
+    assert litert["precision"] == "fp32" and litert["by"] == "latency"
+
+
 def test_export_pool_reports_each_row_once_and_fails_only_the_broken_row(tmp_path, monkeypatch):
     """Two rows at once in spawned workers, each exported and verified: every row comes back
     once with its index, a bad cell is that row's error (one line, no traceback), the others
