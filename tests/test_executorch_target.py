@@ -94,22 +94,29 @@ class _TwoLinears(nn.Module):
         return self.second(torch.relu(self.first(x)))
 
 
-def _quantised_linears(graph: torch.fx.GraphModule) -> set[str]:
-    """Module paths whose linear reads a dequantised (int8) weight."""
-    found = set()
+def _linears_by_input(graph: torch.fx.GraphModule) -> dict[str, set[str]]:
+    """Module paths of the linears reading an int8 weight, by how their input is quantised:
+    "static" (a calibrated scale) or "dynamic" (a scale chosen at run time)."""
+    found: dict[str, set[str]] = {"static": set(), "dynamic": set()}
     for node in graph.graph.nodes:
         if node.op == "call_function" and "linear" in str(node.target):
-            weight = node.args[1]
-            if "dequantize" in str(getattr(weight, "target", "")):
-                stack = node.meta.get("nn_module_stack", {}).values()
-                found.update(path for path, _ in stack if path)
+            source, weight = node.args[0], node.args[1]
+            if "dequantize" not in str(getattr(weight, "target", "")):
+                continue
+            scale = source.args[1] if len(getattr(source, "args", ())) > 1 else None
+            chosen = getattr(scale, "args", None) and scale.args[0]  # getitem(choose_qparams)
+            dynamic = "choose_qparams" in str(getattr(chosen, "target", ""))
+            kind = "dynamic" if dynamic else "static"
+            stack = node.meta.get("nn_module_stack", {}).values()
+            found[kind].update(path for path, _ in stack if path)
     return found
 
 
-def test_int8_float_modules_stay_unannotated():
-    """The measured (or given) float set reaches XNNPACKQuantizer: those modules' ops get no
-    quantize / dequantize, the others do."""
-    from mfdeploy.export.executorch import quantize_int8
+def test_int8_float_modules_keep_float_activations():
+    """The measured (or given) float set reaches XNNPACKQuantizer: those modules' activations
+    stay float (their linears take int8 weights with run-time input scales, XNNPACK's qd8),
+    the other modules' are calibrated int8."""
+    from mfdeploy.export.executorch import dynamic_linears, quantize_int8
     from mfdeploy.export.int8_sensitivity import float_regex
 
     torch.manual_seed(0)
@@ -118,9 +125,50 @@ def test_int8_float_modules_stay_unannotated():
     calib = np.random.default_rng(0).standard_normal((4, 1, 16)).astype(np.float32)
     calib = calib.reshape(4, 16)
     all_int8 = quantize_int8(model, example, calib, "")
-    assert {"first", "second"} <= _quantised_linears(all_int8)
+    assert _linears_by_input(all_int8) == {"static": {"first", "second"}, "dynamic": set()}
+    assert dynamic_linears(all_int8) == 0
     kept = quantize_int8(model, example, calib, float_regex(("second",)))
-    assert "first" in _quantised_linears(kept) and "second" not in _quantised_linears(kept)
+    assert _linears_by_input(kept) == {"static": {"first"}, "dynamic": {"second"}}
+    assert dynamic_linears(kept) == 1
+
+
+class _SharedInput(nn.Module):
+    """A bridge's k and v: two linears reading one input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(16, 16)
+        self.k = nn.Linear(16, 16)
+        self.v = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.first(x))
+        return self.k(h) * self.v(h)
+
+
+def test_float_linears_sharing_an_input_run_in_xnnpack(tmp_path):
+    """Two qd8 linears reading one input (a bridge's k and v) each get their own run-time
+    quantisation of it: with one shared, 26m's int8 program (float set blocks.0,
+    bridge_final; its matrix cell) failed in XNNPACK at run time. The program runs and
+    computes what the PT2E graph does."""
+    from executorch.runtime import Runtime
+
+    from mfdeploy.export import executorch_lower as lower
+    from mfdeploy.export.executorch import dynamic_linears, quantize_int8
+    from mfdeploy.export.int8_sensitivity import float_regex
+
+    torch.manual_seed(0)
+    model = _SharedInput().eval()
+    example = torch.randn(1, 3, 16)
+    calib = np.random.default_rng(0).standard_normal((4, 3, 16)).astype(np.float32)
+    graph = quantize_int8(model, example, calib, float_regex(("k", "v")))
+    assert dynamic_linears(graph) == 2
+    path = tmp_path / "m.pte"
+    with torch.no_grad():
+        lower.lower_to_pte(lower.export_for_xnnpack(graph, example), path)
+        expected = graph(example).numpy()
+    out = Runtime.get().load_program(path).load_method("forward").execute([example])[0]
+    assert max_abs(out.numpy(), expected) <= 0.02 * np.abs(expected).max()
 
 
 def test_int8_manifest_records_the_measured_plan_and_is_smaller(exported):

@@ -9,7 +9,8 @@ What each precision's model.pte contains:
   per-tensor activations with histogram observers) calibrated on the calibration photos
   (`--calib`, `--calib-count`); ops it has no int8 pattern for stay float32 inside the
   delegate. The float modules are the measured set of int8_sensitivity.py (as every int8
-  target; `--int8-float` overrides): their nodes are left unannotated, and the plan is
+  target; `--int8-float` overrides): their nodes keep float activations (their linears int8
+  weights with run-time input scales, where qd8_rule says that pays), and the plan is
   recorded in the manifest (`extra.int8_plan`). float32 I/O.
 
 Every artifact carries a constant method `mfdeploy_identity` (the source weights' sha256 and
@@ -45,6 +46,7 @@ from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 from mfdeploy.export.pt2e_clamps import quantise_after_clamps
 from mfdeploy.export.pt2e_statistics import float_statistics
+from mfdeploy.export.qd8_rule import qd8_pays
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("executorch.exir",)
@@ -89,7 +91,8 @@ def quantised_filter(float_modules: str) -> Callable | None:
 def make_quantizer(float_modules: str):
     """XNNPACKQuantizer (per-channel, static) skipping the float modules' ops, with a ReLU6
     quantised at its own output (pt2e_clamps) and normalisation statistics left float
-    (pt2e_statistics)."""
+    (pt2e_statistics). The float modules' linears get int8 weights with their input
+    quantised at run time (XNNPACK's qd8) where qd8_rule says that pays."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -106,15 +109,36 @@ def make_quantizer(float_modules: str):
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
     )
     keep = quantised_filter(float_modules)
-    if keep is not None:
-        quantizer.set_filter_function(keep)
-    return quantizer
+    if keep is None:
+        return quantizer
+    quantizer.set_filter_function(keep)
+    from torchao.quantization.pt2e.quantizer import ComposableQuantizer
+
+    dynamic = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
+    )
+    dynamic.SUPPORTED_PATTERNS = [p for p in dynamic.SUPPORTED_PATTERNS if p.name == "linear"]
+    dynamic.set_filter_function(lambda node: not keep(node) and _linear_qd8_pays(node))
+    return ComposableQuantizer([dynamic, quantizer])
+
+
+def _linear_qd8_pays(node) -> bool:
+    """A linear whose int8 weights with run-time input scales pay (qd8_rule)."""
+    if node.target != torch.ops.aten.linear.default or len(node.args) < 2:
+        return False
+    source, weight = (arg.meta.get("val") for arg in node.args[:2])
+    if source is None or weight is None:
+        return False
+    return qd8_pays(weight.numel(), source.numel())
 
 
 def quantize_int8(
     module: nn.Module, example: torch.Tensor, calibration: np.ndarray, float_modules: str
 ) -> nn.Module:
     """PT2E with XNNPACKQuantizer: prepare (float modules unannotated), calibrate, convert."""
+    from executorch.backends.transforms.duplicate_dynamic_quant_chain import (
+        DuplicateDynamicQuantChainPass,
+    )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = make_quantizer(float_modules)
@@ -124,7 +148,17 @@ def quantize_int8(
     with torch.no_grad():
         for start in progress(range(0, len(calibration) - batch + 1, batch), "int8 calibration"):
             graph(torch.from_numpy(np.ascontiguousarray(calibration[start : start + batch])))
-    return convert_pt2e(graph)
+    graph = convert_pt2e(graph)
+    # one run-time quantisation of an input read by two qd8 linears (a bridge's k and v) fails
+    # in XNNPACK at run time ("Propagating input shapes failed"): give each linear its own,
+    # as ExecuTorch's own LLM export does
+    DuplicateDynamicQuantChainPass()(graph)
+    return graph
+
+
+def dynamic_linears(graph: torch.fx.GraphModule) -> int:
+    """How many linears of a converted PT2E graph quantise their input at run time."""
+    return sum(1 for n in graph.graph.nodes if "choose_qparams" in str(n.target))
 
 
 def export(
@@ -169,14 +203,17 @@ def export(
             module = quantize_int8(module, example, calibration, float_regex(plan.float_modules))
             if int8_graph_check is not None:  # before the lowering, the bulk of the export
                 int8_graph_check(lambda x: run_static_batch(module, x, batch), plan.to_dict())
+            dynamic = dynamic_linears(module)
             extra.update(
                 calibration_images=len(calibration),
                 weights="int8 per-channel symmetric",
                 activations="int8 per-tensor (histogram observers)",
                 int8_plan=plan.to_dict(),
+                dynamic_linears=dynamic,
                 contents="int8 convolutions, linears, adds, muls and concatenations "
                 "(XNNPACKQuantizer patterns); other ops float32 inside the delegate; "
-                f"{plan.describe()}",
+                f"{plan.describe()}; {dynamic} linears of the float modules with int8 weights "
+                "and their input quantised at run time (qd8)",
             )
         elif precision == "fp16":
             info(f"lowering {source.name} ({shown} form) to ExecuTorch/XNNPACK in float16")

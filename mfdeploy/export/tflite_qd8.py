@@ -1,17 +1,8 @@
-"""Which float convolutions and linears of a .tflite get int8 weights (qd8).
+"""Which float convolutions and linears of a .tflite get int8 weights (qd8): those the rule
+of qd8_rule.py says pay for it.
 
-A float CONV_2D / FULLY_CONNECTED with int8 weights runs in XNNPACK as qd8: its input is
-quantised at run time (a min / max pass and a conversion pass over the float input), then an
-int8 GEMM. Rule: give an op int8 weights where its weight elements are at least
-`MIN_WEIGHT_TO_INPUT` (a quarter) of its input elements. Below that (an image stem's 3
-input channels, the first pointwise convolutions on the largest maps) the run-time pass over
-the input costs more than the int8 GEMM saves; above it the int8 GEMM wins on a CPU with
-int8 dot-product instructions, as phones' ARM64 cores (SDOT) and x86 with VNNI have.
-
-Measured, not derived: the threshold that ran 294m's int8 fastest among 0, 1/4, 1/2, 1
-and 2 on a VNNI host (docs/int8.md, "The qd8 threshold"). The earlier 2 counted bytes moved
-(qd8 reads the input twice and writes an int8 copy: less traffic than float32 only when
-W > 2 I), which holds where int8 GEMMs run no faster than float32 ones (AVX2 without VNNI).
+A float CONV_2D / FULLY_CONNECTED with int8 weights runs in XNNPACK as qd8 (its input
+quantised at run time, then an int8 GEMM).
 """
 
 from __future__ import annotations
@@ -21,13 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from mfdeploy.export import tflite_int8 as fb
+from mfdeploy.export.qd8_rule import MIN_WEIGHT_TO_INPUT, qd8_pays
 
 #: Float ops that can carry int8 weights with activations quantised at run time (BATCH_MATMUL
 #: is left out: LiteRT refuses an int8 constant operand beside a float32 one).
 QD8_OPS = ("FULLY_CONNECTED", "CONV_2D")
-
-#: Weight elements per input element from which qd8 is faster than float32 (above).
-MIN_WEIGHT_TO_INPUT = 0.25
 
 
 def kept_float_note(kept: int) -> str:
@@ -59,7 +48,7 @@ def qd8_scopes(path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> tuple[list[str
             if weights.type != float32 or fb.constant_data(model, weights) is None:
                 continue
             candidates += 1
-            if _elements(weights.shape) >= ratio * _elements(source.shape):
+            if qd8_pays(_elements(weights.shape), _elements(source.shape), ratio):
                 outputs = [graph.tensors[i].name for i in op.outputs if i >= 0]
                 scopes.append(";".join(_text(n) for n in outputs) + ";")
     return scopes, candidates
