@@ -135,7 +135,8 @@ def _linear_qd8_pays(node) -> bool:
 def quantize_int8(
     module: nn.Module, example: torch.Tensor, calibration: np.ndarray, float_modules: str
 ) -> nn.Module:
-    """PT2E with XNNPACKQuantizer: prepare (float modules unannotated), calibrate, convert."""
+    """PT2E with `make_quantizer`: prepare (the float modules' activations float, their
+    linears qd8), calibrate, convert."""
     from executorch.backends.transforms.duplicate_dynamic_quant_chain import (
         DuplicateDynamicQuantChainPass,
     )

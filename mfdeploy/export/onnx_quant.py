@@ -264,7 +264,8 @@ def quantize_float_linears(in_path: Path, out_path: Path) -> int:
     and the int8 weights are most of the file and a quarter of the memory traffic. Layers
     whose weight the static pass quantised (QDQ) have no constant float weight and are left
     alone. Convolutions are never quantised this way: ORT's ConvInteger takes per-tensor
-    weights only and runs many times slower than its float convolution (docs/int8.md).
+    weights only and runs many times slower than its float convolution (docs/onnx.md,
+    "Dynamic int8").
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
