@@ -230,6 +230,8 @@ def test_int8_weights_float_modules_keep_float16_weights(tmp_path, source, artif
     )
     histogram = manifest.extra["coreml"]["op_histogram"]
     assert histogram[COMPRESSED_OP] == every["coreml"]["op_histogram"][COMPRESSED_OP] - len(inside)
+    assert manifest.extra["coreml"]["weights"].endswith("; float16 in blocks.0 (given)")
+    assert "float16 in" not in every["coreml"]["weights"]  # none kept float16 by default here
 
 
 def test_weights_on_their_int8_grid_are_found_after_a_channel_scaling():

@@ -290,6 +290,15 @@ def grid_consts(mlmodel) -> list[str]:
     ]
 
 
+def weights_only_text(plan: dict | None) -> str:
+    """What int8-weights holds, for the manifest: the rule and the modules kept float16."""
+    kept = (plan or {}).get("float_modules") or []
+    text = f"int8 per-channel symmetric (> {WEIGHT_THRESHOLD} elements)"
+    if not kept:
+        return text
+    return f"{text}; float16 in {', '.join(kept)} ({(plan or {}).get('chosen_by', 'given')})"
+
+
 def quantize_weights(mlmodel, layers: int):
     """int8 per-channel symmetric compression of the converted program's weights that the
     plan put on their int8 grid (`layers` of them; a constant that is on its grid anyway,
@@ -428,7 +437,7 @@ def export(
             "weights": {
                 "fp32": "float32",
                 "fp16": "float16",
-                "int8-weights": f"int8 per-channel symmetric (> {WEIGHT_THRESHOLD} elements)",
+                "int8-weights": weights_only_text(int8_plan),
                 "int8": "int8 per-channel symmetric (PT2E CoreMLQuantizer)",
             }[precision],
             "activations": {"int8": "int8 (W8A8, calibrated in PyTorch)"}.get(
