@@ -292,11 +292,12 @@ def grid_consts(mlmodel) -> list[str]:
 
 def weights_only_text(plan: dict | None) -> str:
     """What int8-weights holds, for the manifest: the rule and the modules kept float16."""
-    kept = (plan or {}).get("float_modules") or []
+    plan = plan or {}
+    kept = plan.get("float_modules") or []
     text = f"int8 per-channel symmetric (> {WEIGHT_THRESHOLD} elements)"
     if not kept:
         return text
-    return f"{text}; float16 in {', '.join(kept)} ({(plan or {}).get('chosen_by', 'given')})"
+    return f"{text}; float16 in {', '.join(kept)} ({plan.get('chosen_by', 'given')})"
 
 
 def quantize_weights(mlmodel, layers: int):

@@ -425,7 +425,7 @@ def summary(rows: list[dict]) -> dict:
             picks.setdefault(model, {})[platform_name] = {
                 "precision": best["precision"],
                 "by": by,
-                "median_ms": best["bench"]["latency_ms"]["median"],
+                "median_ms": _median(best),
                 "mb": round(best["bench"]["model_bytes"] / 1e6, 2),
                 "sqnr_db": best["verify"]["metrics"]["sqnr_db"],
             }
