@@ -60,3 +60,14 @@ def pt2e_graph_sqnr(
         out = np.concatenate([graph(torch.from_numpy(score[i : i + 1])).numpy()
                               for i in range(len(score))])  # fmt: skip
     return sqnr_db(ref, out)
+
+
+def installed_targets(targets: list[str]) -> list[str]:
+    """`targets` whose runtime is installed; says which were skipped."""
+    from mfdeploy.harness import bench
+
+    kept = [t for t in targets if bench.backend_installed(bench.backend_of(t))]
+    skipped = sorted(set(targets) - set(kept))
+    if skipped:
+        print(f"not installed, skipped: {', '.join(skipped)}")
+    return kept

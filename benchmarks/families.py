@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import installed_targets
 from runtimes import interleaved
 
 from mfdeploy.artifact import Manifest, path_size
@@ -71,10 +72,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    targets = [t for t in args.targets if bench.backend_installed(bench.backend_of(t))]
-    skipped = sorted(set(args.targets) - set(targets))
-    if skipped:
-        print(f"not installed, skipped: {', '.join(skipped)}")
+    targets = installed_targets(args.targets)
 
     facts = {name: model_facts(name) for name in args.models}
     paths: dict[str, Path] = {}

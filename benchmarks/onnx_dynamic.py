@@ -2,12 +2,15 @@
 pays and where it does not.
 
     PYTHONPATH=. .venv/bin/python benchmarks/onnx_dynamic.py [--model 294m] [--images 32]
-        [--runs 100]
+        [--runs 100] [--pointwise-ratios 0.25 1 2]
 
 Exports the model's fp32 and int8 ONNX artifacts with its default weights, as `mfdeploy
-export` does (the int8 one twice: as shipped, and with the dynamic pass over the linears its
-static recipe leaves float switched off, as before session 25), then builds from the fp32
-graph the dynamic variants ORT's `quantize_dynamic` offers: every op type it quantises
+export` does: int8 as shipped, and with the passes after the static one switched off step
+by step (without the float 1x1 convolutions rewritten as MatMul, as in session 25; without
+the dynamic pass over the linears too, as before it), and with the rewrite's threshold
+(`onnx_pointwise.MIN_WEIGHT_TO_INPUT`) at each `--pointwise-ratios` value (each int8 export
+runs its own runtime check, so a variant may keep more modules float). Then builds from the
+fp32 graph the dynamic variants ORT's `quantize_dynamic` offers: every op type it quantises
 (convolutions as ConvInteger, per-tensor weights), the same with the convolution weights
 re-quantised per output channel, and MatMul / Gemm only (what `--precision int8-dynamic`
 ships). Each runs the evaluation photos on ONNX Runtime (SQNR and top-1 agreement against
@@ -18,6 +21,7 @@ benchmarks/results/onnx_dynamic_<model>.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import tempfile
@@ -33,6 +37,8 @@ from runtimes import interleaved
 
 from mfdeploy.artifact import Manifest
 from mfdeploy.console import print_table
+from mfdeploy.export import onnx as onnx_target
+from mfdeploy.export import onnx_pointwise as pointwise
 from mfdeploy.export import onnx_quant as quant
 from mfdeploy.harness.int8_check import export_checked
 from mfdeploy.harness.report import machine
@@ -55,9 +61,19 @@ class Session:
 
 
 def static_only(int8_path: Path, out_path: Path) -> int:
-    """Stands in for `quantize_float_linears`: the static QDQ graph as it was."""
+    """Stands in for a pass after the static one (`quantize_float_linears`,
+    `pointwise_as_matmul`): the graph as it was."""
     shutil.copy(int8_path, out_path)
     return 0
+
+
+def float_modules(model_path: Path) -> int | None:
+    """How many modules an int8 artifact keeps float (None: not a calibrated int8 export)."""
+    manifest = model_path.parent / "manifest.json"
+    if not manifest.is_file():
+        return None
+    plan = Manifest.load(model_path.parent).extra.get("int8_plan")
+    return None if plan is None else len(plan["float_modules"])
 
 
 def per_channel_convs(fp32: Path, dynamic: Path, out: Path) -> None:
@@ -86,6 +102,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32, help="evaluation photos")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument(
+        "--pointwise-ratios",
+        type=float,
+        nargs="*",
+        default=[0.25, 1.0, 2.0],
+        help="thresholds of the float 1x1 convolution rewrite to compare with the shipped one",
+    )
     args = parser.parse_args()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -102,9 +125,22 @@ def main() -> None:
         prep = Preprocessing.from_dict(Manifest.load(files["fp32"].parent).preprocessing)
         photos = preprocess_batch(resolve_images(None, "evaluation", args.images), prep)
         photos = photos.astype(np.float32)
-        with mock.patch.object(quant, "quantize_float_linears", static_only):
-            files["int8, static QDQ only (before)"] = export("int8", "int8-static")
-        files["int8 (shipped: + dynamic linears)"] = export("int8", "int8")
+        with (
+            mock.patch.object(quant, "quantize_float_linears", static_only),
+            mock.patch.object(onnx_target, "pointwise_as_matmul", static_only),
+        ):
+            files["int8, static QDQ only (session 24)"] = export("int8", "int8-static")
+        with mock.patch.object(onnx_target, "pointwise_as_matmul", static_only):
+            files["int8, + dynamic linears (session 25)"] = export("int8", "int8-linears")
+        shipped = pointwise.MIN_WEIGHT_TO_INPUT
+        for ratio in sorted({*args.pointwise_ratios, shipped}):
+            label = f"int8, + pointwise convolutions at weight >= {ratio:g}x input"
+            if ratio == shipped:
+                files[f"{label} (shipped)"] = export("int8", "int8")
+                continue
+            rewrite = functools.partial(pointwise.pointwise_as_matmul, ratio=ratio)
+            with mock.patch.object(onnx_target, "pointwise_as_matmul", rewrite):
+                files[label] = export("int8", f"int8-pointwise-{ratio:g}")
         every = tmp / "dynamic-all.onnx"
         quantize_dynamic(str(files["fp32"]), str(every), weight_type=QuantType.QInt8)
         files["dynamic, every op (ConvInteger, per-tensor)"] = every
@@ -120,10 +156,12 @@ def main() -> None:
         }
         times = interleaved(sessions, photos[:1], args.runs, args.warmup)
         sizes = {label: path.stat().st_size / 1e6 for label, path in files.items()}
+        floats = {label: float_modules(path) for label, path in files.items()}
     ref = logits["fp32"]
     rows = [
         {
             "variant": label,
+            "float_modules": floats.get(label),
             "sqnr_db": None if label == "fp32" else round(sqnr_db(ref, out), 2),
             "top1_agreement": float(np.mean(out.argmax(1) == ref.argmax(1))),
             "mb": round(sizes[label], 2),
@@ -135,9 +173,10 @@ def main() -> None:
     print_table(
         f"{args.model} on ONNX Runtime {ort.__version__}, 1 thread, {args.images} evaluation "
         f"photos, median of {args.runs} interleaved runs",
-        ["variant", "SQNR vs fp32", "top-1 agree", "MB", "ms", "vs fp32"],
+        ["variant", "float modules", "SQNR vs fp32", "top-1 agree", "MB", "ms", "vs fp32"],
         [
-            [r["variant"], "-" if r["sqnr_db"] is None else f"{r['sqnr_db']:.2f} dB",
+            [r["variant"], "-" if r["float_modules"] is None else str(r["float_modules"]),
+             "-" if r["sqnr_db"] is None else f"{r['sqnr_db']:.2f} dB",
              f"{r['top1_agreement']:.2f}", f"{r['mb']:.1f}", f"{r['median_ms']:.2f}",
              f"{r['speedup']:.2f}x"]
             for r in rows

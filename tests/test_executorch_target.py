@@ -171,6 +171,55 @@ def test_float_linears_sharing_an_input_run_in_xnnpack(tmp_path):
     assert max_abs(out.numpy(), expected) <= 0.02 * np.abs(expected).max()
 
 
+class _PointwiseConvs(nn.Module):
+    """On a 4x4 map: `pw` (8 -> 32, weight 2x its input) is a 1x1 convolution qd8 pays for,
+    `narrow` (32 -> 2, weight 1/8 of its input) one it does not, `spatial` a 3x3 one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.pw = nn.Conv2d(8, 32, 1)
+        self.spatial = nn.Conv2d(32, 32, 3, padding=1)
+        self.narrow = nn.Conv2d(32, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        return self.narrow(self.spatial(self.pw(h) * 0.5))
+
+
+def test_float_pointwise_convolutions_get_qd8_where_it_pays_and_run(tmp_path):
+    """The float modules' 1x1 convolutions get int8 weights with run-time input scales where
+    qd8_rule says so (`pw`), not the others (`narrow`, `spatial`); the program runs in
+    XNNPACK and computes what the PT2E graph does."""
+    from executorch.runtime import Runtime
+
+    from mfdeploy.export import executorch_lower as lower
+    from mfdeploy.export.executorch import dynamic_convolutions, dynamic_linears, quantize_int8
+    from mfdeploy.export.int8_sensitivity import float_regex
+
+    torch.manual_seed(0)
+    model = _PointwiseConvs().eval()
+    example = torch.randn(1, 3, 4, 4)
+    calib = np.random.default_rng(0).standard_normal((4, 3, 4, 4)).astype(np.float32)
+    graph = quantize_int8(model, example, calib, float_regex(("pw", "spatial", "narrow")))
+    assert dynamic_convolutions(graph) == 1 and dynamic_linears(graph) == 1
+    dynamic = [
+        n.meta["nn_module_stack"]
+        for n in graph.graph.nodes
+        if n.op == "call_function" and "conv" in str(n.target)
+        and "dequantize" in str(n.args[0].target) and isinstance(n.args[0].args[1], torch.fx.Node)
+    ]  # fmt: skip
+    assert [list(stack.values())[-1][0] for stack in dynamic] == ["pw"]
+    assert dynamic_convolutions(quantize_int8(model, example, calib, "")) == 0
+    path = tmp_path / "m.pte"
+    with torch.no_grad():
+        lower.lower_to_pte(lower.export_for_xnnpack(graph, example), path)
+        expected = graph(example).numpy()
+    out = Runtime.get().load_program(path).load_method("forward").execute([example])[0]
+    assert max_abs(out.numpy(), expected) <= 0.02 * np.abs(expected).max()
+    assert not audit(path).portable_ops
+
+
 def test_int8_manifest_records_the_measured_plan_and_is_smaller(exported):
     fp32, int8 = exported("executorch", "fp32"), exported("executorch", "int8")
     manifest = Manifest.load(int8)

@@ -123,6 +123,30 @@ def test_int8_linears_left_float_get_int8_weights(artifacts):
     assert (artifacts["int8"] / "model.onnx").stat().st_size <= 0.4 * fp32_bytes
 
 
+@pytest.mark.slow
+def test_int8_float_pointwise_convolutions_get_int8_weights(exported):
+    """MobileViTv2's linears are 1x1 convolutions, and its int8 keeps blocks float: those the
+    pointwise rule covers run as MatMuls with int8 weights, and none stays a float Conv."""
+    from mfdeploy.export import onnx_pointwise as pointwise
+
+    path = exported("onnx", "int8", "mobilevitv2_050")
+    model = onnx.load(str(path / "model.onnx"))
+    extra = Manifest.load(path).extra
+    weights = {t.name: t for t in model.graph.initializer}
+    shapes = pointwise.input_shapes(model)
+    ratio = pointwise.MIN_WEIGHT_TO_INPUT
+    left = [
+        n.name for n in model.graph.node if pointwise.rewritable_weight(n, weights, shapes, ratio)
+    ]
+    assert extra["int8_plan"]["float_modules"] and not left
+    rewritten = [
+        n for n in model.graph.node
+        if n.op_type == "MatMulInteger" and n.input[1].endswith(".matmul_w_quantized")
+    ]  # fmt: skip
+    assert len(rewritten) == extra["dynamic_convs"] > 0
+    assert all(weights[n.input[1]].data_type == onnx.TensorProto.INT8 for n in rewritten)
+
+
 def test_int8_dynamic_quantises_linears_only(exported):
     """ORT's dynamic convolution (ConvInteger) is per-tensor and slower than float: the
     int8-dynamic precision leaves every convolution float (docs/onnx.md "Dynamic int8")."""

@@ -9,9 +9,9 @@ What each precision's model.pte contains:
   per-tensor activations with histogram observers) calibrated on the calibration photos
   (`--calib`, `--calib-count`); ops it has no int8 pattern for stay float32 inside the
   delegate. The float modules are the measured set of int8_sensitivity.py (as every int8
-  target; `--int8-float` overrides): their nodes keep float activations (their linears int8
-  weights with run-time input scales, where qd8_rule says that pays), and the plan is
-  recorded in the manifest (`extra.int8_plan`). float32 I/O.
+  target; `--int8-float` overrides): their nodes keep float activations (their linears and
+  pointwise convolutions int8 weights with run-time input scales, where qd8_rule says that
+  pays), and the plan is recorded in the manifest (`extra.int8_plan`). float32 I/O.
 
 Every artifact carries a constant method `mfdeploy_identity` (the source weights' sha256 and
 the precision, as bytes) so that a `.pte` from another export is refused at open.
@@ -92,7 +92,8 @@ def make_quantizer(float_modules: str):
     """XNNPACKQuantizer (per-channel, static) skipping the float modules' ops, with a ReLU6
     quantised at its own output (pt2e_clamps) and normalisation statistics left float
     (pt2e_statistics). The float modules' linears get int8 weights with their input
-    quantised at run time (XNNPACK's qd8) where qd8_rule says that pays."""
+    quantised at run time (XNNPACK's qd8) where qd8_rule says that pays, and so do their
+    pointwise convolutions (1x1, groups 1)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -117,8 +118,20 @@ def make_quantizer(float_modules: str):
     dynamic = XNNPACKQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
     )
-    dynamic.SUPPORTED_PATTERNS = [p for p in dynamic.SUPPORTED_PATTERNS if p.name == "linear"]
-    dynamic.set_filter_function(lambda node: not keep(node) and _linear_qd8_pays(node))
+    dynamic.SUPPORTED_PATTERNS = [
+        p for p in dynamic.SUPPORTED_PATTERNS if p.name in ("linear", "conv")
+    ]
+
+    def qd8(node) -> bool:
+        # the conv annotator asks the filter about its whole partition (the convolution, its
+        # weight, its bias); those are get_attr nodes without an nn_module_stack, which `keep`
+        # calls quantised, so a filter asked of them alike refused every convolution: the op
+        # node decides
+        if node.op != "call_function":
+            return True
+        return not keep(node) and (_linear_qd8_pays(node) or _pointwise_conv_qd8_pays(node))
+
+    dynamic.set_filter_function(qd8)
     return ComposableQuantizer([dynamic, quantizer])
 
 
@@ -132,11 +145,24 @@ def _linear_qd8_pays(node) -> bool:
     return qd8_pays(weight.numel(), source.numel())
 
 
+def _pointwise_conv_qd8_pays(node) -> bool:
+    """A 1x1 2-D convolution with groups 1 whose int8 weights with run-time input scales pay
+    (qd8_rule). XNNPACK's qd8 takes any non-depthwise 2-D convolution; the rule was measured
+    on pointwise ones (and linears), so only those."""
+    if node.target != torch.ops.aten.conv2d.default or len(node.args) < 2:
+        return False
+    source, weight = (arg.meta.get("val") for arg in node.args[:2])
+    if source is None or weight is None or weight.dim() != 4 or tuple(weight.shape[2:]) != (1, 1):
+        return False
+    groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
+    return groups == 1 and qd8_pays(weight.numel(), source.numel())
+
+
 def quantize_int8(
     module: nn.Module, example: torch.Tensor, calibration: np.ndarray, float_modules: str
 ) -> nn.Module:
     """PT2E with `make_quantizer`: prepare (the float modules' activations float, their
-    linears qd8), calibrate, convert."""
+    linears and pointwise convolutions qd8), calibrate, convert."""
     from executorch.backends.transforms.duplicate_dynamic_quant_chain import (
         DuplicateDynamicQuantChainPass,
     )
@@ -158,8 +184,30 @@ def quantize_int8(
 
 
 def dynamic_linears(graph: torch.fx.GraphModule) -> int:
-    """How many linears of a converted PT2E graph quantise their input at run time."""
+    """How many linears and convolutions of a converted PT2E graph quantise their input at
+    run time (one run-time quantisation each, after DuplicateDynamicQuantChainPass)."""
     return sum(1 for n in graph.graph.nodes if "choose_qparams" in str(n.target))
+
+
+def dynamic_convolutions(graph: torch.fx.GraphModule) -> int:
+    """How many convolutions of a converted PT2E graph read an input quantised at run time:
+    dequantised with a scale the graph computes (choose_qparams), not a calibrated constant."""
+
+    def run_time_scale(source) -> bool:
+        return (
+            isinstance(source, torch.fx.Node)
+            and "dequantize" in str(source.target)
+            and len(source.args) > 1
+            and isinstance(source.args[1], torch.fx.Node)
+            and source.args[1].op == "call_function"
+        )
+
+    return sum(
+        1
+        for n in graph.graph.nodes
+        if n.op == "call_function" and "conv" in str(n.target) and n.args
+        and run_time_scale(n.args[0])
+    )  # fmt: skip
 
 
 def export(
@@ -205,16 +253,19 @@ def export(
             if int8_graph_check is not None:  # before the lowering, the bulk of the export
                 int8_graph_check(lambda x: run_static_batch(module, x, batch), plan.to_dict())
             dynamic = dynamic_linears(module)
+            convolutions = dynamic_convolutions(module)
             extra.update(
                 calibration_images=len(calibration),
                 weights="int8 per-channel symmetric",
                 activations="int8 per-tensor (histogram observers)",
                 int8_plan=plan.to_dict(),
-                dynamic_linears=dynamic,
+                dynamic_linears=dynamic - convolutions,
+                dynamic_convolutions=convolutions,
                 contents="int8 convolutions, linears, adds, muls and concatenations "
                 "(XNNPACKQuantizer patterns); other ops float32 inside the delegate; "
-                f"{plan.describe()}; {dynamic} linears of the float modules with int8 weights "
-                "and their input quantised at run time (qd8)",
+                f"{plan.describe()}; {dynamic - convolutions} linears and {convolutions} "
+                "pointwise convolutions of the float modules with int8 weights and their input "
+                "quantised at run time (qd8)",
             )
         elif precision == "fp16":
             info(f"lowering {source.name} ({shown} form) to ExecuTorch/XNNPACK in float16")

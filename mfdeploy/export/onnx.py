@@ -31,6 +31,7 @@ from mfdeploy.export.common import (
 )
 from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan
+from mfdeploy.export.onnx_pointwise import pointwise_as_matmul
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("onnx", "onnxruntime")
@@ -454,16 +455,19 @@ def export(
             f"int8 static QDQ ({int8_recipe} recipe), {len(calibration)} calibration photos, "
             f"method {calib_method}"
         )
+        matmul_path = staging / "model_int8_matmul.onnx"
         dynamic_path = staging / "model_int8_dynamic.onnx"
         with _quiet():
             quant.quantize_static_qdq(prepared, q_path, calibration, plan, batch)
-            plan.dynamic_nodes = quant.quantize_float_linears(q_path, dynamic_path)
+            plan.dynamic_convs = pointwise_as_matmul(q_path, matmul_path)
+            plan.dynamic_nodes = quant.quantize_float_linears(matmul_path, dynamic_path)
         info(
             f"int8 weights with run-time activation scales for the {plan.dynamic_nodes} MatMul / "
-            "Gemm layers the static recipe keeps float"
+            f"Gemm layers the static recipe keeps float ({plan.dynamic_convs} of them float 1x1 "
+            "convolutions rewritten as MatMul)"
         )
         final = onnx.load(str(dynamic_path))
-        for path in (prepared, q_path, dynamic_path):
+        for path in (prepared, q_path, matmul_path, dynamic_path):
             path.unlink()
         extra.update(
             plan.to_dict(), calibration_images=len(calibration), int8_plan=float_set.to_dict()

@@ -48,6 +48,7 @@ class Int8Plan:
     float_nodes: list[str] = field(default_factory=list)
     quantized_nodes: int = 0  # nodes of the quantised op types not excluded by scope
     dynamic_nodes: int = 0  # float MatMul / Gemm given int8 weights and run-time scales
+    dynamic_convs: int = 0  # of those, float 1x1 convolutions rewritten as MatMul
     weights: str = "int8 per-channel symmetric"
     activations: str = "uint8 per-tensor asymmetric"
 
