@@ -116,7 +116,7 @@ def test_int8_float_modules_keep_float_activations():
     """The measured (or given) float set reaches XNNPACKQuantizer: those modules' activations
     stay float (their linears take int8 weights with run-time input scales, XNNPACK's qd8),
     the other modules' are calibrated int8."""
-    from mfdeploy.export.executorch import dynamic_linears, quantize_int8
+    from mfdeploy.export.executorch import dynamic_chains, quantize_int8
     from mfdeploy.export.int8_sensitivity import float_regex
 
     torch.manual_seed(0)
@@ -126,10 +126,10 @@ def test_int8_float_modules_keep_float_activations():
     calib = calib.reshape(4, 16)
     all_int8 = quantize_int8(model, example, calib, "")
     assert _linears_by_input(all_int8) == {"static": {"first", "second"}, "dynamic": set()}
-    assert dynamic_linears(all_int8) == 0
+    assert dynamic_chains(all_int8) == 0
     kept = quantize_int8(model, example, calib, float_regex(("second",)))
     assert _linears_by_input(kept) == {"static": {"first"}, "dynamic": {"second"}}
-    assert dynamic_linears(kept) == 1
+    assert dynamic_chains(kept) == 1
 
 
 class _SharedInput(nn.Module):
@@ -154,7 +154,7 @@ def test_float_linears_sharing_an_input_run_in_xnnpack(tmp_path):
     from executorch.runtime import Runtime
 
     from mfdeploy.export import executorch_lower as lower
-    from mfdeploy.export.executorch import dynamic_linears, quantize_int8
+    from mfdeploy.export.executorch import dynamic_chains, quantize_int8
     from mfdeploy.export.int8_sensitivity import float_regex
 
     torch.manual_seed(0)
@@ -162,7 +162,7 @@ def test_float_linears_sharing_an_input_run_in_xnnpack(tmp_path):
     example = torch.randn(1, 3, 16)
     calib = np.random.default_rng(0).standard_normal((4, 3, 16)).astype(np.float32)
     graph = quantize_int8(model, example, calib, float_regex(("k", "v")))
-    assert dynamic_linears(graph) == 2
+    assert dynamic_chains(graph) == 2
     path = tmp_path / "m.pte"
     with torch.no_grad():
         lower.lower_to_pte(lower.export_for_xnnpack(graph, example), path)
@@ -194,7 +194,7 @@ def test_float_pointwise_convolutions_get_qd8_where_it_pays_and_run(tmp_path):
     from executorch.runtime import Runtime
 
     from mfdeploy.export import executorch_lower as lower
-    from mfdeploy.export.executorch import dynamic_convolutions, dynamic_linears, quantize_int8
+    from mfdeploy.export.executorch import dynamic_chains, dynamic_convolutions, quantize_int8
     from mfdeploy.export.int8_sensitivity import float_regex
 
     torch.manual_seed(0)
@@ -202,7 +202,7 @@ def test_float_pointwise_convolutions_get_qd8_where_it_pays_and_run(tmp_path):
     example = torch.randn(1, 3, 4, 4)
     calib = np.random.default_rng(0).standard_normal((4, 3, 4, 4)).astype(np.float32)
     graph = quantize_int8(model, example, calib, float_regex(("pw", "spatial", "narrow")))
-    assert dynamic_convolutions(graph) == 1 and dynamic_linears(graph) == 1
+    assert dynamic_convolutions(graph) == 1 and dynamic_chains(graph) == 1
     dynamic = [
         n.meta["nn_module_stack"]
         for n in graph.graph.nodes

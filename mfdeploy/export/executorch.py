@@ -183,9 +183,9 @@ def quantize_int8(
     return graph
 
 
-def dynamic_linears(graph: torch.fx.GraphModule) -> int:
-    """How many linears and convolutions of a converted PT2E graph quantise their input at
-    run time (one run-time quantisation each, after DuplicateDynamicQuantChainPass)."""
+def dynamic_chains(graph: torch.fx.GraphModule) -> int:
+    """How many run-time quantisations (choose_qparams) a converted PT2E graph computes: one
+    per qd8 linear or convolution after DuplicateDynamicQuantChainPass."""
     return sum(1 for n in graph.graph.nodes if "choose_qparams" in str(n.target))
 
 
@@ -252,7 +252,7 @@ def export(
             module = quantize_int8(module, example, calibration, float_regex(plan.float_modules))
             if int8_graph_check is not None:  # before the lowering, the bulk of the export
                 int8_graph_check(lambda x: run_static_batch(module, x, batch), plan.to_dict())
-            dynamic = dynamic_linears(module)
+            dynamic = dynamic_chains(module)
             convolutions = dynamic_convolutions(module)
             extra.update(
                 calibration_images=len(calibration),
