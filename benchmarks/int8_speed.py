@@ -21,8 +21,9 @@ calls (ExecuTorch), float modules, `mfdeploy verify`'s SQNR on `--images` evalua
 (pass / FAIL at the default bounds), top-1 on the labelled photos for models with trained
 weights, and the median of `--runs` runs per thread count. Every artifact of a model is
 timed in one process, interleaved (`runtimes.interleaved`: each round runs each artifact
-in turn, with 2 threads six times in a row, the first untimed because the previous
-artifact's worker threads still spin), so load from elsewhere falls on all alike. Artifacts
+in turn, once with 1 thread; with 2 threads ten untimed runs and ten timed ones in a row,
+because the previous artifact's worker threads still spin), so load from elsewhere falls
+on all alike. Artifacts
 come from the bench cache (`mfdeploy bench`'s; exported on a miss, the all-int8 ones under
 their own key). Prints one table per model and writes benchmarks/results/int8_speed.json.
 """
@@ -51,9 +52,10 @@ from mfdeploy.preprocessing import Preprocessing
 from mfdeploy.runtimes import open_runtime
 
 OUT = Path(__file__).parent / "results" / "int8_speed.json"
-#: runs in a row per artifact and round with more than one thread, the first not timed
-#: (`runtimes.interleaved`: the previous artifact's threads still spin)
-MULTI_THREAD_BLOCK = 6
+#: with more than one thread: untimed runs, then timed runs, in a row per artifact and round
+#: (`runtimes.interleaved`: the previous artifact's threads still spin; measured here, ONNX
+#: Runtime's spin through five runs of the next artifact, ten settle it)
+MULTI_THREAD_SETTLE, MULTI_THREAD_BLOCK = 10, 10
 RUNTIMES = {"tflite": "litert", "onnx": "onnxruntime", "executorch": "executorch"}
 #: (label, precision, --int8-float) per target, fp32 first: the speed-ups are against it
 ALTERNATIVES = {
@@ -149,8 +151,9 @@ def measure(model: str, targets: list[str], args: argparse.Namespace) -> list[di
     for threads in args.threads:
         info(f"{model}: timing {len(rows)} artifacts interleaved, {threads} thread(s)")
         runtimes = {k: open_runtime(row["artifact"], threads=threads) for k, row in rows.items()}
-        block = 1 if threads == 1 else MULTI_THREAD_BLOCK
-        times = interleaved(runtimes, batch.astype(np.float32), args.runs, args.warmup, block)
+        block, settle = (1, 0) if threads == 1 else (MULTI_THREAD_BLOCK, MULTI_THREAD_SETTLE)
+        x = batch.astype(np.float32)
+        times = interleaved(runtimes, x, args.runs, args.warmup, block, settle)
         for key, row in rows.items():
             row["ms"][str(threads)] = round(times[key]["median"], 3)
     return list(rows.values())

@@ -37,28 +37,30 @@ def interleaved(
     runs: int,
     warmup: int,
     block: int = 1,
+    settle: int = 0,
 ) -> dict[str, dict]:
     """Median / min ms per runtime over `runs` timed runs, taken in rounds: each round gives
-    every runtime `block` runs in a row, in turn, so load from elsewhere falls on all alike.
-    `batch` is one input for all, or one per runtime name (models of different input sizes).
+    every runtime `settle` untimed runs and then `block` timed ones in a row, in turn, so
+    load from elsewhere falls on all alike. `batch` is one input for all, or one per runtime
+    name (models of different input sizes).
 
-    With `block` > 1 the first run of each block is not timed: with several threads per
-    runtime, the previous runtime's worker threads still spin after its last run (ONNX
-    Runtime's and XNNPACK's thread pools wait busily before they sleep) and take the cores
-    from the next one's first run, which an app running one model never sees."""
+    `settle` is for several threads per runtime: the previous runtime's worker threads keep
+    spinning for a while after its last run (ONNX Runtime's and XNNPACK's thread pools wait
+    busily before they sleep) and take the cores from the next one's first runs, which an
+    app running one model never sees."""
     batches = batch if isinstance(batch, dict) else dict.fromkeys(runtimes, batch)
     for name, runtime in runtimes.items():
         for _ in range(warmup):
             runtime.run(batches[name])
     samples: dict[str, list[float]] = {name: [] for name in runtimes}
-    timed_per_block = max(block - 1, 1)
-    for _ in range(-(-runs // timed_per_block)):
+    for _ in range(-(-runs // block)):
         for name, runtime in runtimes.items():
-            for i in range(block):
+            for _ in range(settle):
+                runtime.run(batches[name])
+            for _ in range(block):
                 start = time.perf_counter()
                 runtime.run(batches[name])
-                if block == 1 or i > 0:
-                    samples[name].append((time.perf_counter() - start) * 1000.0)
+                samples[name].append((time.perf_counter() - start) * 1000.0)
     return {
         name: {"median": float(np.median(v)), "min": float(np.min(v)), "runs": len(v)}
         for name, v in samples.items()
