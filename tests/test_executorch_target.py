@@ -220,6 +220,40 @@ def test_float_pointwise_convolutions_get_qd8_where_it_pays_and_run(tmp_path):
     assert not audit(path).portable_ops
 
 
+class _PooledConv(nn.Module):
+    """A 1x1 convolution reading a keepdim sum, as MobileViTv2's attention key does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.pw = nn.Conv2d(8, 32, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw(torch.relu(self.stem(x)).sum(dim=3, keepdim=True)) * 0.5
+
+
+def test_a_qd8_convolution_xnnpack_refuses_at_run_time_is_found_and_left_float(tmp_path):
+    """XNNPACK (ExecuTorch 1.5) lowers a qd8 convolution reading a sum and then refuses to run
+    it; `program_runs` finds that, and the program quantised again with the float modules'
+    convolutions float (what the exporter then ships) runs."""
+    from mfdeploy.export import executorch_lower as lower
+    from mfdeploy.export.executorch import dynamic_convolutions, program_runs, quantize_int8
+    from mfdeploy.export.int8_sensitivity import float_regex
+
+    torch.manual_seed(0)
+    model = _PooledConv().eval()
+    example = torch.randn(1, 3, 4, 4)
+    calib = np.random.default_rng(0).standard_normal((4, 3, 4, 4)).astype(np.float32)
+    runs = []
+    for convolutions in (True, False):
+        graph = quantize_int8(model, example, calib, float_regex(("pw",)), convolutions)
+        assert dynamic_convolutions(graph) == int(convolutions)
+        path = tmp_path / f"{convolutions}.pte"
+        lower.lower_to_pte(lower.export_for_xnnpack(graph, example), path)
+        runs.append(program_runs(path, example))
+    assert runs == [False, True]
+
+
 def test_int8_manifest_records_the_measured_plan_and_is_smaller(exported):
     fp32, int8 = exported("executorch", "fp32"), exported("executorch", "int8")
     manifest = Manifest.load(int8)

@@ -88,12 +88,12 @@ def quantised_filter(float_modules: str) -> Callable | None:
     return quantised
 
 
-def make_quantizer(float_modules: str):
+def make_quantizer(float_modules: str, convolutions: bool = True):
     """XNNPACKQuantizer (per-channel, static) skipping the float modules' ops, with a ReLU6
     quantised at its own output (pt2e_clamps) and normalisation statistics left float
     (pt2e_statistics). The float modules' linears get int8 weights with their input
     quantised at run time (XNNPACK's qd8) where qd8_rule says that pays, and so do their
-    pointwise convolutions (1x1, groups 1)."""
+    pointwise convolutions (1x1, groups 1) unless `convolutions` is False."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -118,9 +118,8 @@ def make_quantizer(float_modules: str):
     dynamic = XNNPACKQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
     )
-    dynamic.SUPPORTED_PATTERNS = [
-        p for p in dynamic.SUPPORTED_PATTERNS if p.name in ("linear", "conv")
-    ]
+    patterns = ("linear", "conv") if convolutions else ("linear",)
+    dynamic.SUPPORTED_PATTERNS = [p for p in dynamic.SUPPORTED_PATTERNS if p.name in patterns]
 
     def qd8(node) -> bool:
         # the conv annotator asks the filter about its whole partition (the convolution, its
@@ -159,16 +158,20 @@ def _pointwise_conv_qd8_pays(node) -> bool:
 
 
 def quantize_int8(
-    module: nn.Module, example: torch.Tensor, calibration: np.ndarray, float_modules: str
+    module: nn.Module,
+    example: torch.Tensor,
+    calibration: np.ndarray,
+    float_modules: str,
+    convolutions: bool = True,
 ) -> nn.Module:
     """PT2E with `make_quantizer`: prepare (the float modules' activations float, their
-    linears and pointwise convolutions qd8), calibrate, convert."""
+    linears and, with `convolutions`, pointwise convolutions qd8), calibrate, convert."""
     from executorch.backends.transforms.duplicate_dynamic_quant_chain import (
         DuplicateDynamicQuantChainPass,
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = make_quantizer(float_modules)
+    quantizer = make_quantizer(float_modules, convolutions)
     graph = torch.export.export(module.eval(), (example,)).module()
     graph = prepare_pt2e(graph, quantizer)
     batch = example.shape[0]
@@ -181,6 +184,20 @@ def quantize_int8(
     # as ExecuTorch's own LLM export does
     DuplicateDynamicQuantChainPass()(graph)
     return graph
+
+
+def program_runs(path: Path, example: torch.Tensor) -> bool:
+    """Whether ExecuTorch runs the lowered program at `path` on `example`. XNNPACK accepts
+    some qd8 convolutions when lowering that it refuses at run time ("Propagating input
+    shapes failed": in MobileViTv2, a convolution reading a keepdim sum or mean, and some
+    of its attention's value projections; docs/int8.md), and only running it tells."""
+    from executorch.runtime import Runtime
+
+    try:
+        Runtime.get().load_program(path).load_method("forward").execute([example])
+    except RuntimeError:
+        return False
+    return True
 
 
 def dynamic_chains(graph: torch.fx.GraphModule) -> int:
@@ -243,15 +260,33 @@ def export(
     if calibration is not None:  # int8: which modules stay float, measured on this model
         plan = float_plan(module, calibration, int8_float, int8_target_sqnr)
         module = plan.int8_module(module)
+    identity = {IDENTITY_METHOD: identity_bytes(source.checkpoint_sha256, precision)}
+
+    def lowered(graph: nn.Module, x: torch.Tensor) -> dict[str, int]:
+        with torch.no_grad():  # int8: adds stay where the quantizer's q / dq pattern is
+            program = lower.export_for_xnnpack(graph, x, move_adds=plan is None)
+        return lower.lower_to_pte(program, staging / MODEL_FILE, constant_methods=identity)
+
     with quiet():
         if plan is not None:
             info(
                 f"int8 (PT2E, XNNPACKQuantizer) {source.name} ({shown} form), "
                 f"{len(calibration)} calibration photos, {len(plan.float_modules)} float modules"
             )
-            module = quantize_int8(module, example, calibration, float_regex(plan.float_modules))
+            regex, module_float = float_regex(plan.float_modules), module
+            module = quantize_int8(module_float, example, calibration, regex)
             if int8_graph_check is not None:  # before the lowering, the bulk of the export
                 int8_graph_check(lambda x: run_static_batch(module, x, batch), plan.to_dict())
+            outside = lowered(module, example)
+            if dynamic_convolutions(module) and not program_runs(staging / MODEL_FILE, example):
+                # float convolutions are no less accurate than qd8 ones: not checked again
+                info(
+                    f"int8: XNNPACK refused the program's {dynamic_convolutions(module)} qd8 "
+                    "convolutions at run time; quantised again with the float modules' "
+                    "convolutions float (their linears stay qd8)"
+                )
+                module = quantize_int8(module_float, example, calibration, regex, False)
+                outside = lowered(module, example)
             dynamic = dynamic_chains(module)
             convolutions = dynamic_convolutions(module)
             extra.update(
@@ -269,16 +304,13 @@ def export(
             )
         elif precision == "fp16":
             info(f"lowering {source.name} ({shown} form) to ExecuTorch/XNNPACK in float16")
-            module, example = copy.deepcopy(module).half(), example.half()
-            dtype = "float16"
             extra["contents"] = "float16 weights, compute and I/O (GELU in its tanh form)"
+            dtype = "float16"
+            outside = lowered(copy.deepcopy(module).half(), example.half())
         else:
             info(f"lowering {source.name} ({shown} form) to ExecuTorch/XNNPACK")
             extra["contents"] = "float32 weights, compute and I/O"
-        with torch.no_grad():  # int8: adds stay where the quantizer's q / dq pattern is
-            program = lower.export_for_xnnpack(module, example, move_adds=plan is None)
-        identity = {IDENTITY_METHOD: identity_bytes(source.checkpoint_sha256, precision)}
-        outside = lower.lower_to_pte(program, staging / MODEL_FILE, constant_methods=identity)
+            outside = lowered(module, example)
     extra["portable_ops"] = outside  # ops outside the XNNPACK delegate ({} = none)
     manifest = base_manifest(
         source,
