@@ -132,6 +132,20 @@ def test_int8_float_modules_keep_float_activations():
     assert dynamic_chains(kept) == 1
 
 
+def _runs_as_the_graph_does(graph, example: torch.Tensor, path: Path) -> Path:
+    """Lower a converted PT2E graph to `path`; its .pte must run and match the graph."""
+    from executorch.runtime import Runtime
+
+    from mfdeploy.export import executorch_lower as lower
+
+    with torch.no_grad():
+        lower.lower_to_pte(lower.export_for_xnnpack(graph, example), path)
+        expected = graph(example).numpy()
+    out = Runtime.get().load_program(path).load_method("forward").execute([example])[0]
+    assert max_abs(out.numpy(), expected) <= 0.02 * np.abs(expected).max()
+    return path
+
+
 class _SharedInput(nn.Module):
     """A bridge's k and v: two linears reading one input."""
 
@@ -151,9 +165,7 @@ def test_float_linears_sharing_an_input_run_in_xnnpack(tmp_path):
     quantisation of it: with one shared, 26m's int8 program (float set blocks.0,
     bridge_final; its matrix cell) failed in XNNPACK at run time. The program runs and
     computes what the PT2E graph does."""
-    from executorch.runtime import Runtime
 
-    from mfdeploy.export import executorch_lower as lower
     from mfdeploy.export.executorch import dynamic_chains, quantize_int8
     from mfdeploy.export.int8_sensitivity import float_regex
 
@@ -163,12 +175,7 @@ def test_float_linears_sharing_an_input_run_in_xnnpack(tmp_path):
     calib = np.random.default_rng(0).standard_normal((4, 3, 16)).astype(np.float32)
     graph = quantize_int8(model, example, calib, float_regex(("k", "v")))
     assert dynamic_chains(graph) == 2
-    path = tmp_path / "m.pte"
-    with torch.no_grad():
-        lower.lower_to_pte(lower.export_for_xnnpack(graph, example), path)
-        expected = graph(example).numpy()
-    out = Runtime.get().load_program(path).load_method("forward").execute([example])[0]
-    assert max_abs(out.numpy(), expected) <= 0.02 * np.abs(expected).max()
+    _runs_as_the_graph_does(graph, example, tmp_path / "m.pte")
 
 
 class _PointwiseConvs(nn.Module):
@@ -191,9 +198,7 @@ def test_float_pointwise_convolutions_get_qd8_where_it_pays_and_run(tmp_path):
     """The float modules' 1x1 convolutions get int8 weights with run-time input scales where
     qd8_rule says so (`pw`), not the others (`narrow`, `spatial`); the program runs in
     XNNPACK and computes what the PT2E graph does."""
-    from executorch.runtime import Runtime
 
-    from mfdeploy.export import executorch_lower as lower
     from mfdeploy.export.executorch import dynamic_chains, dynamic_convolutions, quantize_int8
     from mfdeploy.export.int8_sensitivity import float_regex
 
@@ -211,12 +216,7 @@ def test_float_pointwise_convolutions_get_qd8_where_it_pays_and_run(tmp_path):
     ]  # fmt: skip
     assert [list(stack.values())[-1][0] for stack in dynamic] == ["pw"]
     assert dynamic_convolutions(quantize_int8(model, example, calib, "")) == 0
-    path = tmp_path / "m.pte"
-    with torch.no_grad():
-        lower.lower_to_pte(lower.export_for_xnnpack(graph, example), path)
-        expected = graph(example).numpy()
-    out = Runtime.get().load_program(path).load_method("forward").execute([example])[0]
-    assert max_abs(out.numpy(), expected) <= 0.02 * np.abs(expected).max()
+    path = _runs_as_the_graph_does(graph, example, tmp_path / "m.pte")
     assert not audit(path).portable_ops
 
 
