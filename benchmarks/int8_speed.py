@@ -38,13 +38,11 @@ import numpy as np
 from _common import installed_targets
 from runtimes import interleaved
 
-from mfdeploy.artifact import Manifest, open_artifact, path_size
+from mfdeploy.artifact import Manifest, path_size
 from mfdeploy.console import info, print_table
-from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench
 from mfdeploy.harness.accuracy import accuracy, labelled_images
 from mfdeploy.harness.inspect import audit
-from mfdeploy.harness.int8_check import export_checked
 from mfdeploy.harness.report import machine
 from mfdeploy.harness.verify import verify_artifact
 from mfdeploy.models import resolve_model
@@ -77,25 +75,6 @@ ALTERNATIVES = {
         ("int8, every module", "int8", "none"),
     ),
 }
-
-
-def artifact_dir(model: str, target: str, precision: str, int8_float: str | None) -> Path:
-    """The bench cache's artifact; an `--int8-float` variant under a key of its own."""
-    if int8_float is None:
-        return bench.cached_artifact(model, target, precision)[0]
-    whash = bench.weights_hash(model, None)
-    key = bench.cache_key(model, target, precision, "deploy", whash)
-    out = bench.bench_cache() / f"{model}-{target}-{precision}-float-{int8_float}-{key}"
-    if (out / "manifest.json").is_file():
-        try:
-            open_artifact(out)
-            return out
-        except MfdeployError:
-            pass  # broken: exported again below
-    info(f"exporting {model} {target} {precision} with --int8-float {int8_float}")
-    export_checked(target, model=model, precision=precision, int8_float=int8_float, out=out,
-                   force=True)  # fmt: skip
-    return out
 
 
 def partitions(path: Path, target: str) -> str:
@@ -136,7 +115,7 @@ def measure(model: str, targets: list[str], args: argparse.Namespace) -> list[di
     rows: dict[str, dict] = {}
     for target in targets:
         for label, precision, int8_float in ALTERNATIVES[target]:
-            path = artifact_dir(model, target, precision, int8_float)
+            path, _ = bench.cached_artifact(model, target, precision, int8_float=int8_float)
             info(f"{model} {RUNTIMES[target]} {label}: verify on {args.images} photos")
             rows[f"{target}|{label}"] = {
                 "model": entry.model_name(variant),

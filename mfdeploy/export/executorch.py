@@ -128,33 +128,27 @@ def make_quantizer(float_modules: str, convolutions: bool = True):
         # node decides
         if node.op != "call_function":
             return True
-        return not keep(node) and (_linear_qd8_pays(node) or _pointwise_conv_qd8_pays(node))
+        return not keep(node) and _qd8_pays(node)
 
     dynamic.set_filter_function(qd8)
     return ComposableQuantizer([dynamic, quantizer])
 
 
-def _linear_qd8_pays(node) -> bool:
-    """A linear whose int8 weights with run-time input scales pay (qd8_rule)."""
-    if node.target != torch.ops.aten.linear.default or len(node.args) < 2:
+def _qd8_pays(node) -> bool:
+    """A linear, or a 1x1 2-D convolution with one group, whose int8 weights with run-time
+    input scales pay (qd8_rule). XNNPACK's qd8 takes any non-depthwise 2-D convolution; the
+    rule was measured on pointwise ones and linears, so only those."""
+    conv = node.target == torch.ops.aten.conv2d.default
+    if not (conv or node.target == torch.ops.aten.linear.default) or len(node.args) < 2:
         return False
     source, weight = (arg.meta.get("val") for arg in node.args[:2])
     if source is None or weight is None:
         return False
+    if conv:
+        groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
+        if weight.dim() != 4 or tuple(weight.shape[2:]) != (1, 1) or groups != 1:
+            return False
     return qd8_pays(weight.numel(), source.numel())
-
-
-def _pointwise_conv_qd8_pays(node) -> bool:
-    """A 1x1 2-D convolution with groups 1 whose int8 weights with run-time input scales pay
-    (qd8_rule). XNNPACK's qd8 takes any non-depthwise 2-D convolution; the rule was measured
-    on pointwise ones (and linears), so only those."""
-    if node.target != torch.ops.aten.conv2d.default or len(node.args) < 2:
-        return False
-    source, weight = (arg.meta.get("val") for arg in node.args[:2])
-    if source is None or weight is None or weight.dim() != 4 or tuple(weight.shape[2:]) != (1, 1):
-        return False
-    groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
-    return groups == 1 and qd8_pays(weight.numel(), source.numel())
 
 
 def quantize_int8(
@@ -278,17 +272,18 @@ def export(
             if int8_graph_check is not None:  # before the lowering, the bulk of the export
                 int8_graph_check(lambda x: run_static_batch(module, x, batch), plan.to_dict())
             outside = lowered(module, example)
-            if dynamic_convolutions(module) and not program_runs(staging / MODEL_FILE, example):
+            convolutions = dynamic_convolutions(module)
+            if convolutions and not program_runs(staging / MODEL_FILE, example):
                 # float convolutions are no less accurate than qd8 ones: not checked again
                 info(
-                    f"int8: XNNPACK refused the program's {dynamic_convolutions(module)} qd8 "
-                    "convolutions at run time; quantised again with the float modules' "
-                    "convolutions float (their linears stay qd8)"
+                    f"int8: XNNPACK refused the program's {convolutions} qd8 convolutions at "
+                    "run time; quantised again with the float modules' convolutions float "
+                    "(their linears stay qd8)"
                 )
                 module = quantize_int8(module_float, example, calibration, regex, False)
                 outside = lowered(module, example)
+                convolutions = dynamic_convolutions(module)
             dynamic = dynamic_chains(module)
-            convolutions = dynamic_convolutions(module)
             extra.update(
                 calibration_images=len(calibration),
                 weights="int8 per-channel symmetric",

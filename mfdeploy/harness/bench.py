@@ -128,23 +128,25 @@ def cached_artifact(
     weights: str | None = None,
     form: str = "deploy",
     whash: str | None = None,
+    int8_float: str | None = None,
 ) -> tuple[Path, bool]:
-    """The artifact for this key, exported on a miss. Returns (dir, was_cached)."""
+    """The artifact for this key, exported on a miss. Returns (dir, was_cached).
+    `int8_float` (--int8-float) names an entry of its own beside the default one."""
     from mfdeploy.harness.int8_check import export_checked
 
     whash = whash or weights_hash(model, weights)
-    out = (
-        bench_cache()
-        / f"{model}-{target}-{precision}-{cache_key(model, target, precision, form, whash)}"
-    )
+    variant = "" if int8_float is None else f"float-{int8_float}-"
+    key = cache_key(model, target, precision, form, whash)
+    out = bench_cache() / f"{model}-{target}-{precision}-{variant}{key}"
     if (out / "manifest.json").is_file():
         with contextlib.suppress(MfdeployError):
             open_artifact(out)  # sealed and intact, else exported again
             return out, True
     # The cache is mfdeploy's own directory: a broken entry there is replaced (force).
     export_checked(
-        target, model, precision=precision, weights=weights, out=out, form=form, force=True
-    )
+        target, model, precision=precision, weights=weights, out=out, form=form, force=True,
+        int8_float=int8_float,
+    )  # fmt: skip
     return out, False
 
 
