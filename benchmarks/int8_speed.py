@@ -11,8 +11,9 @@ defaults, i.e. seeded synthetic Mobile-Former, trained EfficientNet-Lite0):
 - int8 as shipped: static int8 with the measured float set (checked on the runtime), the
   float modules' linears / convolutions with int8 weights and run-time activation scales
   where that pays (docs/int8.md);
-- the target's calibration-free int8: LiteRT int8-weights (dynamic-range qd8), ONNX
-  int8-dynamic (MatMul / Gemm only); ExecuTorch has none;
+- the target's int8 without calibrated scales: LiteRT int8-weights (dynamic-range qd8, its
+  wide GEMMs measured on calibration photos), ONNX int8-dynamic (MatMul / Gemm only);
+  ExecuTorch has none;
 - every module static int8 (`--int8-float none`): the speed ceiling of static int8, which
   misses the accuracy bound on the synthetic weights (not checked, not shipped).
 
@@ -21,9 +22,10 @@ calls (ExecuTorch), float modules, `mfdeploy verify`'s SQNR on `--images` evalua
 (pass / FAIL at the default bounds), top-1 on the labelled photos for models with trained
 weights, and the median of `--runs` runs per thread count. Every artifact of a model is
 timed in one process, interleaved (`runtimes.interleaved`: each round runs each artifact
-in turn, once with 1 thread; with 2 threads ten untimed runs and ten timed ones in a row,
-because the previous artifact's worker threads still spin), so load from elsewhere falls
-on all alike. Artifacts
+in turn, with 1 thread one untimed run and one timed, because a run right after another
+model's starts with that model in the caches; with 2 threads ten untimed runs and ten timed
+ones in a row, because the previous artifact's worker threads still spin), so load from
+elsewhere falls on all alike. Artifacts
 come from the bench cache (`mfdeploy bench`'s; exported on a miss, the all-int8 ones under
 their own key). Prints one table per model and writes benchmarks/results/int8_speed.json.
 """
@@ -54,13 +56,17 @@ OUT = Path(__file__).parent / "results" / "int8_speed.json"
 #: (`runtimes.interleaved`: the previous artifact's threads still spin; measured here, ONNX
 #: Runtime's spin through five runs of the next artifact, ten settle it)
 MULTI_THREAD_SETTLE, MULTI_THREAD_BLOCK = 10, 10
+#: with 1 thread: one untimed run before each timed one, so a run starts with its own model
+#: in the caches, as in an app (without it, the artifact timed right after a 46 MB fp32 file
+#: ran 0.2 ms slower than the same file later in the round: benchmarks/tflite_qd8_ops.py)
+ONE_THREAD_SETTLE = 1
 RUNTIMES = {"tflite": "litert", "onnx": "onnxruntime", "executorch": "executorch"}
 #: (label, precision, --int8-float) per target, fp32 first: the speed-ups are against it
 ALTERNATIVES = {
     "tflite": (
         ("fp32", "fp32", None),
         ("int8 (shipped)", "int8", None),
-        ("int8-weights (qd8, no calibration)", "int8-weights", None),
+        ("int8-weights (qd8, nothing calibrated)", "int8-weights", None),
         ("int8, every module", "int8", "none"),
     ),
     "onnx": (
@@ -93,7 +99,7 @@ def describe(path: Path, target: str, images: int, labelled: bool) -> dict:
     plan = (manifest.extra or {}).get("int8_plan") or {}
     result = verify_artifact(path, num_images=images)
     record = {
-        "artifact": str(path),
+        "artifact": path.name,  # the bench cache's entry (its directory is the machine's)
         "bytes": path_size(path / manifest.model_file),
         "partitions": partitions(path, target),
         "float_modules": plan.get("float_modules"),
@@ -113,9 +119,11 @@ def measure(model: str, targets: list[str], args: argparse.Namespace) -> list[di
     trained = entry.default_weights != "synthetic"
     resolution = entry.preprocessing.resolution
     rows: dict[str, dict] = {}
+    paths: dict[str, Path] = {}
     for target in targets:
         for label, precision, int8_float in ALTERNATIVES[target]:
             path, _ = bench.cached_artifact(model, target, precision, int8_float=int8_float)
+            paths[f"{target}|{label}"] = path
             info(f"{model} {RUNTIMES[target]} {label}: verify on {args.images} photos")
             rows[f"{target}|{label}"] = {
                 "model": entry.model_name(variant),
@@ -129,8 +137,10 @@ def measure(model: str, targets: list[str], args: argparse.Namespace) -> list[di
     batch = np.random.default_rng(0).standard_normal((1, 3, resolution, resolution))
     for threads in args.threads:
         info(f"{model}: timing {len(rows)} artifacts interleaved, {threads} thread(s)")
-        runtimes = {k: open_runtime(row["artifact"], threads=threads) for k, row in rows.items()}
-        block, settle = (1, 0) if threads == 1 else (MULTI_THREAD_BLOCK, MULTI_THREAD_SETTLE)
+        runtimes = {key: open_runtime(path, threads=threads) for key, path in paths.items()}
+        block, settle = (
+            (1, ONE_THREAD_SETTLE) if threads == 1 else (MULTI_THREAD_BLOCK, MULTI_THREAD_SETTLE)
+        )
         x = batch.astype(np.float32)
         times = interleaved(runtimes, x, args.runs, args.warmup, block, settle)
         for key, row in rows.items():

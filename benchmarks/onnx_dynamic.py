@@ -13,8 +13,10 @@ runs its own runtime check, so a variant may keep more modules float). Then buil
 fp32 graph the dynamic variants ORT's `quantize_dynamic` offers: every op type it quantises
 (convolutions as ConvInteger, per-tensor weights), the same with the convolution weights
 re-quantised per output channel, and MatMul / Gemm only (what `--precision int8-dynamic`
-ships). Each runs the evaluation photos on ONNX Runtime (SQNR and top-1 agreement against
-fp32) and is timed interleaved in one process, 1 thread. Prints the table and writes
+ships); and ORT's weight-only MatMulNBits (8 bits) for the linears, on the fp32 graph and in
+place of the int8 export's dynamic pass (tried in session 27, not shipped). Each runs the
+evaluation photos on ONNX Runtime (SQNR and top-1 agreement against fp32) and is timed
+interleaved in one process, 1 thread. Prints the table and writes
 benchmarks/results/onnx_dynamic_<model>.json.
 """
 
@@ -96,6 +98,56 @@ def per_channel_convs(fp32: Path, dynamic: Path, out: Path) -> None:
     onnx.save(model, str(out))
 
 
+def gemms_as_matmuls(model) -> int:
+    """Every Gemm with a constant weight (no transA, alpha = beta = 1) as MatMul (+ Add of its
+    bias), in place: ORT's MatMulNBits quantizer takes MatMul only. How many it rewrote."""
+    from onnx import helper
+
+    weights = {t.name: t for t in model.graph.initializer}
+    nodes, rewritten = [], 0
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = not attrs.get("transA") and attrs.get("alpha", 1.0) == attrs.get("beta", 1.0) == 1.0
+        if node.op_type != "Gemm" or node.input[1] not in weights or not plain:
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(weights[node.input[1]])
+        name = f"{node.input[1]}_in_out"
+        model.graph.initializer.append(
+            numpy_helper.from_array(
+                np.ascontiguousarray(weight.T if attrs.get("transB") else weight), name
+            )
+        )
+        product = f"{node.output[0]}_product" if len(node.input) > 2 else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], name], [product]))
+        if len(node.input) > 2:
+            nodes.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]]))
+        rewritten += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return rewritten
+
+
+def nbits_linears(in_path: Path, out_path: Path) -> int:
+    """In place of `quantize_float_linears`: every MatMul / Gemm with a constant float weight
+    as ORT's MatMulNBits, 8 bits, symmetric blocks of 128 along the input, int8 compute
+    (accuracy level 4): the weight-only kernel ORT tunes for LLM decoding, few rows."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    model = onnx.load(str(in_path))
+    gemms_as_matmuls(model)
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=128, is_symmetric=True, accuracy_level=4, bits=8
+    )
+    quantizer = MatMulNBitsQuantizer(model, algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(out_path), use_external_data_format=False)
+    return sum(n.op_type == "MatMulNBits" for n in onnx.load(str(out_path)).graph.node)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="294m", help="a variant or model name (294m, ...)")
@@ -148,6 +200,11 @@ def main() -> None:
         files["dynamic, convolutions per-channel"] = tmp / "dynamic-pc.onnx"
         quant.quantize_float_linears(files["fp32"], tmp / "dynamic-linears.onnx")
         files["dynamic, MatMul / Gemm only (int8-dynamic)"] = tmp / "dynamic-linears.onnx"
+
+        with mock.patch.object(quant, "quantize_float_linears", nbits_linears):
+            files["int8, its linears as MatMulNBits 8-bit instead"] = export("int8", "int8-nbits")
+        nbits_linears(files["fp32"], tmp / "nbits-linears.onnx")
+        files["MatMulNBits 8-bit, MatMul / Gemm only"] = tmp / "nbits-linears.onnx"
 
         sessions = {label: Session(path) for label, path in files.items()}
         logits = {

@@ -232,26 +232,29 @@ class _PooledConv(nn.Module):
         return self.pw(torch.relu(self.stem(x)).sum(dim=3, keepdim=True)) * 0.5
 
 
-def test_a_qd8_convolution_xnnpack_refuses_at_run_time_is_found_and_left_float(tmp_path):
+def test_a_qd8_convolution_xnnpack_refuses_at_run_time_is_found_and_left_float(tmp_path, capfd):
     """XNNPACK (ExecuTorch 1.5) lowers a qd8 convolution reading a sum and then refuses to run
-    it; `program_runs` finds that, and the program quantised again with the float modules'
-    convolutions float (what the exporter then ships) runs."""
+    it; `run_refusal` finds that and returns XNNPACK's reason (its C++ log lines kept off the
+    console), and the program quantised again with the float modules' convolutions float
+    (what the exporter then ships) runs."""
     from mfdeploy.export import executorch_lower as lower
-    from mfdeploy.export.executorch import dynamic_convolutions, program_runs, quantize_int8
+    from mfdeploy.export.executorch import dynamic_convolutions, quantize_int8, run_refusal
     from mfdeploy.export.int8_sensitivity import float_regex
 
     torch.manual_seed(0)
     model = _PooledConv().eval()
     example = torch.randn(1, 3, 4, 4)
     calib = np.random.default_rng(0).standard_normal((4, 3, 4, 4)).astype(np.float32)
-    runs = []
+    refusals = []
     for convolutions in (True, False):
         graph = quantize_int8(model, example, calib, float_regex(("pw",)), convolutions)
         assert dynamic_convolutions(graph) == int(convolutions)
         path = tmp_path / f"{convolutions}.pte"
         lower.lower_to_pte(lower.export_for_xnnpack(graph, example), path)
-        runs.append(program_runs(path, example))
-    assert runs == [False, True]
+        refusals.append(run_refusal(path, example))
+    assert "Propagating input shapes failed" in refusals[0]
+    assert refusals[1] is None
+    assert "Propagating" not in capfd.readouterr().err
 
 
 def test_int8_manifest_records_the_measured_plan_and_is_smaller(exported):

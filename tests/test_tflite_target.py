@@ -59,6 +59,10 @@ def test_int8_weights_shrinks_the_model_and_still_classifies(
     assert size < 0.4 * artifacts["fp32"].joinpath("model.tflite").stat().st_size
     out = open_runtime(artifacts["int8-weights"]).run(fixture_inputs)
     assert cosine(reference_26m(fixture_inputs), out) > 0.9
+    # the wide GEMMs' measurement is in the manifest, at the documented default target
+    wide = Manifest.load(artifacts["int8-weights"]).extra["int8_weights_wide_gemms"]
+    assert wide["target_db"] == 22.0 and 0 <= wide["wide_kept"] <= wide["wide_candidates"]
+    assert wide["sqnr_db"] is None or wide["sqnr_db"] >= wide["target_db"]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8-weights"])
@@ -428,3 +432,53 @@ def test_a_conversion_is_reused_only_for_the_same_module_weights_and_shape(tmp_p
     store = tmp_path / "cache" / tflite.CONVERSION_STORE
     assert len(list(store.glob("*.tflite"))) == 3  # the newest CONVERSIONS_KEPT
     assert not list(store.glob("*.tmp"))
+
+
+class _TwoWideConvs(nn.Module):
+    """Two wide 1x1 convolutions (K 32, N 64) on a 32x32 map, weights 1/16 of their input, so
+    only the arithmetic rule would give them qd8: `calm` reads a map of like-sized channels,
+    `spiky` one whose channel 0 is 1000x the others and has zero weights (a run-time int8
+    scale set by channel 0 rounds away the 31 channels its output is made of)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, padding=1)
+        self.calm = nn.Conv2d(32, 64, 1)
+        self.spiky = nn.Conv2d(32, 64, 1)
+        self.head = nn.Linear(128, 10)
+        gain = torch.ones(1, 32, 1, 1)
+        gain[0, 0] = 1000.0
+        self.register_buffer("gain", gain)
+        with torch.no_grad():
+            self.spiky.weight[:, 0] = 0.0  # its output is the other 31 channels' alone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        a = self.calm(h).mean(dim=(2, 3))
+        b = self.spiky(h * self.gain).mean(dim=(2, 3))
+        return self.head(torch.cat([a, b], dim=1))
+
+
+def test_int8_weights_gives_qd8_to_the_wide_gemms_that_keep_the_target(tmp_path):
+    """LiteRT int8-weights measures the wide GEMMs the bytes rule leaves float: both in qd8
+    miss the target, so each is measured alone and only `calm` joins; the chosen file holds
+    the target against fp32 on the photos."""
+    from mfdeploy.export.tflite import qd8_builder, torch_to_tflite
+    from mfdeploy.export.tflite_qd8 import qd8_scopes, wide_ops
+    from mfdeploy.export.tflite_wide_qd8 import choose_wide, litert_logits
+
+    torch.manual_seed(0)
+    fp32 = tmp_path / "fp32.tflite"
+    torch_to_tflite(_TwoWideConvs().eval(), torch.zeros(1, 3, 32, 32), fp32)
+    wide = wide_ops(fp32)
+    assert len(wide) == 2 and not set(qd8_scopes(fp32)[0]) & {op.scope for op in wide}
+    photos = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    choice = choose_wide(fp32, photos, 30.0, qd8_builder(fp32), tmp_path)
+    calm = [op.scope for op in wide if op.input_shape[-1] == 32 and "calm" in op.scope]
+    assert choice.wide_candidates == 2 and choice.wide_kept == 1
+    assert calm and calm[0] in choice.scopes
+    chosen = tmp_path / "chosen.tflite"
+    qd8_builder(fp32)(choice.scopes, chosen)
+    held = sqnr_db(litert_logits(fp32, photos), litert_logits(chosen, photos))
+    assert held >= 30.0 and abs(held - choice.sqnr_db) < 1e-6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chosen.tflite", "fp32.tflite"]

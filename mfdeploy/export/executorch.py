@@ -47,6 +47,7 @@ from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 from mfdeploy.export.pt2e_clamps import quantise_after_clamps
 from mfdeploy.export.pt2e_statistics import float_statistics
 from mfdeploy.export.qd8_rule import qd8_pays
+from mfdeploy.native_stderr import native_reason, native_stderr_captured
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("executorch.exir",)
@@ -180,18 +181,25 @@ def quantize_int8(
     return graph
 
 
-def program_runs(path: Path, example: torch.Tensor) -> bool:
-    """Whether ExecuTorch runs the lowered program at `path` on `example`. XNNPACK accepts
-    some qd8 convolutions when lowering that it refuses at run time ("Propagating input
-    shapes failed": in MobileViTv2, a convolution reading a keepdim sum or mean, and some
-    of its attention's value projections; docs/int8.md), and only running it tells."""
+def run_refusal(path: Path, example: torch.Tensor) -> str | None:
+    """Why ExecuTorch refuses to run the lowered program at `path` on `example` (its own log
+    line), or None when it runs. XNNPACK accepts some qd8 convolutions when lowering that it
+    refuses at run time ("Propagating input shapes failed": in MobileViTv2, a convolution
+    reading a keepdim sum or mean, and some of its attention's value projections;
+    docs/int8.md), and only running it tells. The runtime's C++ log lines are captured, not
+    printed: the caller reports the reason in a line of its own."""
     from executorch.runtime import Runtime
 
-    try:
-        Runtime.get().load_program(path).load_method("forward").execute([example])
-    except RuntimeError:
-        return False
-    return True
+    with native_stderr_captured() as log:
+        try:
+            Runtime.get().load_program(path).load_method("forward").execute([example])
+        except RuntimeError as error:
+            failure = str(error)
+        else:
+            failure = None
+    if failure is None:
+        return None
+    return native_reason(log, first=True) or failure
 
 
 def dynamic_chains(graph: torch.fx.GraphModule) -> int:
@@ -273,12 +281,13 @@ def export(
                 int8_graph_check(lambda x: run_static_batch(module, x, batch), plan.to_dict())
             outside = lowered(module, example)
             convolutions = dynamic_convolutions(module)
-            if convolutions and not program_runs(staging / MODEL_FILE, example):
+            refusal = run_refusal(staging / MODEL_FILE, example) if convolutions else None
+            if refusal is not None:
                 # float convolutions are no less accurate than qd8 ones: not checked again
                 info(
-                    f"int8: XNNPACK refused the program's {convolutions} qd8 convolutions at "
-                    "run time; quantised again with the float modules' convolutions float "
-                    "(their linears stay qd8)"
+                    f"int8: XNNPACK refused to run the program's {convolutions} qd8 "
+                    f"convolutions: {refusal}. Quantised again with the float modules' "
+                    "convolutions float (their linears stay qd8)"
                 )
                 module = quantize_int8(module_float, example, calibration, regex, False)
                 outside = lowered(module, example)

@@ -2,26 +2,52 @@
 (XNNPACK's qd8 kernels, which LiteRT and ExecuTorch both run).
 
 qd8 quantises the op's input at run time (a min / max pass and a conversion pass over the
-float input), then runs an int8 GEMM. Rule: give an op int8 weights where its weight
-elements are at least `MIN_WEIGHT_TO_INPUT` (a quarter) of its input elements. Below that
-(an image stem's 3 input channels, the first pointwise convolutions on the largest maps) the
-run-time pass over the input costs more than the int8 GEMM saves; above it the int8 GEMM
-wins on a CPU with int8 dot-product instructions, as phones' ARM64 cores (SDOT) and x86 with
-VNNI have.
+float input), runs an int8 GEMM, and converts its int32 sums back to float. Two reasons it
+pays:
 
-Measured, not derived: the threshold that ran 294m's LiteRT int8 fastest among 0, 1/4, 1/2,
-1 and 2 on a VNNI host (docs/int8.md, "The qd8 threshold"). The earlier 2 counted bytes
-moved (qd8 reads the input twice and writes an int8 copy: less traffic than float32 only
-when W > 2 I), which holds where int8 GEMMs run no faster than float32 ones (AVX2 without
-VNNI).
+- bytes (`qd8_pays`): the weights are at least `MIN_WEIGHT_TO_INPUT` (a quarter) of the
+  input's elements, so int8 weights cut the memory traffic (the token path's linears on six
+  tokens, the late convolutions, the head). Every qd8 pass uses it.
+- arithmetic (`wide_gemm`): at least `MIN_INNER` multiply-adds per output element (K, what
+  one conversion back to float is spread over) and `MIN_OUTPUTS` output channels (N: the
+  multiply-adds per quantised input element of a 1x1 convolution, and the width of XNNPACK's
+  AVX-512 VNNI qd8 GEMM tile, 64), so the int8 GEMM's speed repays the passes over the
+  input however large the map. Such an op's input may be an early, wide-ranged activation
+  whose run-time int8 costs dB, so only LiteRT's int8-weights takes these, where it
+  measures them (tflite_wide_qd8.py).
+
+Below both (an image stem's 3 input channels, the narrow pointwise convolutions of the first
+blocks) qd8 is slower than float32. Measured, not derived, on a VNNI host (docs/int8.md,
+"Which float convolutions get qd8"): the quarter ran 294m's LiteRT fastest among thresholds
+0 to 2 (session 24); timing the ops it leaves float one at a time
+(`benchmarks/tflite_qd8_ops.py`, session 27) showed that a small weight-to-input ratio does
+not make qd8 slow, a narrow GEMM does. CPUs without int8 dot products (AVX2 without VNNI)
+gain nothing from int8 GEMMs; phones' ARM64 cores (SDOT) have them, with narrower tiles.
 """
 
 from __future__ import annotations
 
-#: Weight elements per input element from which qd8 is faster than float32 (above).
+#: Weight elements per input element from which int8 weights save memory traffic.
 MIN_WEIGHT_TO_INPUT = 0.25
+#: Multiply-adds per output element (K) and output channels (N) from which the int8 GEMM
+#: repays the run-time conversions.
+MIN_INNER, MIN_OUTPUTS = 32, 64
 
 
 def qd8_pays(weight_elements: int, input_elements: int, ratio: float = MIN_WEIGHT_TO_INPUT) -> bool:
-    """The rule above, for one op (`ratio` other than the default: threshold sweeps)."""
+    """The bytes rule, for one op (`ratio` other than the default: threshold sweeps)."""
     return weight_elements >= ratio * input_elements
+
+
+def wide_gemm(weight_elements: int, outputs: int) -> bool:
+    """The arithmetic rule, for one op with `outputs` output channels (its weight's first
+    axis; the rest, K, is what each output sums over)."""
+    return outputs >= MIN_OUTPUTS and weight_elements // max(outputs, 1) >= MIN_INNER
+
+
+def kept_float_note(kept: int) -> str:
+    """How a manifest says which convs / linears the bytes rule left float32."""
+    return (
+        f"float32 in {kept} whose weights are < {MIN_WEIGHT_TO_INPUT:g}x their input (quantising "
+        f"the input at run time would cost more than the int8 GEMM saves)"
+    )

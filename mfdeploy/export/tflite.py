@@ -6,9 +6,11 @@ What each precision's model.tflite contains:
   weights stored as float16 and DEQUANTIZE'd to float32, compute in float32 (XNNPACK
   may run float16 kernels where the device supports them); float32 I/O.
 - int8-weights: dynamic-range quantisation (int8 per-channel weights of FULLY_CONNECTED /
-  CONV_2D, activations quantised at run time: XNNPACK's qd8 kernels) with AI Edge Quantizer;
-  depthwise convolutions stay float (a hybrid DEPTHWISE_CONV_2D runs outside XNNPACK);
-  float32 I/O.
+  CONV_2D, activations quantised at run time: XNNPACK's qd8 kernels) with AI Edge Quantizer,
+  where qd8_rule says it pays: weights at least a quarter of the input, and the wide GEMMs
+  measured to keep the logits at `--int8-target-sqnr` (default 22 dB) against fp32 on
+  calibration photos (tflite_wide_qd8.py; nothing is calibrated); depthwise convolutions
+  stay float (a hybrid DEPTHWISE_CONV_2D runs outside XNNPACK); float32 I/O.
 - int8: static full-integer quantisation through litert-torch's PT2E path (tflite_int8.py):
   int8 per-channel symmetric weights and int8 per-tensor activations calibrated on real
   photos (`--calib DIR`, `--calib-count N`; default the project's calibration split) for
@@ -41,7 +43,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +65,12 @@ from mfdeploy.export.common import (
     run_static_batch,
 )
 from mfdeploy.export.depthwise_split import split_channel_multipliers
+from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR as INT8_TARGET_SQNR
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
-from mfdeploy.export.tflite_qd8 import MIN_WEIGHT_TO_INPUT, kept_float_note, qd8_scopes
+from mfdeploy.export.qd8_rule import MIN_WEIGHT_TO_INPUT, kept_float_note
+from mfdeploy.export.tflite_qd8 import qd8_scopes
+from mfdeploy.export.tflite_wide_qd8 import choose_wide, spread
+from mfdeploy.metrics import default_thresholds
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("litert_torch",)
@@ -75,6 +81,13 @@ PACKAGES = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 # Hybrid DEPTHWISE_CONV_2D (float input, int8 weights) is not an XNNPACK op: it would run in
 # LiteRT's reference kernels, outside the delegate (docs/int8.md), so it stays float.
 DYNAMIC_RANGE_OPS = ("FULLY_CONNECTED", "CONV_2D")
+#: int8-weights: the logits SQNR against fp32 its wide qd8 GEMMs must keep (tflite_wide_qd8):
+#: verify's LiteRT int8-weights bound plus the margin the int8 search keeps over int8's
+INT8_WEIGHTS_TARGET_SQNR = (
+    default_thresholds("int8-weights", "tflite")["sqnr_db"]
+    + INT8_TARGET_SQNR
+    - default_thresholds("int8", "tflite")["sqnr_db"]
+)
 # int8 logits: the calibration range widened 3x about its centre (top logits must not clip).
 OUTPUT_RANGE_MARGIN = 3.0
 
@@ -157,14 +170,20 @@ def float16_weights(fp32_path: Path, out_path: Path) -> None:
 
 
 def dynamic_range_int8(
-    fp32_path: Path, out_path: Path, ratio: float = MIN_WEIGHT_TO_INPUT
+    fp32_path: Path,
+    out_path: Path,
+    ratio: float = MIN_WEIGHT_TO_INPUT,
+    scopes: Sequence[str] | None = None,
 ) -> tuple[int, int]:
     """int8 weights, activations quantised at run time, for the float convs / linears whose
-    weights are >= `ratio` x their input (where that is faster: tflite_qd8.py);
+    weights are >= `ratio` x their input (where that is faster: tflite_qd8.py), or for
+    those named in `scopes` (qd8_scopes' names; benchmarks time single ops this way);
     returns (ops given int8 weights, float convs / linears left float32)."""
     from ai_edge_quantizer import quantizer
 
-    chosen, candidates = qd8_scopes(fp32_path, ratio)
+    chosen, candidates = qd8_scopes(fp32_path, ratio if scopes is None else 0.0)
+    if scopes is not None:
+        chosen = [name for name in chosen if name in set(scopes)]
     if not chosen:
         shutil.copyfile(fp32_path, out_path)
         return 0, candidates
@@ -175,6 +194,15 @@ def dynamic_range_int8(
     with quiet():
         q.quantize().export_model(str(out_path), overwrite=True)
     return len(chosen), candidates - len(chosen)
+
+
+def qd8_builder(fp32_path: Path) -> Callable[[Sequence[str], Path], None]:
+    """A `tflite_wide_qd8.Build`: the int8-weights file of `fp32_path` with these scopes."""
+
+    def build(scopes: Sequence[str], out_path: Path) -> None:
+        dynamic_range_int8(fp32_path, out_path, scopes=scopes)
+
+    return build
 
 
 def full_integer_int8(
@@ -249,9 +277,11 @@ def export(
         raise MfdeployError(f"unknown layout {layout!r}; choose nhwc or nchw")
     prep = source.preprocessing
     res = prep.resolution
-    calibration = None
+    calibration = scored = None
     if precision == "int8":  # read the photos first: bad input fails before slow work
         calibration = calibration_inputs(calib, calib_count, prep)
+    elif precision == "int8-weights":  # to measure which wide GEMMs get qd8 (none calibrated)
+        scored = spread(calibration_inputs(calib, calib_count, prep))
     import litert_torch  # noqa: F401  (fail early when the extra is missing)
 
     # before the int8 search, so it measures (and the quantizer sees) what is converted
@@ -265,6 +295,8 @@ def export(
         module, shape = NHWCInput(module), [batch, res, res, 3]
         if calibration is not None:
             calibration = np.ascontiguousarray(calibration.transpose(0, 2, 3, 1))
+        if scored is not None:
+            scored = np.ascontiguousarray(scored.transpose(0, 2, 3, 1))
     final = staging / MODEL_FILE
     extra: dict = {"layout": layout.upper(), "depthwise_multiplier_splits": splits}
     in_spec = TensorSpec("input", shape, "float32", layout.upper())
@@ -311,12 +343,19 @@ def export(
         fp32_path.unlink()
         extra["contents"] = "float16 weights, DEQUANTIZE to float32, float32 compute"
     else:  # int8-weights
-        qd8, kept = dynamic_range_int8(fp32_path, final)
+        target = int8_target_sqnr or INT8_WEIGHTS_TARGET_SQNR
+        wide = choose_wide(fp32_path, scored, target, qd8_builder(fp32_path), staging)
+        info(wide.describe())
+        qd8, kept = dynamic_range_int8(fp32_path, final, scopes=wide.scopes)
         fp32_path.unlink()
         ops = " / ".join(DYNAMIC_RANGE_OPS)
+        extra["int8_weights_wide_gemms"] = wide.to_dict()
         extra["contents"] = (
             f"int8 per-channel weights for {qd8} of the {qd8 + kept} {ops} ops, activations "
-            f"quantised dynamically at run time (dynamic range); {kept_float_note(kept)}"
+            f"quantised dynamically at run time (dynamic range): those whose weights are >= "
+            f"{MIN_WEIGHT_TO_INPUT:g}x their input, and {wide.describe()}; the other {kept} "
+            "float32 (quantising the input at run time would cost more than the int8 GEMM "
+            "saves, or, for a wide one, too much accuracy)"
         )
     return _manifest(source, precision, form, in_spec, out_spec, extra)
 

@@ -1,5 +1,5 @@
-"""Which float convolutions and linears of a .tflite get int8 weights (qd8): those the rule
-of qd8_rule.py says pay for it.
+"""Which float convolutions and linears of a .tflite get int8 weights (qd8): those the rules
+of qd8_rule.py say pay for it.
 
 A float CONV_2D / FULLY_CONNECTED with int8 weights runs in XNNPACK as qd8 (its input
 quantised at run time, then an int8 GEMM).
@@ -7,51 +7,79 @@ quantised at run time, then an int8 GEMM).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mfdeploy.export import tflite_int8 as fb
-from mfdeploy.export.qd8_rule import MIN_WEIGHT_TO_INPUT, qd8_pays
+from mfdeploy.export.qd8_rule import MIN_WEIGHT_TO_INPUT, qd8_pays, wide_gemm
 
 #: Float ops that can carry int8 weights with activations quantised at run time (BATCH_MATMUL
 #: is left out: LiteRT refuses an int8 constant operand beside a float32 one).
 QD8_OPS = ("FULLY_CONNECTED", "CONV_2D")
 
 
-def kept_float_note(kept: int) -> str:
-    """How a manifest says which convs / linears this rule left float32."""
-    return (
-        f"float32 in {kept} whose weights are < {MIN_WEIGHT_TO_INPUT:g}x their input (quantising "
-        f"the input at run time would cost more than the int8 GEMM saves)"
-    )
+@dataclass(frozen=True)
+class FloatOp:
+    """A float CONV_2D / FULLY_CONNECTED with a constant float weight."""
+
+    scope: str  # its output tensor names, as AI Edge Quantizer's regex matches them
+    kind: str
+    input_shape: tuple[int, ...]
+    weight_elements: int
+    input_elements: int
+    outputs: int  # the weight's first axis (output channels)
 
 
-def _elements(shape) -> int:
-    return int(np.prod([max(int(d), 1) for d in shape])) if shape is not None else 0
-
-
-def qd8_scopes(path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> tuple[list[str], int]:
-    """The scope names (output tensor names, as AI Edge Quantizer matches them) of the float
-    convs / linears in `path` whose constant weights are at least `ratio` x their input, and
-    how many float convs / linears with constant weights there are in all."""
+def float_ops(path: Path) -> Iterator[FloatOp]:
+    """The float convs / linears with constant float weights in `path`, in graph order."""
     model = fb.load_model(path)
     names = fb.opcode_names()
     float32 = fb.flatbuffer_schema().TensorType.FLOAT32
-    scopes, candidates = [], 0
     for graph in model.subgraphs:
         for op in graph.operators:
             code = model.operatorCodes[op.opcodeIndex]
-            if names.get(max(code.builtinCode, code.deprecatedBuiltinCode)) not in QD8_OPS:
+            kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+            if kind not in QD8_OPS:
                 continue
             source, weights = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
             if weights.type != float32 or fb.constant_data(model, weights) is None:
                 continue
-            candidates += 1
-            if qd8_pays(_elements(weights.shape), _elements(source.shape), ratio):
-                outputs = [graph.tensors[i].name for i in op.outputs if i >= 0]
-                scopes.append(";".join(_text(n) for n in outputs) + ";")
-    return scopes, candidates
+            outputs = [graph.tensors[i].name for i in op.outputs if i >= 0]
+            yield FloatOp(
+                scope=";".join(_text(n) for n in outputs) + ";",
+                kind=kind,
+                input_shape=tuple(int(d) for d in source.shape),
+                weight_elements=_elements(weights.shape),
+                input_elements=_elements(source.shape),
+                outputs=int(weights.shape[0]),
+            )
+
+
+def qd8_scopes(path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> tuple[list[str], int]:
+    """The scopes of the float convs / linears in `path` whose constant weights are at least
+    `ratio` x their input (the bytes rule), and how many float convs / linears with
+    constant weights there are in all."""
+    ops = list(float_ops(path))
+    chosen = [op.scope for op in ops if qd8_pays(op.weight_elements, op.input_elements, ratio)]
+    return chosen, len(ops)
+
+
+def wide_ops(path: Path) -> list[FloatOp]:
+    """The float convs / linears the bytes rule leaves float that are wide GEMMs (the
+    arithmetic rule), in graph order."""
+    return [
+        op
+        for op in float_ops(path)
+        if not qd8_pays(op.weight_elements, op.input_elements)
+        and wide_gemm(op.weight_elements, op.outputs)
+    ]
+
+
+def _elements(shape) -> int:
+    return int(np.prod([max(int(d), 1) for d in shape])) if shape is not None else 0
 
 
 def _text(name) -> str:

@@ -20,60 +20,15 @@ so a refused file is one line on stderr, and the loader's reason goes into that 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import logging
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
-
 import numpy as np
 
 from mfdeploy.errors import ManifestError
+from mfdeploy.native_stderr import native_reason, native_stderr_captured
 from mfdeploy.runtimes.base import Runtime, RuntimeInfo, to_input_layout
 from mfdeploy.static_batches import run_static_batches
 
 IDENTITY_METHOD = "mfdeploy_identity"
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
-
-
-def _flush_c_stdio() -> None:
-    """Flush C stdio buffers: the runtime's log lines may sit in a buffered `stderr` FILE
-    (when fd 2 is not a terminal) and would otherwise reach fd 2 after it is restored."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).fflush(None)
-
-
-@contextlib.contextmanager
-def native_stderr_captured() -> Iterator[list[str]]:
-    """Route fd 2 (and Python logging of torch / torchao imports) away for the duration; the
-    captured lines are in the yielded list afterwards."""
-    lines: list[str] = []
-    for name in ("torch", "torchao", "executorch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    sys.stderr.flush()
-    _flush_c_stdio()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            sys.stderr.flush()
-            _flush_c_stdio()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines += sink.read().decode(errors="replace").splitlines()
-
-
-def _loader_reason(lines: list[str]) -> str:
-    """The runtime's own last log line (without its `[file.cpp:NN]` prefix), if any."""
-    for line in reversed(lines):
-        if line.startswith("[") and "]" in line and "cpuinfo" not in line:
-            return line.split("]", 1)[1].strip()
-    return ""
 
 
 def _bindings():
@@ -117,7 +72,7 @@ class ExecuTorchRuntime(Runtime):
             except Exception as exc:  # RuntimeError / ValueError on bad files
                 error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if error is not None:
-            reason = _loader_reason(log)
+            reason = native_reason(log)
             raise ManifestError(
                 f"{self.model_path}: not a loadable ExecuTorch program "
                 f"({error}{': ' + reason if reason else ''})"

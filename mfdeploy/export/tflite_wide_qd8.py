@@ -1,0 +1,132 @@
+"""LiteRT int8-weights: which wide GEMMs, beyond the bytes rule, also get qd8, measured.
+
+Rule: the ops of qd8_rule's bytes rule always get qd8. The wide GEMMs it leaves float
+(qd8_rule.wide_gemm) all join them if the file's logits on up to `SCORED_PHOTOS`
+calibration photos stay at `target_db` or above against the fp32 file's; otherwise each is
+measured alone (the bytes rule's ops and it), and they join cheapest first, as many as keep
+the target (a binary search on how many).
+
+Why: a wide GEMM runs faster in qd8 whatever its map size (MobileViTv2-1.0's int8-weights
+1.37x -> 1.93x of fp32 on LiteRT), but its input, quantised at run time, may be an early
+wide-ranged activation (MobileViTv2-0.5 on synthetic weights: 23.9 -> 15.7 dB with all of
+them, 3-5 dB each for its first three; docs/int8.md, "Which float convolutions get qd8").
+Which ones hold depends on the weights, so it is measured, not listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mfdeploy.console import info, progress
+from mfdeploy.export.qd8_rule import MIN_INNER, MIN_OUTPUTS
+from mfdeploy.export.tflite_qd8 import qd8_scopes, wide_ops
+from mfdeploy.metrics import sqnr_db
+from mfdeploy.static_batches import run_static_batches
+
+#: photos the choice is measured on, evenly spread over the calibration photos given
+SCORED_PHOTOS = 8
+
+#: (scopes given qd8, output path) -> writes that int8-weights file
+Build = Callable[[Sequence[str], Path], None]
+
+
+@dataclass
+class WideChoice:
+    """What the measurement chose, for the manifest."""
+
+    scopes: list[str]  # every op given qd8: the bytes rule's and the chosen wide GEMMs
+    wide_candidates: int
+    wide_kept: int
+    sqnr_db: float | None  # the chosen file's logits against the fp32 file's (None: no wide)
+    target_db: float
+    photos: int
+    files_built: int
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "scopes"}
+
+    def describe(self) -> str:
+        if not self.wide_candidates:
+            return "no wide GEMM left to measure"
+        held = f"{self.sqnr_db:.1f} dB" if self.sqnr_db is not None else "-"
+        return (
+            f"{self.wide_kept} of {self.wide_candidates} wide GEMMs (K >= {MIN_INNER}, "
+            f"N >= {MIN_OUTPUTS}) measured to keep {held} >= {self.target_db:g} dB against "
+            f"fp32 on {self.photos} calibration photos"
+        )
+
+
+def litert_logits(path: Path, photos: np.ndarray) -> np.ndarray:
+    """The .tflite's outputs on `photos` (in its input layout), XNNPACK as shipped."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]
+    target = interpreter.get_output_details()[0]
+
+    def run(chunk: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(source["index"], np.ascontiguousarray(chunk, np.float32))
+        interpreter.invoke()
+        return interpreter.get_tensor(target["index"]).copy()
+
+    return run_static_batches(photos, int(source["shape"][0]), run)
+
+
+def spread(photos: np.ndarray, count: int = SCORED_PHOTOS) -> np.ndarray:
+    """Up to `count` photos evenly spread over `photos` (they come grouped by source)."""
+    index = np.unique(np.linspace(0, len(photos) - 1, min(len(photos), count)).round())
+    return photos[index.astype(np.int64)]
+
+
+def choose_wide(
+    fp32_path: Path, photos: np.ndarray, target_db: float, build: Build, scratch: Path
+) -> WideChoice:
+    """The rule of the module doc on the fp32 file at `fp32_path`; candidate files are built
+    into `scratch` and removed."""
+    base = qd8_scopes(fp32_path)[0]
+    wide = [op.scope for op in wide_ops(fp32_path)]
+    photos = spread(photos)
+    built = 0
+
+    def choice(kept: list[str], sqnr: float | None) -> WideChoice:
+        return WideChoice([*base, *kept], len(wide), len(kept), sqnr, target_db, len(photos), built)
+
+    if not wide:
+        return choice([], None)
+    reference = litert_logits(fp32_path, photos)
+
+    def score(scopes: Sequence[str]) -> float:
+        nonlocal built
+        path = scratch / f"wide-{built}.tflite"
+        built += 1
+        build(scopes, path)
+        try:
+            return sqnr_db(reference, litert_logits(path, photos))
+        finally:
+            path.unlink()
+
+    every = score([*base, *wide])
+    if every >= target_db:
+        return choice(wide, every)
+    info(
+        f"int8-weights: the {len(wide)} wide GEMMs all in qd8 keep {every:.1f} dB < "
+        f"{target_db:g} dB; measuring each"
+    )
+    alone = {scope: score([*base, scope]) for scope in progress(wide, "wide GEMMs")}
+    order = sorted(wide, key=lambda scope: -alone[scope])  # cheapest in accuracy first
+    fits, fails, reached = 0, len(order), None  # order[:fits] holds (assumed for 0)
+    while fails - fits > 1:
+        middle = (fits + fails) // 2
+        sqnr = score([*base, *order[:middle]])
+        if sqnr >= target_db:
+            fits, reached = middle, sqnr
+        else:
+            fails = middle
+    if reached is None:
+        reached = score(base)
+    return choice(order[:fits], reached)
