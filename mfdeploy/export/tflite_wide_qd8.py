@@ -6,11 +6,12 @@ calibration photos stay at `target_db` or above against the fp32 file's; otherwi
 measured alone (the bytes rule's ops and it), and they join cheapest first, as many as keep
 the target (a binary search on how many).
 
-Why: a wide GEMM runs faster in qd8 whatever its map size (MobileViTv2-1.0's int8-weights
-1.37x -> 1.93x of fp32 on LiteRT), but its input, quantised at run time, may be an early
-wide-ranged activation (MobileViTv2-0.5 on synthetic weights: 23.9 -> 15.7 dB with all of
-them, 3-5 dB each for its first three; docs/int8.md, "Which float convolutions get qd8").
-Which ones hold depends on the weights, so it is measured, not listed.
+Why: a wide GEMM runs faster in qd8 whatever its map size (MobileViTv2-1.0's LiteRT
+int8-weights with all of them: 1.38x -> 1.95x of fp32), but its input, quantised at run
+time, may be an early wide-ranged activation (MobileViTv2-0.5 on synthetic weights, all of
+them: 15.6 dB on the evaluation photos, under verify's 18; 3-5 dB each for its first three;
+docs/int8.md, "Which float convolutions get qd8"). Which ones hold depends on the weights,
+so it is measured, not listed.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ class WideChoice:
     files_built: int
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "scopes"}
+        record = {k: v for k, v in asdict(self).items() if k != "scopes"}
+        if self.sqnr_db is not None:
+            record["sqnr_db"] = round(self.sqnr_db, 2)
+        return record
 
     def describe(self) -> str:
         if not self.wide_candidates:
