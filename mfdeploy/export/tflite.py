@@ -345,7 +345,7 @@ def export(
     else:  # int8-weights
         target = int8_target_sqnr or INT8_WEIGHTS_TARGET_SQNR
         wide = choose_wide(fp32_path, scored, target, qd8_builder(fp32_path), staging)
-        info(wide.describe())
+        info(f"int8-weights: {wide.describe()}")
         qd8, kept = dynamic_range_int8(fp32_path, final, scopes=wide.scopes)
         fp32_path.unlink()
         ops = " / ".join(DYNAMIC_RANGE_OPS)
