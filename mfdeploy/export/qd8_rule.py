@@ -22,7 +22,8 @@ blocks) qd8 is slower than float32. Measured, not derived, on a VNNI host (docs/
 0 to 2 (session 24); timing the ops it leaves float one at a time
 (`benchmarks/tflite_qd8_ops.py`, session 27) showed that a small weight-to-input ratio does
 not make qd8 slow, a narrow GEMM does. CPUs without int8 dot products (AVX2 without VNNI)
-gain nothing from int8 GEMMs; phones' ARM64 cores (SDOT) have them, with narrower tiles.
+gain nothing from int8 GEMMs; phones' ARM64 cores (SDOT) have them, with kernels of their
+own whose widths were not measured here.
 """
 
 from __future__ import annotations
