@@ -69,7 +69,7 @@ from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR as INT8_TARGET_
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 from mfdeploy.export.qd8_rule import MIN_WEIGHT_TO_INPUT, kept_float_note
 from mfdeploy.export.tflite_qd8 import qd8_scopes
-from mfdeploy.export.tflite_wide_qd8 import choose_wide, spread
+from mfdeploy.export.tflite_wide_qd8 import choose_wide
 from mfdeploy.metrics import default_thresholds
 
 #: imported before staging, with signals held back (export_artifact)
@@ -183,7 +183,8 @@ def dynamic_range_int8(
 
     chosen, candidates = qd8_scopes(fp32_path, ratio if scopes is None else 0.0)
     if scopes is not None:
-        chosen = [name for name in chosen if name in set(scopes)]
+        named = set(scopes)
+        chosen = [name for name in chosen if name in named]
     if not chosen:
         shutil.copyfile(fp32_path, out_path)
         return 0, candidates
@@ -281,7 +282,7 @@ def export(
     if precision == "int8":  # read the photos first: bad input fails before slow work
         calibration = calibration_inputs(calib, calib_count, prep)
     elif precision == "int8-weights":  # to measure which wide GEMMs get qd8 (none calibrated)
-        scored = spread(calibration_inputs(calib, calib_count, prep))
+        scored = calibration_inputs(calib, calib_count, prep)
     import litert_torch  # noqa: F401  (fail early when the extra is missing)
 
     # before the int8 search, so it measures (and the quantizer sees) what is converted
