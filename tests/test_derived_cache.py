@@ -44,6 +44,29 @@ def test_a_module_entry_is_named_by_its_tree_and_its_weights(cache):
     assert module_cache_entry("store", ".bin", other_tree, "photos") != first
 
 
+def test_a_module_entry_is_named_by_its_settings_too(cache):
+    """Two modules with one repr and one state dict whose forward reads a plain attribute
+    (a layout flag) compute different functions: their conversions must not be shared."""
+    import torch
+    from torch import nn
+
+    from mfdeploy.export.common import module_cache_entry
+
+    class Activation(nn.Module):
+        def __init__(self, form: str) -> None:
+            super().__init__()
+            self.form = form
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x) if self.form == "relu" else torch.sigmoid(x)
+
+    relu, sigmoid = Activation("relu"), Activation("sigmoid")
+    assert repr(relu) == repr(sigmoid) and relu.state_dict() == sigmoid.state_dict()
+    entry = module_cache_entry("store", ".bin", relu, "shape")
+    assert module_cache_entry("store", ".bin", Activation("relu"), "shape") == entry
+    assert module_cache_entry("store", ".bin", sigmoid, "shape") != entry
+
+
 def test_only_the_newest_entries_are_kept(cache):
     paths = [derived_cache.entry("store", ".bin", str(i)) for i in range(5)]
     for i, path in enumerate(paths):

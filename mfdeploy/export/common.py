@@ -23,7 +23,7 @@ from mfdeploy.artifact import LABELS_NAME, Manifest, TensorSpec, seal
 from mfdeploy.console import progress
 from mfdeploy.labels import labels_text
 from mfdeploy.models import SYNTHETIC, SourceModel
-from mfdeploy.models.source import export_module, state_dict_sha256
+from mfdeploy.models.source import export_module, module_identity
 from mfdeploy.photos import resolve_images
 from mfdeploy.preprocessing import Preprocessing, preprocess_batch
 from mfdeploy.static_batches import run_static_batches
@@ -113,9 +113,9 @@ GraphCheck = Callable[[Callable[[np.ndarray], np.ndarray], dict], None]
 
 
 def module_cache_entry(store: str, suffix: str, module: torch.nn.Module, *parts: str) -> Path:
-    """`derived_cache.entry` for what is derived from `module`: its tree (repr) and weights
-    (sha256) name it, then `parts` (shapes, photos, tool versions)."""
-    return derived_cache.entry(store, suffix, repr(module), state_dict_sha256(module), *parts)
+    """`derived_cache.entry` for what is derived from `module`: its `module_identity` (tree,
+    settings, weights) names it, then `parts` (shapes, photos, tool versions)."""
+    return derived_cache.entry(store, suffix, module_identity(module), *parts)
 
 
 def run_static_batch(graph: Callable, inputs: np.ndarray, batch: int) -> np.ndarray:

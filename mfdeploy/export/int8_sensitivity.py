@@ -38,7 +38,7 @@ from mfdeploy.console import info, progress
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.int8_bias import int8_weights_swapped, weight_errors, with_int8_weights
 from mfdeploy.metrics import SQNR_CAP_DB
-from mfdeploy.models.source import state_dict_sha256
+from mfdeploy.models.source import module_identity
 
 DEFAULT_TARGET_SQNR = 22.0  # dB; verify's int8 bound is 18 dB, this leaves margin
 HELD_OUT_FRACTION = 0.25  # of the calibration photos, never used to calibrate the ranges
@@ -549,8 +549,9 @@ def measure_float_plan(
     return plan
 
 
-# One process exporting many targets: plans by (weights, photos, target), measured noises by
-# (weights, photos); the noises also on disk (`stored_noises`), for the other processes.
+# One process exporting many targets: plans by (module identity, photos, target), measured
+# noises by (module identity, photos); the noises also on disk (`stored_noises`), for the
+# other processes.
 _MEASURED: dict[tuple[str, str, float], FloatPlan] = {}
 _NOISES: dict[tuple[str, str], dict[frozenset[str], float]] = {}
 NOISE_STORE = "int8-noises"
@@ -596,12 +597,12 @@ def float_plan(
         )
     target = target_sqnr or DEFAULT_TARGET_SQNR
     photos = hashlib.sha256(np.ascontiguousarray(calibration, np.float32).tobytes()).hexdigest()
-    key = (state_dict_sha256(module), photos, target)
+    key = (module_identity(module), photos, target)
     if key not in _MEASURED:
-        # keyed by what the noises depend on: module tree, weights, photos, torch
-        # (the `module_cache_entry` name, from the weights' sha256 already in `key`)
+        # keyed by what the noises depend on: the module (tree, settings, weights), photos,
+        # torch (the `module_cache_entry` name, from the identity already in `key`)
         store = derived_cache.entry(
-            NOISE_STORE, ".json", repr(module), *key[:2], torch.__version__, BIAS_CORRECTION
+            NOISE_STORE, ".json", *key[:2], torch.__version__, BIAS_CORRECTION
         )
         memo = _NOISES.setdefault(key[:2], {})
         with derived_cache.claimed(store):  # a search of the same weights elsewhere: wait

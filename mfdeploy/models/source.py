@@ -6,11 +6,13 @@ identity (`weights_sha256`) is what a manifest records and what verify checks.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from mfdeploy.artifact import Manifest, form_kind
@@ -65,6 +67,41 @@ def state_dict_sha256(model: nn.Module) -> str:
     for key, tensor in model.state_dict().items():
         digest.update(key.encode() + b"\0" + str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _plain(value: object) -> bool:
+    """A setting whose repr is its value: numbers, strings, dtypes, frozen layouts and
+    tuples / lists of them (not tensors, modules or functions, whose repr may be an address)."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.dtype)):
+        return True
+    if isinstance(value, (tuple, list)):
+        return all(_plain(item) for item in value)
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def module_settings(model: nn.Module) -> str:
+    """Every submodule's class (with its module path) and plain public attributes.
+
+    What a module computes is its code, its weights and the settings its forward reads;
+    a setting kept as a plain attribute (a layout flag, a row count) does not show in the
+    module's repr, so two modules with one repr and one state dict can compute different
+    functions. Caches keyed by the module include this."""
+    lines = []
+    for name, sub in model.named_modules():
+        kind = type(sub)
+        plain = sorted((k, v) for k, v in vars(sub).items() if not k.startswith("_") and _plain(v))
+        lines.append(f"{name} {kind.__module__}.{kind.__qualname__} {plain!r}")
+    return "\n".join(lines)
+
+
+def module_identity(model: nn.Module) -> str:
+    """sha256 of what decides a module's function here: its tree (repr), every submodule's
+    class and settings (`module_settings`) and its weights (`state_dict_sha256`). The code of
+    the classes is not in it: caches add `export_code_sha256` for that."""
+    digest = hashlib.sha256()
+    for part in (repr(model), module_settings(model), state_dict_sha256(model)):
+        digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
 
@@ -156,6 +193,7 @@ __all__ = [
     "form_kind",
     "load_source",
     "module_in_form",
+    "module_identity",
     "state_dict_sha256",
     "structure_model",
     "weights_sha256",
