@@ -24,14 +24,13 @@ from pathlib import Path
 
 import numpy as np
 from _common import installed_targets
-from runtimes import interleaved
+from runtimes import interleaved, open_all
 
 from mfdeploy.artifact import Manifest, path_size
 from mfdeploy.console import print_table
 from mfdeploy.harness import bench
 from mfdeploy.models import resolve_model
 from mfdeploy.models.counting import count_macs, count_parameters
-from mfdeploy.runtimes import open_runtime
 
 TARGETS = {"tflite": "litert", "onnx": "onnxruntime", "executorch": "executorch"}
 OUT = Path(__file__).parent / "results" / "families.json"
@@ -89,7 +88,7 @@ def main() -> None:
                     "runtime": TARGETS[target],
                     "export_seconds": None if seconds is None else round(seconds, 1),
                 }
-    runtimes = {key: open_runtime(path, threads=args.threads) for key, path in paths.items()}
+    runtimes, _spacer = open_all(paths, args.threads)
     rng = np.random.default_rng(0)
     batches = {}
     for key in runtimes:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import installed_targets
-from runtimes import interleaved
+from runtimes import interleaved, open_all
 
 from mfdeploy.artifact import Manifest, path_size
 from mfdeploy.console import info, print_table
@@ -137,7 +137,7 @@ def measure(model: str, targets: list[str], args: argparse.Namespace) -> list[di
     batch = np.random.default_rng(0).standard_normal((1, 3, resolution, resolution))
     for threads in args.threads:
         info(f"{model}: timing {len(rows)} artifacts interleaved, {threads} thread(s)")
-        runtimes = {key: open_runtime(path, threads=threads) for key, path in paths.items()}
+        runtimes, _spacer = open_all(paths, threads)
         block, settle = (
             (1, ONE_THREAD_SETTLE) if threads == 1 else (MULTI_THREAD_BLOCK, MULTI_THREAD_SETTLE)
         )
