@@ -2,7 +2,8 @@
 what it buys in size and speed against the same runtime's fp32.
 
     PYTHONPATH=. .venv/bin/python benchmarks/int8_speed.py [--models 294m efficientnet_lite0]
-        [--targets tflite onnx executorch] [--threads 1 2] [--runs 50] [--images 64]
+        [--targets tflite onnx executorch] [--threads 1 2] [--runs 50] [--sessions 2]
+        [--images 64]
 
 Per target, the artifacts `mfdeploy export` makes with every default (weights: the registry's
 defaults, i.e. seeded synthetic Mobile-Former, trained EfficientNet-Lite0):
@@ -25,7 +26,10 @@ timed in one process, interleaved (`runtimes.interleaved`: each round runs each 
 in turn, with 1 thread one untimed run and one timed, because a run right after another
 model's starts with that model in the caches; with 2 threads ten untimed runs and ten timed
 ones in a row, because the previous artifact's worker threads still spin), so load from
-elsewhere falls on all alike. Artifacts
+elsewhere falls on all alike; each artifact is opened `--sessions` times and the runs are
+pooled (`runtimes.open_all`: one session's median can be 1-2 % off another's of the same
+file), with one untimed spacer session opened after them (the last session opened ran 2 %
+faster). Artifacts
 come from the bench cache (`mfdeploy bench`'s; exported on a miss, the all-int8 ones under
 their own key). Prints one table per model and writes benchmarks/results/int8_speed.json.
 """
@@ -137,7 +141,7 @@ def measure(model: str, targets: list[str], args: argparse.Namespace) -> list[di
     batch = np.random.default_rng(0).standard_normal((1, 3, resolution, resolution))
     for threads in args.threads:
         info(f"{model}: timing {len(rows)} artifacts interleaved, {threads} thread(s)")
-        runtimes, _spacer = open_all(paths, threads)
+        runtimes, _spacer = open_all(paths, threads, args.sessions)
         block, settle = (
             (1, ONE_THREAD_SETTLE) if threads == 1 else (MULTI_THREAD_BLOCK, MULTI_THREAD_SETTLE)
         )
@@ -185,6 +189,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=2,
+        help="sessions per artifact, their runs pooled (one session's median is ~1-2 %% off "
+        "another's of the same file: runtimes.open_all)",
+    )
     parser.add_argument("--images", type=int, default=64, help="evaluation photos for verify")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()

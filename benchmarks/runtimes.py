@@ -31,16 +31,25 @@ TARGETS = {"tflite": "litert", "executorch": "executorch", "onnx": "onnxruntime"
 OUT = Path(__file__).parent / "results" / "runtimes.json"
 
 
-def open_all(paths: dict[str, Path | str], threads: int) -> tuple[dict, object]:
-    """One runtime per artifact, opened in order, and a spacer: the first artifact opened once
-    more after the others, which the caller keeps (unused) until its timing ends.
+def open_all(
+    paths: dict[str, Path | str], threads: int, sessions: int = 1
+) -> tuple[dict[str, list], object]:
+    """`sessions` runtimes per artifact (for `interleaved`, which pools their samples), opened
+    in rounds (each artifact once, then each once more, ...), and a spacer: the first
+    artifact opened once more after the others, which the caller keeps (unused) until its
+    timing ends.
 
-    The last ONNX Runtime session a process opens runs about 2 % faster than earlier
-    sessions of the same model (294m int8, six sessions timed interleaved: 7.53 ms for the
-    last, 7.70-7.74 for the others; with one more session opened after them, 7.02-7.11 for
-    all five), whatever order they are timed in. Without the spacer the artifact named last
-    gets that; the cause is not known (memory placement, most likely)."""
-    runtimes = {name: open_runtime(path, threads=threads) for name, path in paths.items()}
+    One session's median is ~1-2 % off another's of the same file (memory placement, most
+    likely: six ONNX Runtime sessions of 294m int8 timed interleaved spread 7.70-7.74 ms,
+    LiteRT fp32 6.31-6.57 ms), so a speed-up between two artifacts timed one session each
+    carries that much; more sessions average it out. And the last ONNX Runtime session a
+    process opens runs about 2 % faster than the others (7.53 ms there; with one more session
+    opened after them, 7.02-7.11 for all), whatever order they are timed in: the spacer
+    keeps every timed one from being last."""
+    runtimes: dict[str, list] = {name: [] for name in paths}
+    for _ in range(sessions):
+        for name, path in paths.items():
+            runtimes[name].append(open_runtime(path, threads=threads))
     return runtimes, open_runtime(next(iter(paths.values())), threads=threads)
 
 
@@ -54,7 +63,9 @@ def interleaved(
 ) -> dict[str, dict]:
     """Median / min ms per runtime over `runs` timed runs, taken in rounds: each round gives
     every runtime `settle` untimed runs and then `block` timed ones in a row, in turn, so
-    load from elsewhere falls on all alike. `batch` is one input for all, or one per runtime
+    load from elsewhere falls on all alike. A runtime may be a list of sessions of one
+    artifact (`open_all`): each round then runs each session, and their samples are pooled
+    (`runs` in all, split between them). `batch` is one input for all, or one per runtime
     name (models of different input sizes).
 
     `settle` is for several threads per runtime: the previous runtime's worker threads keep
@@ -62,18 +73,22 @@ def interleaved(
     busily before they sleep) and take the cores from the next one's first runs, which an
     app running one model never sees."""
     batches = batch if isinstance(batch, dict) else dict.fromkeys(runtimes, batch)
-    for name, runtime in runtimes.items():
-        for _ in range(warmup):
-            runtime.run(batches[name])
+    sessions = {name: r if isinstance(r, list) else [r] for name, r in runtimes.items()}
+    for name, group in sessions.items():
+        for runtime in group:
+            for _ in range(warmup):
+                runtime.run(batches[name])
     samples: dict[str, list[float]] = {name: [] for name in runtimes}
-    for _ in range(-(-runs // block)):
-        for name, runtime in runtimes.items():
-            for _ in range(settle):
-                runtime.run(batches[name])
-            for _ in range(block):
-                start = time.perf_counter()
-                runtime.run(batches[name])
-                samples[name].append((time.perf_counter() - start) * 1000.0)
+    per_round = block * max(len(group) for group in sessions.values())
+    for _ in range(-(-runs // per_round)):
+        for name, group in sessions.items():
+            for runtime in group:
+                for _ in range(settle):
+                    runtime.run(batches[name])
+                for _ in range(block):
+                    start = time.perf_counter()
+                    runtime.run(batches[name])
+                    samples[name].append((time.perf_counter() - start) * 1000.0)
     return {
         name: {"median": float(np.median(v)), "min": float(np.min(v)), "runs": len(v)}
         for name, v in samples.items()
@@ -87,6 +102,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument(
+        "--sessions", type=int, default=1, help="sessions per artifact, samples pooled (open_all)"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--artifacts", nargs="+", metavar="RUNTIME=DIR", help="time these artifacts only"
@@ -97,7 +115,7 @@ def main() -> None:
         paths = dict(item.split("=", 1) for item in args.artifacts)
         manifest = open_runtime(next(iter(paths.values()))).manifest
         for threads in args.threads:
-            runtimes, _spacer = open_all(paths, threads)
+            runtimes, _spacer = open_all(paths, threads, args.sessions)
             res = int(manifest.preprocessing.get("resolution", 224))
             batch = np.random.default_rng(0).standard_normal((1, 3, res, res))
             times = interleaved(runtimes, batch.astype(np.float32), args.runs, args.warmup)
@@ -128,7 +146,7 @@ def main() -> None:
                 for target, name in TARGETS.items()
             }
             for threads in args.threads:
-                runtimes, _spacer = open_all(paths, threads)
+                runtimes, _spacer = open_all(paths, threads, args.sessions)
                 batch = np.random.default_rng(0).standard_normal((1, 3, 224, 224))
                 times = interleaved(runtimes, batch.astype(np.float32), args.runs, args.warmup)
                 ratio = times["executorch"]["median"] / times["litert"]["median"]
