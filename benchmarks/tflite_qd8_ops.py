@@ -53,6 +53,9 @@ RULES: dict[str, Rule] = {
     f"that + every wide GEMM (K >= {MIN_INNER}, N >= {MIN_OUTPUTS})": (
         lambda w, i, k, n: qd8_pays(w, i) or wide_gemm(w, n)
     ),
+    "that + every GEMM with K >= 32, N >= 64 (session 27's wide rule)": (
+        lambda w, i, k, n: qd8_pays(w, i) or (k >= 32 and n >= 64)
+    ),
     "that + every GEMM with K >= 32, N >= 32": (
         lambda w, i, k, n: qd8_pays(w, i) or (k >= 32 and n >= 32)
     ),

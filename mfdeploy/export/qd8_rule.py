@@ -10,9 +10,9 @@ pays:
   tokens, the late convolutions, the head). Every qd8 pass uses it.
 - arithmetic (`wide_gemm`): at least `MIN_INNER` multiply-adds per output element (K, what
   one conversion back to float is spread over) and `MIN_OUTPUTS` output channels (N: the
-  multiply-adds per quantised input element of a 1x1 convolution, and the width of XNNPACK's
-  AVX-512 VNNI qd8 GEMM tile, 64), so the int8 GEMM's speed repays the passes over the
-  input however large the map. Such an op's input may be an early, wide-ranged activation
+  multiply-adds per quantised input element of a 1x1 convolution; 48 fills three quarters
+  of XNNPACK's AVX-512 VNNI qd8 GEMM tile of 64), so the int8 GEMM's speed repays the passes
+  over the input however large the map. Such an op's input may be an early, wide-ranged activation
   whose run-time int8 costs dB, so only LiteRT's int8-weights takes these, where it
   measures them (tflite_wide_qd8.py).
 
@@ -31,8 +31,11 @@ from __future__ import annotations
 #: Weight elements per input element from which int8 weights save memory traffic.
 MIN_WEIGHT_TO_INPUT = 0.25
 #: Multiply-adds per output element (K) and output channels (N) from which the int8 GEMM
-#: repays the run-time conversions.
-MIN_INNER, MIN_OUTPUTS = 32, 64
+#: repays the run-time conversions. N >= 48 (session 28; 64 in session 27) also takes 294m's
+#: N = 48 convolutions on 28x28 maps: 0.05-0.08 ms faster in two runs of
+#: benchmarks/tflite_qd8_ops.py, the same ops as 64 on EfficientNet-Lite0 and
+#: MobileViTv2-0.5; N = 32 (half a tile) is slower on MobileViTv2-0.5 (docs/int8.md).
+MIN_INNER, MIN_OUTPUTS = 32, 48
 
 
 def qd8_pays(weight_elements: int, input_elements: int, ratio: float = MIN_WEIGHT_TO_INPUT) -> bool:
