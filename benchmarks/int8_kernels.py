@@ -2,7 +2,7 @@
 on LiteRT / XNNPACK and on ONNX Runtime's CPU EP, timed interleaved in one process.
 
     PYTHONPATH=. .venv/bin/python benchmarks/int8_kernels.py [--runs 60] [--warmup 10]
-        [--threads 1] [--kernels pointwise conv3x3 depthwise linear]
+        [--threads 1] [--kernels pointwise conv3x3 depthwise linear narrow16 narrow24 narrow48]
 
 A whole network's int8 speed-up is bounded by its kernels': if XNNPACK's int8 GEMM on this
 CPU does only as many multiply-accumulates per second as its fp32 GEMM, no choice of float
@@ -59,6 +59,15 @@ class Stack(nn.Module):
         return x
 
 
+class Narrow(Stack):
+    """`depth` 1x1 convolutions alternating wide -> narrow -> wide (e.g. 96 -> 24 -> 96), each
+    followed by ReLU6: the narrow GEMMs of a mobile network's early blocks."""
+
+    def __init__(self, wide: int, narrow: int, depth: int) -> None:
+        sizes = iter([(wide, narrow) if i % 2 == 0 else (narrow, wide) for i in range(depth)])
+        super().__init__(lambda: nn.Conv2d(*next(sizes), 1), depth)
+
+
 class Tokens(nn.Module):
     """Linear layers on a (1, tokens, width) sequence, fed as an NCHW (1, width, tokens, 1)
     image so the same NHWC wrapper serves every stack."""
@@ -80,6 +89,10 @@ KERNELS = {
     "depthwise": (lambda: Stack(lambda: nn.Conv2d(144, 144, 3, padding=1, groups=144), 8),
                   (1, 144, 56, 56), 8 * 56 * 56 * 144 * 9),
     "linear": (lambda: Tokens(512, 4), (1, 512, 196, 1), 4 * 196 * 512 * 512),
+    # Mobile-Former 294m's narrow pointwise convolutions (N or K of 16, 24, 48)
+    "narrow16": (lambda: Narrow(32, 16, 8), (1, 32, 112, 112), 8 * 112 * 112 * 32 * 16),
+    "narrow24": (lambda: Narrow(96, 24, 8), (1, 96, 56, 56), 8 * 56 * 56 * 96 * 24),
+    "narrow48": (lambda: Narrow(192, 48, 8), (1, 192, 28, 28), 8 * 28 * 28 * 192 * 48),
 }  # fmt: skip
 
 
