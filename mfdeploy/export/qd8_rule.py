@@ -12,9 +12,9 @@ pays:
   one conversion back to float is spread over) and `MIN_OUTPUTS` output channels (N: the
   multiply-adds per quantised input element of a 1x1 convolution; 48 fills three quarters
   of XNNPACK's AVX-512 VNNI qd8 GEMM tile of 64), so the int8 GEMM's speed repays the passes
-  over the input however large the map. Such an op's input may be an early, wide-ranged activation
-  whose run-time int8 costs dB, so only LiteRT's int8-weights takes these, where it
-  measures them (tflite_wide_qd8.py).
+  over the input however large the map. Such an op's input may be an early, wide-ranged
+  activation whose run-time int8 costs dB, so only LiteRT's int8-weights takes these, where
+  it measures them (tflite_wide_qd8.py).
 
 Below both (an image stem's 3 input channels, the narrow pointwise convolutions of the first
 blocks) qd8 is slower than float32. Measured, not derived, on a VNNI host (docs/int8.md,
