@@ -32,7 +32,7 @@ from __future__ import annotations
 MIN_WEIGHT_TO_INPUT = 0.25
 #: Multiply-adds per output element (K) and output channels (N) from which the int8 GEMM
 #: repays the run-time conversions. N >= 48 (session 28; 64 in session 27) also takes 294m's
-#: N = 48 convolutions on 28x28 maps: 0.05-0.08 ms faster in two runs of
+#: N = 48 convolutions on 28x28 maps: 0.05-0.09 ms faster in three runs of
 #: benchmarks/tflite_qd8_ops.py, the same ops as 64 on EfficientNet-Lite0 and
 #: MobileViTv2-0.5; N = 32 (half a tile) is slower on MobileViTv2-0.5 (docs/int8.md).
 MIN_INNER, MIN_OUTPUTS = 32, 48
