@@ -74,12 +74,14 @@ def interleaved(
     app running one model never sees."""
     batches = batch if isinstance(batch, dict) else dict.fromkeys(runtimes, batch)
     sessions = {name: r if isinstance(r, list) else [r] for name, r in runtimes.items()}
+    if len({len(group) for group in sessions.values()}) > 1:
+        raise ValueError("every artifact needs the same number of sessions")
     for name, group in sessions.items():
         for runtime in group:
             for _ in range(warmup):
                 runtime.run(batches[name])
     samples: dict[str, list[float]] = {name: [] for name in runtimes}
-    per_round = block * max(len(group) for group in sessions.values())
+    per_round = block * len(next(iter(sessions.values())))
     for _ in range(-(-runs // per_round)):
         for name, group in sessions.items():
             for runtime in group:
