@@ -68,7 +68,7 @@ from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR as INT8_TARGET_SQNR
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
 from mfdeploy.export.qd8_rule import MIN_WEIGHT_TO_INPUT, kept_float_note
-from mfdeploy.export.tflite_qd8 import qd8_scopes
+from mfdeploy.export.tflite_qd8 import float_ops, qd8_scopes
 from mfdeploy.export.tflite_wide_qd8 import choose_wide
 from mfdeploy.metrics import default_thresholds
 
@@ -177,14 +177,16 @@ def dynamic_range_int8(
 ) -> tuple[int, int]:
     """int8 weights, activations quantised at run time, for the float convs / linears whose
     weights are >= `ratio` x their input (where that is faster: tflite_qd8.py), or for
-    those named in `scopes` (qd8_scopes' names; benchmarks time single ops this way);
-    returns (ops given int8 weights, float convs / linears left float32)."""
+    those named in `scopes` (`FloatOp.scope` names: the int8-weights export's measured
+    choice, and benchmarks timing single ops); returns (ops given int8 weights, float convs
+    / linears left float32)."""
     from ai_edge_quantizer import quantizer
 
-    chosen, candidates = qd8_scopes(fp32_path, ratio if scopes is None else 0.0)
-    if scopes is not None:
-        named = set(scopes)
-        chosen = [name for name in chosen if name in named]
+    if scopes is None:
+        chosen, candidates = qd8_scopes(fp32_path, ratio)
+    else:
+        named, ops = set(scopes), list(float_ops(fp32_path))
+        chosen, candidates = [op.scope for op in ops if op.scope in named], len(ops)
     if not chosen:
         shutil.copyfile(fp32_path, out_path)
         return 0, candidates

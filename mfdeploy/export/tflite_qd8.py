@@ -58,24 +58,28 @@ def float_ops(path: Path) -> Iterator[FloatOp]:
             )
 
 
+def pays_in_bytes(op: FloatOp, ratio: float = MIN_WEIGHT_TO_INPUT) -> bool:
+    """qd8_rule's bytes rule for one op: weights at least `ratio` x its input."""
+    return qd8_pays(op.weight_elements, op.input_elements, ratio)
+
+
+def is_wide(op: FloatOp) -> bool:
+    """An op the bytes rule leaves float that is a wide GEMM (qd8_rule's arithmetic rule)."""
+    return not pays_in_bytes(op) and wide_gemm(op.weight_elements, op.outputs)
+
+
 def qd8_scopes(path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> tuple[list[str], int]:
     """The scopes of the float convs / linears in `path` whose constant weights are at least
     `ratio` x their input (the bytes rule), and how many float convs / linears with
     constant weights there are in all."""
     ops = list(float_ops(path))
-    chosen = [op.scope for op in ops if qd8_pays(op.weight_elements, op.input_elements, ratio)]
-    return chosen, len(ops)
+    return [op.scope for op in ops if pays_in_bytes(op, ratio)], len(ops)
 
 
 def wide_ops(path: Path) -> list[FloatOp]:
-    """The float convs / linears the bytes rule leaves float that are wide GEMMs (the
-    arithmetic rule), in graph order."""
-    return [
-        op
-        for op in float_ops(path)
-        if not qd8_pays(op.weight_elements, op.input_elements)
-        and wide_gemm(op.weight_elements, op.outputs)
-    ]
+    """The float convs / linears in `path` that are wide GEMMs the bytes rule leaves float,
+    in graph order."""
+    return [op for op in float_ops(path) if is_wide(op)]
 
 
 def _elements(shape) -> int:

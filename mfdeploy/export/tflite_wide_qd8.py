@@ -24,7 +24,7 @@ import numpy as np
 
 from mfdeploy.console import info, progress
 from mfdeploy.export.qd8_rule import MIN_INNER, MIN_OUTPUTS
-from mfdeploy.export.tflite_qd8 import qd8_scopes, wide_ops
+from mfdeploy.export.tflite_qd8 import float_ops, is_wide, pays_in_bytes
 from mfdeploy.metrics import sqnr_db
 from mfdeploy.static_batches import run_static_batches
 
@@ -92,8 +92,9 @@ def choose_wide(
 ) -> WideChoice:
     """The rule of the module doc on the fp32 file at `fp32_path`; candidate files are built
     into `scratch` and removed."""
-    base = qd8_scopes(fp32_path)[0]
-    wide = [op.scope for op in wide_ops(fp32_path)]
+    ops = list(float_ops(fp32_path))  # one read of the flatbuffer for both rules
+    base = [op.scope for op in ops if pays_in_bytes(op)]
+    wide = [op.scope for op in ops if is_wide(op)]
     photos = spread(photos)
     built = 0
 
