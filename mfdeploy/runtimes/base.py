@@ -100,10 +100,13 @@ class Runtime(abc.ABC):
 
 
 def to_input_layout(batch: np.ndarray, layout: str | None) -> np.ndarray:
-    """NCHW -> the layout the model takes."""
-    if layout == "NHWC":
-        return np.ascontiguousarray(batch.transpose(0, 2, 3, 1))
-    return np.ascontiguousarray(batch)
+    """NCHW -> the layout the model takes, contiguous."""
+    return np.ascontiguousarray(input_view(batch, layout))
+
+
+def input_view(batch: np.ndarray, layout: str | None) -> np.ndarray:
+    """NCHW -> the layout the model takes, as a view (no copy)."""
+    return batch.transpose(0, 2, 3, 1) if layout == "NHWC" else batch
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:

@@ -10,8 +10,8 @@ from mfdeploy.runtimes.base import (
     Runtime,
     RuntimeInfo,
     dequantize,
+    input_view,
     quantize,
-    to_input_layout,
 )
 from mfdeploy.static_batches import run_static_batches
 
@@ -42,11 +42,19 @@ class LiteRTRuntime(Runtime):
         self._debug = None
 
     def _invoke(self, interpreter, batch: np.ndarray) -> None:
-        x = to_input_layout(batch, self.manifest.input.layout)
+        """One pass over the image, straight into the interpreter's input buffer, as an app
+        writes its frame there: a contiguous NHWC copy, a dtype copy and `set_tensor` were
+        three passes, 0.17-0.26 ms of a 4-6 ms model timed as if LiteRT spent it."""
+        x = input_view(batch, self.manifest.input.layout)
         scale, zero = self.input["quantization"]
         if self.input["dtype"] != np.float32 and scale:
             x = quantize(x, scale, zero, self.input["dtype"])
-        interpreter.set_tensor(self.input["index"], x.astype(self.input["dtype"]))
+        buffer = interpreter.tensor(self.input["index"])
+        if buffer().shape != x.shape:
+            raise ValueError(f"input of shape {x.shape}; the model takes {buffer().shape}")
+        # the view buffer() returns must be gone before invoke(), which refuses to run while
+        # numpy holds its memory: no name is bound to it
+        np.copyto(buffer(), x, casting="unsafe")
         interpreter.invoke()
 
     @staticmethod

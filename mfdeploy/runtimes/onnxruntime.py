@@ -75,7 +75,7 @@ class OnnxRuntime(Runtime):
         self.input_dtype = np.float16 if "float16" in model_input.type else np.float32
 
     def _run_once(self, batch: np.ndarray) -> np.ndarray:
-        x = to_input_layout(batch, self.manifest.input.layout).astype(self.input_dtype)
+        x = to_input_layout(batch, self.manifest.input.layout).astype(self.input_dtype, copy=False)
         (out,) = self.session.run(None, {self.input_name: x})
         return out.astype(np.float32)
 
