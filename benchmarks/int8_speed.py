@@ -13,7 +13,8 @@ defaults, i.e. seeded synthetic Mobile-Former, trained EfficientNet-Lite0):
   float modules' linears / convolutions with int8 weights and run-time activation scales
   where that pays (docs/int8.md);
 - the target's int8 without calibrated scales: LiteRT int8-weights (dynamic-range qd8, its
-  wide GEMMs measured on calibration photos), ONNX int8-dynamic (MatMul / Gemm only);
+  wide GEMMs measured on calibration photos), ONNX int8-dynamic (MatMul / Gemm and its
+  pointwise convolutions measured on calibration photos);
   ExecuTorch has none;
 - every module static int8 (`--int8-float none`): the speed ceiling of static int8, which
   misses the accuracy bound on the synthetic weights (not checked, not shipped).
@@ -76,7 +77,7 @@ ALTERNATIVES = {
     "onnx": (
         ("fp32", "fp32", None),
         ("int8 (shipped)", "int8", None),
-        ("int8-dynamic (MatMul / Gemm)", "int8-dynamic", None),
+        ("int8-dynamic (nothing calibrated)", "int8-dynamic", None),
         ("int8, every module", "int8", "none"),
     ),
     "executorch": (

@@ -13,7 +13,8 @@ runs its own runtime check, so a variant may keep more modules float). Then buil
 fp32 graph the dynamic variants ORT's `quantize_dynamic` offers: every op type it quantises
 (convolutions as ConvInteger, per-tensor weights), the same with the convolution weights
 re-quantised per output channel, and MatMul / Gemm only (what `--precision int8-dynamic`
-ships); and ORT's weight-only MatMulNBits (8 bits) for the linears, on the fp32 graph and in
+shipped until session 29; it adds measured pointwise convolutions now); and ORT's
+weight-only MatMulNBits (8 bits) for the linears, on the fp32 graph and in
 place of the int8 export's dynamic pass (tried in session 27, not shipped). Each runs the
 evaluation photos on ONNX Runtime (SQNR and top-1 agreement against fp32) and is timed
 interleaved in one process, 1 thread. Prints the table and writes
@@ -199,7 +200,7 @@ def main() -> None:
         per_channel_convs(files["fp32"], every, tmp / "dynamic-pc.onnx")
         files["dynamic, convolutions per-channel"] = tmp / "dynamic-pc.onnx"
         quant.quantize_float_linears(files["fp32"], tmp / "dynamic-linears.onnx")
-        files["dynamic, MatMul / Gemm only (int8-dynamic)"] = tmp / "dynamic-linears.onnx"
+        files["dynamic, MatMul / Gemm only"] = tmp / "dynamic-linears.onnx"
 
         with mock.patch.object(quant, "quantize_float_linears", nbits_linears):
             files["int8, its linears as MatMulNBits 8-bit instead"] = export("int8", "int8-nbits")

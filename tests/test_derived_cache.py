@@ -67,6 +67,34 @@ def test_a_module_entry_is_named_by_its_settings_too(cache):
     assert module_cache_entry("store", ".bin", sigmoid, "shape") != entry
 
 
+def test_a_module_entry_is_named_by_the_code_of_classes_outside_the_package(cache, tmp_path):
+    """A class defined outside mfdeploy (a test's, a benchmark's) edited between two exports
+    computes another function with the same name, tree and weights: its old conversion must
+    not be reused."""
+    import importlib
+    import sys
+
+    from mfdeploy.export.common import module_cache_entry
+
+    source = tmp_path / "edited_model.py"
+    code = (
+        "import torch\n\nclass Edited(torch.nn.Module):\n"
+        "    def forward(self, x):\n        return torch.{}(x)\n"
+    )
+    source.write_text(code.format("relu"))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("edited_model")
+        entry = module_cache_entry("store", ".bin", module.Edited(), "shape")
+        assert module_cache_entry("store", ".bin", module.Edited(), "shape") == entry
+        source.write_text(code.format("sigmoid"))
+        module = importlib.reload(module)
+        assert module_cache_entry("store", ".bin", module.Edited(), "shape") != entry
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("edited_model", None)
+
+
 def test_only_the_newest_entries_are_kept(cache):
     paths = [derived_cache.entry("store", ".bin", str(i)) for i in range(5)]
     for i, path in enumerate(paths):

@@ -149,7 +149,8 @@ def test_int8_float_pointwise_convolutions_get_int8_weights(exported):
 
 def test_int8_dynamic_quantises_linears_only(exported):
     """ORT's dynamic convolution (ConvInteger) is per-tensor and slower than float: the
-    int8-dynamic precision leaves every convolution float (docs/onnx.md "Dynamic int8")."""
+    int8-dynamic precision leaves every convolution float that it cannot run as a MatMul
+    (docs/onnx.md "Dynamic int8"); 26m's pointwise convolutions are grouped, so all of them."""
     path = exported("onnx", "int8-dynamic")
     model = onnx.load(str(path / "model.onnx"))
     weights = {t.name: t for t in model.graph.initializer}
@@ -157,6 +158,56 @@ def test_int8_dynamic_quantises_linears_only(exported):
     assert "ConvInteger" not in ops and ops.count("MatMulInteger") > 20
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     assert convs and all(weights[n.input[1]].data_type == onnx.TensorProto.FLOAT for n in convs)
+    choice = Manifest.load(path).extra["int8_dynamic_pointwise"]
+    assert choice["candidates"] == choice["kept"] == 0 and choice["sqnr_db"] is None
+
+
+class _TwoPointwiseConvs(torch.nn.Module):
+    """Two 1x1 convolutions (32 -> 64) on an 8x8 map, weights as large as their input, so
+    the bytes rule makes both candidates: `calm` reads a map of like-sized channels, `spiky`
+    one whose channel 0 is 1000x the others and has zero weights (a run-time int8 scale for
+    the whole tensor, set by channel 0, rounds away the 31 channels its output is made of)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 32, 3, padding=1)
+        self.calm = torch.nn.Conv2d(32, 64, 1)
+        self.spiky = torch.nn.Conv2d(32, 64, 1)
+        self.head = torch.nn.Linear(128, 10)
+        gain = torch.ones(1, 32, 1, 1)
+        gain[0, 0] = 1000.0
+        self.register_buffer("gain", gain)
+        with torch.no_grad():
+            self.spiky.weight[:, 0] = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        a = self.calm(h).mean(dim=(2, 3))
+        b = self.spiky(torch.relu(h * self.gain)).mean(dim=(2, 3))  # relu: no folding of
+        return self.head(torch.cat([a, b], dim=1))  # the gain into spiky's weights
+
+
+def test_int8_dynamic_gives_int8_weights_to_the_pointwise_convs_that_keep_the_target(tmp_path):
+    """ONNX int8-dynamic measures its pointwise convolutions: both as dynamic MatMuls miss
+    the target, so each is measured alone and only `calm` joins; the written file holds the
+    target against fp32 on the photos, `spiky` stays a float Conv, nothing else is left."""
+    from mfdeploy.export.onnx import fp32_graph
+    from mfdeploy.export.onnx_int8_dynamic import int8_dynamic, ort_logits
+
+    torch.manual_seed(0)
+    model = fp32_graph(_TwoPointwiseConvs().eval(), torch.zeros(1, 3, 8, 8), False)[0]
+    fp32, out = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    onnx.save(model, str(fp32))
+    photos = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
+    choice = int8_dynamic(fp32, out, photos, 30.0, tmp_path)
+    assert (choice.candidates, choice.kept, choice.target_db) == (2, 1, 30.0)
+    graph = onnx.load(str(out)).graph
+    conv_weights = {n.input[1] for n in graph.node if n.op_type == "Conv"}
+    assert any("spiky" in w for w in conv_weights) and not any("calm" in w for w in conv_weights)
+    assert choice.dynamic_nodes == 2  # calm's MatMul and the head
+    held = sqnr_db(ort_logits(fp32, photos), ort_logits(out, photos))
+    assert held >= 30.0 and abs(held - choice.sqnr_db) < 1e-6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp32.onnx", "int8.onnx"]
 
 
 def test_int8_mixed_precision_by_module_scope(artifacts, tmp_path):

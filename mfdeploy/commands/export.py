@@ -54,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--calib",
-        help="directory of calibration images for int8 and int8-weights (Core ML: its float16 "
-        "modules; LiteRT: its wide qd8 GEMMs; default: the photo set)",
+        help="directory of calibration images for int8, int8-weights and int8-dynamic (Core "
+        "ML: its float16 modules; LiteRT: its wide qd8 GEMMs; ONNX int8-dynamic: its pointwise "
+        "convolutions; default: the photo set)",
     )
     parser.add_argument(
         "--calib-count",
@@ -63,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="number of calibration images to use (>= 1; default 32)",
     )
     int8 = parser.add_argument_group(
-        "int8 options (onnx, tflite, coreml, executorch; coreml and tflite int8-weights too)"
+        "int8 options (onnx, tflite, coreml, executorch; coreml and tflite int8-weights and "
+        "onnx int8-dynamic too)"
     )
     int8.add_argument(
         "--int8-float",
@@ -83,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DB",
         help="int8 'auto': simulated logits SQNR against float32 to reach (default 22 dB; "
         "verify's int8 bound is 18 dB; Core ML int8-weights: 24 dB, its bound 20; LiteRT "
-        "int8-weights: 22 dB for its wide qd8 GEMMs, its bound 18). An int8 "
+        "int8-weights: 22 dB for its wide qd8 GEMMs, ONNX int8-dynamic: 22 dB for its "
+        "pointwise convolutions, both bound 18). An int8 "
         "artifact is then run on its own runtime on the held-out calibration photos; below "
         "verify's bound + 2.5 dB it is exported again with this target raised (at most 3 "
         "exports; the checks go into the manifest)",

@@ -31,13 +31,16 @@ from mfdeploy.export.common import (
 )
 from mfdeploy.export.depthwise_split import split_channel_multipliers
 from mfdeploy.export.int8_sensitivity import float_plan
+from mfdeploy.export.measured_subset import default_target
+from mfdeploy.export.onnx_int8_dynamic import int8_dynamic
 from mfdeploy.export.onnx_pointwise import pointwise_as_matmul
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("onnx", "onnxruntime")
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
-# offered to compare against, not recommended to ship (reports list them apart)
-COMPARISON_PRECISIONS = ("int8-dynamic",)
+#: int8-dynamic: the logits SQNR against fp32 its pointwise convolutions must keep
+#: (onnx_int8_dynamic): verify's bound plus the margin the int8 search keeps over int8's
+INT8_DYNAMIC_TARGET_SQNR = default_target("int8-dynamic", "onnx")
 OPSET = 18
 MODEL_FILE = "model.onnx"
 ORT_FILE = "model.ort"
@@ -397,10 +400,12 @@ def export(
         raise MfdeployError(f"unknown calibration method {calib_method!r}")
     prep = source.preprocessing
     res = prep.resolution
-    calibration = probe = None
+    calibration = probe = scored = None
     if precision == "int8":  # read the photos first: bad input fails before slow work
         calibration = calibration_inputs(calib, calib_count, prep)
         probe, probe_source = calibration[:4], "calibration photos"
+    elif precision == "int8-dynamic":  # to measure which pointwise convs join (none calibrated)
+        scored = calibration_inputs(calib, calib_count, prep)
     elif precision == "fp16":
         probe, probe_source = probe_inputs(calib, prep)
     module, splits = export_module(source, form), 0
@@ -480,14 +485,19 @@ def export(
             }
     else:  # int8-dynamic
         q_path = staging / "model_int8.onnx"
+        target = int8_target_sqnr or INT8_DYNAMIC_TARGET_SQNR
         with _quiet():
-            dynamic = quant.quantize_float_linears(fp32_path, q_path)
+            choice = int8_dynamic(fp32_path, q_path, scored, target, staging)
+        info(f"int8-dynamic: {choice.describe()}")
         final = onnx.load(str(q_path))
         q_path.unlink()
         extra.update(
-            weights=f"int8 per-channel in {dynamic} MatMul / Gemm layers (activations quantised "
-            "at run time); convolutions float",
-            dynamic_nodes=dynamic,
+            weights=f"int8 per-channel in {choice.dynamic_nodes} MatMul / Gemm layers, "
+            f"{choice.kept} of them pointwise convolutions rewritten as MatMul (activations "
+            "quantised at run time); the other convolutions float",
+            dynamic_nodes=choice.dynamic_nodes,
+            dynamic_convs=choice.kept,
+            int8_dynamic_pointwise=choice.to_dict(),
         )
     fp32_path.unlink()
 

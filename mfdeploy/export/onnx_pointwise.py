@@ -18,6 +18,7 @@ runtime check with the float set of the int8 before it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +63,35 @@ def rewritable_weight(node, initializers: dict, shapes: dict, ratio: float):
     return weight if weight.size >= ratio * int(np.prod(dims[1:])) else None
 
 
-def pointwise_as_matmul(in_path: Path, out_path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> int:
-    """Write `in_path` with the rule's float 1x1 convolutions as Transpose -> MatMul (-> Add)
-    -> Transpose, each new node carrying the convolution's metadata (its module scope);
-    returns how many were rewritten. The function is the same up to float rounding."""
+def node_id(node) -> str:
+    """A node's name, or its first output's where the exporter left it unnamed."""
+    return node.name or node.output[0]
+
+
+def rewritable(path: Path, ratio: float = MIN_WEIGHT_TO_INPUT) -> list[str]:
+    """The ids (`node_id`) of the float 1x1 convolutions in `path` the rule rewrites."""
+    import onnx
+
+    model = onnx.load(str(path))
+    initializers = {t.name: t for t in model.graph.initializer}
+    shapes = input_shapes(model)
+    return [
+        node_id(node)
+        for node in model.graph.node
+        if rewritable_weight(node, initializers, shapes, ratio) is not None
+    ]
+
+
+def pointwise_as_matmul(
+    in_path: Path,
+    out_path: Path,
+    ratio: float = MIN_WEIGHT_TO_INPUT,
+    only: Collection[str] | None = None,
+) -> int:
+    """Write `in_path` with the rule's float 1x1 convolutions (those of them named in `only`,
+    if given) as Transpose -> MatMul (-> Add) -> Transpose, each new node carrying the
+    convolution's metadata (its module scope); returns how many were rewritten. The function
+    is the same up to float rounding."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -76,13 +102,13 @@ def pointwise_as_matmul(in_path: Path, out_path: Path, ratio: float = MIN_WEIGHT
     nodes, rewritten, replaced = [], 0, set()
     for node in graph.node:
         weight = rewritable_weight(node, initializers, shapes, ratio)
-        if weight is None:
+        if weight is None or (only is not None and node_id(node) not in only):
             nodes.append(node)
             continue
         rewritten += 1
         replaced.add(node.input[1])
         out = node.output[0]
-        name = node.name or out
+        name = node_id(node)
         columns = np.ascontiguousarray(weight[:, :, 0, 0].T)  # (in, out): x_nhwc @ columns
         matrix = numpy_helper.from_array(columns, f"{out}.matmul_w")
         graph.initializer.append(matrix)

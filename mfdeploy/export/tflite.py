@@ -65,12 +65,11 @@ from mfdeploy.export.common import (
     run_static_batch,
 )
 from mfdeploy.export.depthwise_split import split_channel_multipliers
-from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR as INT8_TARGET_SQNR
 from mfdeploy.export.int8_sensitivity import float_plan, float_regex
+from mfdeploy.export.measured_subset import default_target
 from mfdeploy.export.qd8_rule import MIN_WEIGHT_TO_INPUT, kept_float_note
 from mfdeploy.export.tflite_qd8 import float_ops, qd8_scopes
 from mfdeploy.export.tflite_wide_qd8 import choose_wide
-from mfdeploy.metrics import default_thresholds
 
 #: imported before staging, with signals held back (export_artifact)
 CONVERTERS = ("litert_torch",)
@@ -83,11 +82,7 @@ PACKAGES = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 DYNAMIC_RANGE_OPS = ("FULLY_CONNECTED", "CONV_2D")
 #: int8-weights: the logits SQNR against fp32 its wide qd8 GEMMs must keep (tflite_wide_qd8):
 #: verify's LiteRT int8-weights bound plus the margin the int8 search keeps over int8's
-INT8_WEIGHTS_TARGET_SQNR = (
-    default_thresholds("int8-weights", "tflite")["sqnr_db"]
-    + INT8_TARGET_SQNR
-    - default_thresholds("int8", "tflite")["sqnr_db"]
-)
+INT8_WEIGHTS_TARGET_SQNR = default_target("int8-weights", "tflite")
 # int8 logits: the calibration range widened 3x about its centre (top logits must not clip).
 OUTPUT_RANGE_MARGIN = 3.0
 

@@ -1,10 +1,8 @@
 """LiteRT int8-weights: which wide GEMMs, beyond the bytes rule, also get qd8, measured.
 
 Rule: the ops of qd8_rule's bytes rule always get qd8. The wide GEMMs it leaves float
-(qd8_rule.wide_gemm) all join them if the file's logits on up to `SCORED_PHOTOS`
-calibration photos stay at `target_db` or above against the fp32 file's; otherwise each is
-measured alone (the bytes rule's ops and it), and they join cheapest first, as many as keep
-the target (a binary search on how many).
+(qd8_rule.wide_gemm) join them as `measured_subset` decides, on the file's logits against
+the fp32 file's on up to `measured_subset.SCORED_PHOTOS` calibration photos.
 
 Why: a wide GEMM runs faster in qd8 whatever its map size (MobileViTv2-1.0's LiteRT
 int8-weights with all of them: 1.38x -> 1.95x of fp32), but its input, quantised at run
@@ -22,14 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mfdeploy.console import info, progress
+from mfdeploy.export.measured_subset import measured_subset, spread
 from mfdeploy.export.qd8_rule import MIN_INNER, MIN_OUTPUTS
 from mfdeploy.export.tflite_qd8 import float_ops, is_wide, pays_in_bytes
 from mfdeploy.metrics import sqnr_db
 from mfdeploy.static_batches import run_static_batches
-
-#: photos the choice is measured on, evenly spread over the calibration photos given
-SCORED_PHOTOS = 8
 
 #: (scopes given qd8, output path) -> writes that int8-weights file
 Build = Callable[[Sequence[str], Path], None]
@@ -81,12 +76,6 @@ def litert_logits(path: Path, photos: np.ndarray) -> np.ndarray:
     return run_static_batches(photos, int(source["shape"][0]), run)
 
 
-def spread(photos: np.ndarray, count: int = SCORED_PHOTOS) -> np.ndarray:
-    """Up to `count` photos evenly spread over `photos` (they come grouped by source)."""
-    index = np.unique(np.linspace(0, len(photos) - 1, min(len(photos), count)).round())
-    return photos[index.astype(np.int64)]
-
-
 def choose_wide(
     fp32_path: Path, photos: np.ndarray, target_db: float, build: Build, scratch: Path
 ) -> WideChoice:
@@ -115,23 +104,11 @@ def choose_wide(
         finally:
             path.unlink()
 
-    every = score([*base, *wide])
-    if every >= target_db:
-        return choice(wide, every)
-    info(
-        f"int8-weights: the {len(wide)} wide GEMMs all in qd8 keep {every:.1f} dB < "
-        f"{target_db:g} dB; measuring each"
+    kept, reached = measured_subset(
+        wide,
+        lambda chosen: score([*base, *chosen]),
+        target_db,
+        "int8-weights",
+        "wide GEMMs",
     )
-    alone = {scope: score([*base, scope]) for scope in progress(wide, "wide GEMMs")}
-    order = sorted(wide, key=lambda scope: -alone[scope])  # cheapest in accuracy first
-    fits, fails, reached = 0, len(order), None  # order[:fits] holds (assumed for 0)
-    while fails - fits > 1:
-        middle = (fits + fails) // 2
-        sqnr = score([*base, *order[:middle]])
-        if sqnr >= target_db:
-            fits, reached = middle, sqnr
-        else:
-            fails = middle
-    if reached is None:
-        reached = score(base)
-    return choice(order[:fits], reached)
+    return choice(kept, reached)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,12 +96,35 @@ def module_settings(model: nn.Module) -> str:
     return "\n".join(lines)
 
 
+#: packages whose classes' code caches key by version: mfdeploy's by `export_code_sha256`,
+#: torch's by the tool versions
+VERSIONED_PACKAGES = ("mfdeploy", "torch")
+
+
+def foreign_code(model: nn.Module) -> str:
+    """The source of every submodule class defined outside `VERSIONED_PACKAGES` (a test's, a
+    benchmark's, another package's): editing such a forward must not reuse a cache entry
+    made by its old code."""
+    kinds = {type(sub) for sub in model.modules()}
+    sources = []
+    for kind in sorted(kinds, key=lambda k: (k.__module__, k.__qualname__)):
+        if kind.__module__.split(".")[0] in VERSIONED_PACKAGES:
+            continue
+        try:
+            sources.append(inspect.getsource(kind))
+        except (OSError, TypeError):  # defined in a REPL / exec: only its name is known
+            sources.append(f"{kind.__module__}.{kind.__qualname__}")
+    return "\n".join(sources)
+
+
 def module_identity(model: nn.Module) -> str:
     """sha256 of what decides a module's function here: its tree (repr), every submodule's
-    class and settings (`module_settings`) and its weights (`state_dict_sha256`). The code of
-    the classes is not in it: caches add `export_code_sha256` for that."""
+    class and settings (`module_settings`), the code of classes no version covers
+    (`foreign_code`) and its weights (`state_dict_sha256`). The package's own code is not in
+    it: caches add `export_code_sha256` for that."""
     digest = hashlib.sha256()
-    for part in (repr(model), module_settings(model), state_dict_sha256(model)):
+    parts = (repr(model), module_settings(model), foreign_code(model), state_dict_sha256(model))
+    for part in parts:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
@@ -193,6 +217,7 @@ __all__ = [
     "form_kind",
     "load_source",
     "module_in_form",
+    "foreign_code",
     "module_identity",
     "state_dict_sha256",
     "structure_model",
