@@ -61,7 +61,7 @@ def test_int8_weights_shrinks_the_model_and_still_classifies(
     assert cosine(reference_26m(fixture_inputs), out) > 0.9
     # the wide GEMMs' measurement is in the manifest, at the documented default target
     wide = Manifest.load(artifacts["int8-weights"]).extra["int8_weights_wide_gemms"]
-    assert wide["target_db"] == 22.0 and 0 <= wide["wide_kept"] <= wide["wide_candidates"]
+    assert wide["target_db"] == 22.0 and 0 <= wide["kept"] <= wide["candidates"]
     assert wide["sqnr_db"] is None or wide["sqnr_db"] >= wide["target_db"]
 
 
@@ -475,7 +475,7 @@ def test_int8_weights_gives_qd8_to_the_wide_gemms_that_keep_the_target(tmp_path)
     photos = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
     choice = choose_wide(fp32, photos, 30.0, qd8_builder(fp32), tmp_path)
     calm = [op.scope for op in wide if op.input_shape[-1] == 32 and "calm" in op.scope]
-    assert choice.wide_candidates == 2 and choice.wide_kept == 1
+    assert choice.candidates == 2 and choice.kept == 1
     assert calm and calm[0] in choice.scopes
     chosen = tmp_path / "chosen.tflite"
     qd8_builder(fp32)(choice.scopes, chosen)

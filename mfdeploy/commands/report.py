@@ -8,7 +8,7 @@ one line per row; --verbose shows everything).
 
   mfdeploy report                          # Mobile-Former 294m, synthetic weights
   mfdeploy report --variant 26m --precisions fp32,int8 --out reports/26m
-  mfdeploy report --precisions all         # with the comparison precisions (ONNX int8-dynamic)
+  mfdeploy report --targets onnx,tflite --precisions int8,int8-weights,int8-dynamic
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", help="comma list (default: every installed target)")
     parser.add_argument(
         "--precisions",
-        help="comma list (default: every precision a target recommends; 'all' adds the "
-        "comparison ones, such as ONNX int8-dynamic, which are never recommended to ship)",
+        help="comma list (default: every precision a target recommends; 'all' adds those a "
+        "target offers for comparison only, never recommended to ship: none today)",
     )
     parser.add_argument("--form", default="deploy", choices=["deploy", "reference"])
     parser.add_argument(

@@ -10,12 +10,14 @@ than per candidate). Which ones hold depends on the weights, so it is measured, 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
 from mfdeploy.console import info, progress
 from mfdeploy.export.int8_sensitivity import DEFAULT_TARGET_SQNR as INT8_TARGET_SQNR
-from mfdeploy.metrics import default_thresholds
+from mfdeploy.metrics import default_thresholds, sqnr_db
 
 #: photos the choice is measured on, evenly spread over the calibration photos given
 SCORED_PHOTOS = 8
@@ -28,6 +30,64 @@ def spread(photos: np.ndarray, count: int = SCORED_PHOTOS) -> np.ndarray:
     """Up to `count` photos evenly spread over `photos` (they come grouped by source)."""
     index = np.unique(np.linspace(0, len(photos) - 1, min(len(photos), count)).round())
     return photos[index.astype(np.int64)]
+
+
+class FileScores:
+    """A `Score` on files: each call `build`s the file with the chosen candidates into
+    `scratch`, scores its logits (`logits(path, photos)`) against the fp32 file's, and removes
+    it; `built` counts the files."""
+
+    def __init__(
+        self,
+        fp32_path: Path,
+        photos: np.ndarray,
+        logits: Callable[[Path, np.ndarray], np.ndarray],
+        build: Callable[[Sequence[str], Path], object],
+        scratch: Path,
+        suffix: str,
+    ) -> None:
+        self.photos, self.logits, self.build = photos, logits, build
+        self.scratch, self.suffix = scratch, suffix
+        self.reference = logits(fp32_path, photos)
+        self.built = 0
+
+    def __call__(self, chosen: Sequence[str]) -> float:
+        path = self.scratch / f"candidate-{self.built}{self.suffix}"
+        self.built += 1
+        self.build(chosen, path)
+        try:
+            return sqnr_db(self.reference, self.logits(path, self.photos))
+        finally:
+            path.unlink()
+
+
+@dataclass
+class MeasuredChoice:
+    """What `measured_subset` chose, for the manifest and the export log."""
+
+    kind: str  # the candidates and their rule, for the log: "wide GEMMs (K >= 32, N >= 48)"
+    candidates: int
+    kept: int
+    sqnr_db: float | None  # the chosen file's logits against the fp32 file's (None: none)
+    target_db: float
+    photos: int
+    files_built: int
+
+    def to_dict(self) -> dict:
+        # the counts: not the log's wording, nor what a subclass adds
+        record = {f.name: getattr(self, f.name) for f in fields(MeasuredChoice) if f.name != "kind"}
+        if self.sqnr_db is not None:
+            record["sqnr_db"] = round(self.sqnr_db, 2)
+        return record
+
+    def describe(self) -> str:
+        if not self.candidates:
+            return f"no {self.kind} to measure"
+        held = f"{self.sqnr_db:.1f} dB" if self.sqnr_db is not None else "-"
+        return (
+            f"{self.kept} of {self.candidates} {self.kind} measured to keep {held} >= "
+            f"{self.target_db:g} dB against fp32 on {self.photos} calibration photos"
+        )
 
 
 def default_target(precision: str, target: str) -> float:
@@ -64,4 +124,12 @@ def measured_subset(
     return order[:fits], reached
 
 
-__all__ = ["SCORED_PHOTOS", "Score", "default_target", "measured_subset", "spread"]
+__all__ = [
+    "SCORED_PHOTOS",
+    "FileScores",
+    "MeasuredChoice",
+    "Score",
+    "default_target",
+    "measured_subset",
+    "spread",
+]

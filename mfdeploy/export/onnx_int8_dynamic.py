@@ -18,46 +18,33 @@ Why: with the pointwise convolutions, 294m's int8-dynamic ran faster than its st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mfdeploy.export import onnx_quant as quant
-from mfdeploy.export.measured_subset import measured_subset, spread
+from mfdeploy.export.measured_subset import (
+    FileScores,
+    MeasuredChoice,
+    measured_subset,
+    spread,
+)
 from mfdeploy.export.onnx_pointwise import pointwise_as_matmul, rewritable
 from mfdeploy.export.qd8_rule import MIN_WEIGHT_TO_INPUT
-from mfdeploy.metrics import sqnr_db
 from mfdeploy.static_batches import run_static_batches
 
 
 @dataclass
-class PointwiseChoice:
-    """What the measurement chose, for the manifest."""
+class PointwiseChoice(MeasuredChoice):
+    """What the measurement chose; `dynamic_nodes` (recorded apart) counts the MatMul / Gemm
+    layers with int8 weights in the final file."""
 
-    candidates: int
-    kept: int
-    sqnr_db: float | None  # the file's logits against the fp32 file's (None: no candidate)
-    target_db: float
-    photos: int
-    files_built: int
-    dynamic_nodes: int = 0  # MatMul / Gemm layers with int8 weights in the final file
+    dynamic_nodes: int = 0
 
-    def to_dict(self) -> dict:
-        record = asdict(self)
-        if self.sqnr_db is not None:
-            record["sqnr_db"] = round(self.sqnr_db, 2)
-        return record
 
-    def describe(self) -> str:
-        if not self.candidates:
-            return "no pointwise convolution to measure"
-        held = f"{self.sqnr_db:.1f} dB" if self.sqnr_db is not None else "-"
-        return (
-            f"{self.kept} of {self.candidates} pointwise convolutions (weights >= "
-            f"{MIN_WEIGHT_TO_INPUT:g}x their input) measured to keep {held} >= "
-            f"{self.target_db:g} dB against fp32 on {self.photos} calibration photos"
-        )
+#: how the manifest and the log name the candidates
+POINTWISE = f"pointwise convolutions (weights >= {MIN_WEIGHT_TO_INPUT:g}x their input)"
 
 
 def ort_logits(path: Path, photos: np.ndarray) -> np.ndarray:
@@ -84,7 +71,6 @@ def int8_dynamic(
     candidate files are built into `scratch` and removed."""
     candidates = rewritable(fp32_path, MIN_WEIGHT_TO_INPUT)
     photos = spread(photos)
-    built = 0
 
     def build(chosen: Sequence[str], path: Path) -> int:
         rewritten = scratch / "pointwise.onnx"
@@ -94,24 +80,15 @@ def int8_dynamic(
         finally:
             rewritten.unlink()
 
-    kept, reached = [], None
+    kept, reached, built = [], None, 0
     if candidates:
-        reference = ort_logits(fp32_path, photos)
-
-        def score(chosen: Sequence[str]) -> float:
-            nonlocal built
-            path = scratch / f"pointwise-{built}.onnx"
-            built += 1
-            build(chosen, path)
-            try:
-                return sqnr_db(reference, ort_logits(path, photos))
-            finally:
-                path.unlink()
-
+        scores = FileScores(fp32_path, photos, ort_logits, build, scratch, ".onnx")
         kept, reached = measured_subset(
-            candidates, score, target_db, "int8-dynamic", "pointwise convolutions"
+            candidates, scores, target_db, "int8-dynamic", "pointwise convolutions"
         )
-    choice = PointwiseChoice(len(candidates), len(kept), reached, target_db, len(photos), built)
+        built = scores.built
+    counts = (len(candidates), len(kept), reached, target_db, len(photos), built)
+    choice = PointwiseChoice(POINTWISE, *counts)
     choice.dynamic_nodes = build(kept, out_path)
     return choice
 

@@ -15,15 +15,19 @@ so it is measured, not listed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mfdeploy.export.measured_subset import measured_subset, spread
+from mfdeploy.export.measured_subset import (
+    FileScores,
+    MeasuredChoice,
+    measured_subset,
+    spread,
+)
 from mfdeploy.export.qd8_rule import MIN_INNER, MIN_OUTPUTS
 from mfdeploy.export.tflite_qd8 import float_ops, is_wide, pays_in_bytes
-from mfdeploy.metrics import sqnr_db
 from mfdeploy.static_batches import run_static_batches
 
 #: (scopes given qd8, output path) -> writes that int8-weights file
@@ -31,32 +35,15 @@ Build = Callable[[Sequence[str], Path], None]
 
 
 @dataclass
-class WideChoice:
-    """What the measurement chose, for the manifest."""
+class WideChoice(MeasuredChoice):
+    """What the measurement chose; `scopes` (not recorded) is every op given qd8, the bytes
+    rule's and the chosen wide GEMMs."""
 
-    scopes: list[str]  # every op given qd8: the bytes rule's and the chosen wide GEMMs
-    wide_candidates: int
-    wide_kept: int
-    sqnr_db: float | None  # the chosen file's logits against the fp32 file's (None: no wide)
-    target_db: float
-    photos: int
-    files_built: int
+    scopes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        record = {k: v for k, v in asdict(self).items() if k != "scopes"}
-        if self.sqnr_db is not None:
-            record["sqnr_db"] = round(self.sqnr_db, 2)
-        return record
 
-    def describe(self) -> str:
-        if not self.wide_candidates:
-            return "no wide GEMM left to measure"
-        held = f"{self.sqnr_db:.1f} dB" if self.sqnr_db is not None else "-"
-        return (
-            f"{self.wide_kept} of {self.wide_candidates} wide GEMMs (K >= {MIN_INNER}, "
-            f"N >= {MIN_OUTPUTS}) measured to keep {held} >= {self.target_db:g} dB against "
-            f"fp32 on {self.photos} calibration photos"
-        )
+#: how the manifest and the log name the candidates
+WIDE_GEMMS = f"wide GEMMs (K >= {MIN_INNER}, N >= {MIN_OUTPUTS})"
 
 
 def litert_logits(path: Path, photos: np.ndarray) -> np.ndarray:
@@ -85,30 +72,17 @@ def choose_wide(
     base = [op.scope for op in ops if pays_in_bytes(op)]
     wide = [op.scope for op in ops if is_wide(op)]
     photos = spread(photos)
-    built = 0
 
-    def choice(kept: list[str], sqnr: float | None) -> WideChoice:
-        return WideChoice([*base, *kept], len(wide), len(kept), sqnr, target_db, len(photos), built)
+    def choice(kept: list[str], sqnr: float | None, built: int) -> WideChoice:
+        counts = (len(wide), len(kept), sqnr, target_db, len(photos), built)
+        return WideChoice(WIDE_GEMMS, *counts, scopes=[*base, *kept])
 
     if not wide:
-        return choice([], None)
-    reference = litert_logits(fp32_path, photos)
+        return choice([], None, 0)
 
-    def score(scopes: Sequence[str]) -> float:
-        nonlocal built
-        path = scratch / f"wide-{built}.tflite"
-        built += 1
-        build(scopes, path)
-        try:
-            return sqnr_db(reference, litert_logits(path, photos))
-        finally:
-            path.unlink()
+    def build_with_base(chosen: Sequence[str], path: Path) -> None:
+        build([*base, *chosen], path)
 
-    kept, reached = measured_subset(
-        wide,
-        lambda chosen: score([*base, *chosen]),
-        target_db,
-        "int8-weights",
-        "wide GEMMs",
-    )
-    return choice(kept, reached)
+    scores = FileScores(fp32_path, photos, litert_logits, build_with_base, scratch, ".tflite")
+    kept, reached = measured_subset(wide, scores, target_db, "int8-weights", "wide GEMMs")
+    return choice(kept, reached, scores.built)
