@@ -40,7 +40,7 @@ class PointwiseChoice(MeasuredChoice):
     """What the measurement chose; `dynamic_nodes` (recorded apart) counts the MatMul / Gemm
     layers with int8 weights in the final file."""
 
-    dynamic_nodes: int = 0
+    dynamic_nodes: int
 
 
 #: how the manifest and the log name the candidates
@@ -87,10 +87,9 @@ def int8_dynamic(
             candidates, scores, target_db, "int8-dynamic", "pointwise convolutions"
         )
         built = scores.built
+    dynamic_nodes = build(kept, out_path)
     counts = (len(candidates), len(kept), reached, target_db, len(photos), built)
-    choice = PointwiseChoice(POINTWISE, *counts)
-    choice.dynamic_nodes = build(kept, out_path)
-    return choice
+    return PointwiseChoice(POINTWISE, *counts, dynamic_nodes=dynamic_nodes)
 
 
 __all__ = ["PointwiseChoice", "int8_dynamic", "ort_logits"]
