@@ -464,7 +464,9 @@ def test_int8_weights_gives_qd8_to_the_wide_gemms_that_keep_the_target(tmp_path)
     miss the target, so each is measured alone and only `calm` joins; the chosen file holds
     the target against fp32 on the photos."""
     from mfdeploy.export.tflite import qd8_builder, torch_to_tflite
-    from mfdeploy.export.tflite_qd8 import qd8_scopes, wide_ops
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mfdeploy.export.tflite_qd8 import float_ops, qd8_scopes, wide_ops
     from mfdeploy.export.tflite_wide_qd8 import choose_wide, litert_logits
 
     torch.manual_seed(0)
@@ -473,12 +475,21 @@ def test_int8_weights_gives_qd8_to_the_wide_gemms_that_keep_the_target(tmp_path)
     wide = wide_ops(fp32)
     assert len(wide) == 2 and not set(qd8_scopes(fp32)[0]) & {op.scope for op in wide}
     photos = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
-    choice = choose_wide(fp32, photos, 30.0, qd8_builder(fp32), tmp_path)
+    chosen = tmp_path / "chosen.tflite"
+    choice = choose_wide(fp32, photos, 30.0, qd8_builder(fp32), tmp_path, chosen)
     calm = [op.scope for op in wide if op.input_shape[-1] == 32 and "calm" in op.scope]
     assert choice.candidates == 2 and choice.kept == 1
     assert calm and calm[0] in choice.scopes
-    chosen = tmp_path / "chosen.tflite"
-    qd8_builder(fp32)(choice.scopes, chosen)
+    assert choice.float_ops == len(list(float_ops(fp32)))
+    interpreter = Interpreter(model_path=str(chosen))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    int8_weights = {
+        tensors[op["outputs"][0]]["name"] + ";"
+        for op in interpreter._get_ops_details()
+        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")
+        and tensors[op["inputs"][1]]["dtype"] == np.int8
+    }
+    assert int8_weights == set(choice.scopes)  # the file written is the one chosen
     held = sqnr_db(litert_logits(fp32, photos), litert_logits(chosen, photos))
     assert held >= 30.0 and abs(held - choice.sqnr_db) < 1e-6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chosen.tflite", "fp32.tflite"]

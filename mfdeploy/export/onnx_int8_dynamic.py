@@ -82,12 +82,13 @@ def int8_dynamic(
 
     kept, reached, built = [], None, 0
     if candidates:
-        scores = FileScores(fp32_path, photos, ort_logits, build, scratch, ".onnx")
+        scores = FileScores(fp32_path, photos, ort_logits, build, scratch, ".onnx", target_db)
         kept, reached = measured_subset(
             candidates, scores, target_db, "int8-dynamic", "pointwise convolutions"
         )
-        built = scores.built
-    dynamic_nodes = build(kept, out_path)
+        dynamic_nodes, built = scores.write(kept, out_path), scores.built
+    else:
+        dynamic_nodes = build(kept, out_path)
     counts = (len(candidates), len(kept), reached, target_db, len(photos), built)
     return PointwiseChoice(POINTWISE, *counts, dynamic_nodes=dynamic_nodes)
 

@@ -342,9 +342,9 @@ def export(
         extra["contents"] = "float16 weights, DEQUANTIZE to float32, float32 compute"
     else:  # int8-weights
         target = int8_target_sqnr or INT8_WEIGHTS_TARGET_SQNR
-        wide = choose_wide(fp32_path, scored, target, qd8_builder(fp32_path), staging)
+        wide = choose_wide(fp32_path, scored, target, qd8_builder(fp32_path), staging, final)
         info(f"int8-weights: {wide.describe()}")
-        qd8, kept = dynamic_range_int8(fp32_path, final, scopes=wide.scopes)
+        qd8, kept = len(wide.scopes), wide.float_ops - len(wide.scopes)
         fp32_path.unlink()
         ops = " / ".join(DYNAMIC_RANGE_OPS)
         extra["int8_weights_wide_gemms"] = wide.to_dict()

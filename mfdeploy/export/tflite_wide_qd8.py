@@ -37,9 +37,10 @@ Build = Callable[[Sequence[str], Path], None]
 @dataclass
 class WideChoice(MeasuredChoice):
     """What the measurement chose; `scopes` (not recorded) is every op given qd8, the bytes
-    rule's and the chosen wide GEMMs."""
+    rule's and the chosen wide GEMMs, of the file's `float_ops` float convs / linears."""
 
     scopes: list[str] = field(default_factory=list)
+    float_ops: int = 0
 
 
 #: how the manifest and the log name the candidates
@@ -64,10 +65,15 @@ def litert_logits(path: Path, photos: np.ndarray) -> np.ndarray:
 
 
 def choose_wide(
-    fp32_path: Path, photos: np.ndarray, target_db: float, build: Build, scratch: Path
+    fp32_path: Path,
+    photos: np.ndarray,
+    target_db: float,
+    build: Build,
+    scratch: Path,
+    out_path: Path,
 ) -> WideChoice:
-    """The rule of the module doc on the fp32 file at `fp32_path`; candidate files are built
-    into `scratch` and removed."""
+    """Write the int8-weights file of the fp32 file at `fp32_path` to `out_path` by the rule
+    of the module doc; candidate files are built into `scratch` and removed."""
     ops = list(float_ops(fp32_path))  # one read of the flatbuffer for both rules
     base = [op.scope for op in ops if pays_in_bytes(op)]
     wide = [op.scope for op in ops if is_wide(op)]
@@ -75,14 +81,18 @@ def choose_wide(
 
     def choice(kept: list[str], sqnr: float | None, built: int) -> WideChoice:
         counts = (len(wide), len(kept), sqnr, target_db, len(photos), built)
-        return WideChoice(WIDE_GEMMS, *counts, scopes=[*base, *kept])
+        return WideChoice(WIDE_GEMMS, *counts, scopes=[*base, *kept], float_ops=len(ops))
 
     if not wide:
+        build(base, out_path)
         return choice([], None, 0)
 
     def build_with_base(chosen: Sequence[str], path: Path) -> None:
         build([*base, *chosen], path)
 
-    scores = FileScores(fp32_path, photos, litert_logits, build_with_base, scratch, ".tflite")
+    scores = FileScores(
+        fp32_path, photos, litert_logits, build_with_base, scratch, ".tflite", target_db
+    )
     kept, reached = measured_subset(wide, scores, target_db, "int8-weights", "wide GEMMs")
+    scores.write(kept, out_path)
     return choice(kept, reached, scores.built)
