@@ -463,9 +463,9 @@ def test_int8_weights_gives_qd8_to_the_wide_gemms_that_keep_the_target(tmp_path)
     """LiteRT int8-weights measures the wide GEMMs the bytes rule leaves float: both in qd8
     miss the target, so each is measured alone and only `calm` joins; the chosen file holds
     the target against fp32 on the photos."""
-    from mfdeploy.export.tflite import qd8_builder, torch_to_tflite
     from ai_edge_litert.interpreter import Interpreter
 
+    from mfdeploy.export.tflite import qd8_builder, torch_to_tflite
     from mfdeploy.export.tflite_qd8 import float_ops, qd8_scopes, wide_ops
     from mfdeploy.export.tflite_wide_qd8 import choose_wide, litert_logits
 
