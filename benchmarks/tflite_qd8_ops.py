@@ -106,12 +106,16 @@ def main() -> None:
     prep = Preprocessing.from_dict(Manifest.load(artifact).preprocessing)
     photos = calibration_inputs(None, None, prep).transpose(0, 2, 3, 1)  # the fp32 file's NHWC
     with tempfile.TemporaryDirectory() as tmp:
-        measured = choose_wide(fp32, photos, INT8_WEIGHTS_TARGET_SQNR, qd8_builder(fp32), Path(tmp))
+        shipped = Path(tmp) / "measured.tflite"
+        measured = choose_wide(
+            fp32, photos, INT8_WEIGHTS_TARGET_SQNR, qd8_builder(fp32), Path(tmp), shipped
+        )
         chosen = {BYTES: chosen[BYTES], MEASURED: measured.scopes, **chosen}
         files = {"fp32": fp32}
         for n, (label, scopes) in enumerate(chosen.items()):
-            files[label] = Path(tmp) / f"rule-{n}.tflite"
-            dynamic_range_int8(fp32, files[label], scopes=scopes)
+            files[label] = shipped if label == MEASURED else Path(tmp) / f"rule-{n}.tflite"
+            if label != MEASURED:
+                dynamic_range_int8(fp32, files[label], scopes=scopes)
         left = [(scope, what) for scope, sizes, what in ops if scope not in chosen[BYTES]]
         for n, (scope, what) in enumerate(left, start=1):
             files[f"bytes rule + op {n}: {what}"] = Path(tmp) / f"plus-{n}.tflite"
