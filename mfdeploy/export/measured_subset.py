@@ -36,8 +36,9 @@ class FileScores:
     """A `Score` on files: each call `build`s the file with the chosen candidates into
     `scratch`, scores its logits (`logits(path, photos)`) against the fp32 file's, and removes
     it, except the latest file that scored `keep_at_db` or more, which `write` hands on when
-    it is asked for those candidates (the search returns a set it built last; building it
-    again cost 2.4 s of a 21 s export on 294m's ONNX int8-dynamic). `built` counts the files."""
+    it is asked for those candidates: the search returns a set whose file it has just built
+    and scored, and a quantisation pass is seconds on a large model. `built` counts the
+    files."""
 
     def __init__(
         self,
