@@ -11,9 +11,9 @@ wide-ranged map can cost too much). Other convolutions stay float (ORT's ConvInt
 per-tensor and slow, docs/onnx.md).
 
 Why: with the pointwise convolutions, 294m's int8-dynamic ran faster than its static int8
-(whose few int8 modules pay less than their conversions cost) and EfficientNet-Lite0's 1.03x
--> 1.30x of fp32 (docs/onnx.md, "int8-dynamic with the pointwise convolutions").
-"""
+(whose few int8 modules pay less than their conversions cost), and EfficientNet-Lite0's
+int8-dynamic gained over its fp32 where MatMul / Gemm alone had not (docs/onnx.md,
+"int8-dynamic with the pointwise convolutions")."""
 
 from __future__ import annotations
 

@@ -43,8 +43,8 @@ class LiteRTRuntime(Runtime):
 
     def _invoke(self, interpreter, batch: np.ndarray) -> None:
         """One pass over the image, straight into the interpreter's input buffer, as an app
-        writes its frame there: a contiguous NHWC copy, a dtype copy and `set_tensor` were
-        three passes, 0.17-0.26 ms of a 4-6 ms model timed as if LiteRT spent it."""
+        writes its frame there: a contiguous NHWC copy, a dtype copy and `set_tensor` would
+        be three passes, timed as if LiteRT spent them (measured: docs/int8.md)."""
         x = input_view(batch, self.manifest.input.layout)
         scale, zero = self.input["quantization"]
         if self.input["dtype"] != np.float32 and scale:
