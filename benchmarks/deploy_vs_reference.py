@@ -67,14 +67,14 @@ class _FeaturesOnly(nn.Module):
 
 
 class _ZeroTokens(nn.Module):
-    """Batch-1 constant tokens (the floor is timed at batch 1 only)."""
+    """Constant tokens, one set per image of x (an int8 export calibrates on batches)."""
 
     def __init__(self, num_tokens: int, dim: int) -> None:
         super().__init__()
         self.register_buffer("tokens", torch.zeros(1, num_tokens, dim))
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
-        return self.tokens
+        return self.tokens.expand(x.shape[0], -1, -1)
 
 
 class _TokensThrough(nn.Module):
@@ -125,18 +125,21 @@ NOT_THE_MODEL = {CONVS_ONLY: convolutions_only} | {
 }
 
 
-def export_forms(variant: str, target: str, forms: list[str], workdir: Path) -> dict[str, Path]:
+def export_forms(
+    variant: str, target: str, forms: list[str], workdir: Path, precision: str = "fp32"
+) -> dict[str, Path]:
     paths = {}
     source = load_source(variant)
     for form in forms:
-        out = workdir / f"{variant}-{target}-{re.sub(r'[^A-Za-z0-9=]+', '-', form)}"
+        name = f"{variant}-{target}-{precision}-{re.sub(r'[^A-Za-z0-9=]+', '-', form)}"
+        out = workdir / name
         options = {"ort_format": False} if target == "onnx" else {}
         if form in NOT_THE_MODEL:
             stripped = dataclasses.replace(source, model=NOT_THE_MODEL[form](source.model))
             options.update(source=stripped, form="reference")
         else:  # reference, deploy or a deploy layout of benchmarks/deploy_layouts.py
             options.update(source=layout_source(source), form=form)
-        paths[form], _ = export_artifact(target, variant, out=out, **options)
+        paths[form], _ = export_artifact(target, variant, precision=precision, out=out, **options)
     return paths
 
 
