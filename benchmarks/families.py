@@ -1,18 +1,20 @@
 """Three families side by side at about the same published accuracy: Mobile-Former 294m,
-MobileViTv2-1.0 and EfficientNet-Lite0, fp32 and int8, on LiteRT, ONNX Runtime and
-ExecuTorch (when installed), one thread, timed interleaved in one process.
+MobileViTv2-1.0 and EfficientNet-Lite0, fp32 and the int8 precisions, on LiteRT, ONNX
+Runtime and ExecuTorch (when installed), one thread, timed interleaved in one process.
 
     PYTHONPATH=. .venv/bin/python benchmarks/families.py [--models 294m mobilevitv2_100
-        efficientnet_lite0] [--precisions fp32 int8] [--targets tflite onnx executorch]
-        [--runs 40] [--warmup 5]
+        efficientnet_lite0] [--precisions fp32 int8 int8-weights int8-dynamic]
+        [--targets tflite onnx executorch] [--runs 40] [--warmup 5]
 
 Artifacts come from the bench cache (`mfdeploy bench`'s; exported on a miss with every
-default: deploy form, the measured int8 float set, 32 calibration photos). Every timed round
-runs each artifact once in turn (round-robin, `runtimes.interleaved`), so load from elsewhere
-on the machine falls on all alike. Each model gets its own input size (224, MobileViTv2 256).
-Weights: the registry's defaults, i.e. seeded synthetic for Mobile-Former and MobileViTv2
-(latency and size are meaningful, accuracy is not) and the trained ImageNet weights for
-EfficientNet-Lite0. Prints the table and writes benchmarks/results/families.json.
+default: deploy form, the measured int8 float set, 32 calibration photos); a precision a
+target does not export (int8-weights is LiteRT's, int8-dynamic ONNX Runtime's) is skipped
+for it. Every timed round runs each artifact once in turn (round-robin,
+`runtimes.interleaved`), so load from elsewhere on the machine falls on all alike. Each
+model gets its own input size (224, MobileViTv2 256). Weights: the registry's defaults, i.e.
+seeded synthetic for Mobile-Former and MobileViTv2 (latency and size are meaningful,
+accuracy is not) and the trained ImageNet weights for EfficientNet-Lite0. Prints the table
+and writes benchmarks/results/families.json.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from runtimes import interleaved, open_all
 
 from mfdeploy.artifact import Manifest, path_size
 from mfdeploy.console import print_table
+from mfdeploy.export import target_module
 from mfdeploy.harness import bench
 from mfdeploy.models import resolve_model
 from mfdeploy.models.counting import count_macs, count_parameters
@@ -64,7 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["294m", "mobilevitv2_100",
                                                         "efficientnet_lite0"])  # fmt: skip
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
+    parser.add_argument(
+        "--precisions", nargs="+", default=["fp32", "int8", "int8-weights", "int8-dynamic"]
+    )
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=40)
@@ -79,6 +84,8 @@ def main() -> None:
     for name in args.models:
         for precision in args.precisions:
             for target in targets:
+                if precision not in target_module(target).PRECISIONS:
+                    continue
                 key = f"{name} {precision} {TARGETS[target]}"
                 path, seconds = artifact(name, target, precision)
                 paths[key] = path
