@@ -27,7 +27,7 @@ import numpy as np
 from deploy_vs_reference import NOT_THE_MODEL, export_forms
 from runtimes import interleaved, open_all
 
-from mfdeploy.console import print_table
+from mfdeploy.console import counted, print_table
 
 OUT = Path(__file__).parent / "results" / "token_path_int8.json"
 PRECISIONS = ["fp32", "int8-weights"]
@@ -73,9 +73,8 @@ def main() -> None:
             + [f"{fp32 / ms[form, p]:.2f}x" for p in others]
             + ["-" if form == "deploy" else " / ".join(f"{c:.2f}" for c in costs)]
         )
-    plural = "s" if args.threads > 1 else ""
     print_table(
-        f"{args.variant} on LiteRT, {args.threads} thread{plural}, median of {args.runs} runs "
+        f"{args.variant} on LiteRT, {counted(args.threads, 'thread')}, median of {args.runs} runs "
         f"interleaved over {args.sessions} interpreters per file (ms)",
         ["form", *args.precisions, *(f"fp32 / {p}" for p in others),
          "removed part: " + " / ".join(args.precisions)],

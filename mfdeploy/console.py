@@ -46,3 +46,8 @@ def progress(items: Sequence[T], description: str) -> Iterator[T]:
 
 def info(message: str) -> None:
     stderr.print(message, highlight=False)
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 thread', '2 threads': a count with its noun in the right number."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

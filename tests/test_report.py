@@ -51,13 +51,14 @@ def test_report_writes_md_json_and_real_plots(tmp_path, monkeypatch, capsys):
     md = (out / "report.md").read_text()
     assert "SYNTHETIC" in md and "| pytorch | fp32 |" in md
     assert "## Summary" in md and "ship:" in md
+    assert "batch 1, 1 thread, up to" in md and "thread(s)" not in md + err
     summary = report["summary"]
     assert summary["failed"] == [] and summary["ship"]  # every fp32 row passed
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["cpu"]
     for row in rows:  # converter output went to the row's log, not the console
         assert row["bench"]["runs"] == 2 and row["log"].startswith(str(out / "logs"))
         assert set(row["seconds"]) == {"export", "verify", "bench"}
-    assert "1/2 export + verify" in err and "2/2 bench" in err
+    assert "1/2 export + verify" in err and "one at a time, 1 thread" in err
     # no live progress display off a terminal: phase 1 prints a line per verified row
     assert err.count(": exported, verify pass") == len(rows), err
     # each such line whole (not wrapped at 80 columns in a log file): it ends with its timings

@@ -27,6 +27,7 @@ from rich.progress import (
 )
 
 from mfdeploy import __version__
+from mfdeploy.console import counted
 from mfdeploy.errors import MfdeployError
 from mfdeploy.harness import bench, steplog
 from mfdeploy.harness.export_pool import ExportDone, ExportJob, ExportPool
@@ -286,7 +287,7 @@ def _run_jobs(jobs: list[ExportJob], opts: ReportOptions, console: Console) -> l
     measured = [r for r in rows if not r["error"] and "bench" not in r]
     emulated = sum(1 for r in rows if "bench" in r)
     console.print(
-        f"2/2 bench {len(measured)} artifacts, one at a time, {opts.threads} thread(s)"
+        f"2/2 bench {len(measured)} artifacts, one at a time, {counted(opts.threads, 'thread')}"
         + (f" (and {emulated} emulated, timed beside the exports)" if emulated else ""),
         highlight=False,
     )
@@ -511,8 +512,9 @@ def render_markdown(report: dict) -> str:
         f"# mfdeploy report: {report['variant']}",
         "",
         f"mfdeploy {report['mfdeploy']}, {report['form']} form, weights: {report['weights']}, "
-        f"batch 1, {report['threads']} thread(s), up to {report['runs']} timed runs (as many "
-        f"as fit {ROW_BUDGET_S:.0f} s, at least {MIN_RUNS}) after {report['warmup']} warm-up; "
+        f"batch 1, {counted(report['threads'], 'thread')}, up to {report['runs']} timed runs "
+        f"(as many as fit {ROW_BUDGET_S:.0f} s, at least {MIN_RUNS}) after {report['warmup']} "
+        "warm-up; "
         f"emulated backends: {EMULATED_BUDGET_S:.0f} s, timed in the export workers (no "
         f"peak RSS of their own). "
         f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}; int8-relevant CPU "
