@@ -5,8 +5,8 @@
 
 XNNPACK has depthwise kernels for k = 1 only; a TFLite DEPTHWISE_CONV_2D with k > 1 runs as a
 grouped IGEMM ("grouped"). The exporters split the cheap ones into a 1x1 channel repeat and a
-multiplier-1 depthwise convolution ("repeat", `export/depthwise_split.py`, bounded by
-`MAX_REPEAT_MACS`). Two more ways compute the same outputs: k multiplier-1 depthwise
+multiplier-1 depthwise convolution ("repeat", `export/depthwise_split.py`, where its rule
+says the repeat is cheap). Two more ways compute the same outputs: k multiplier-1 depthwise
 convolutions on the input, concatenated ("concat": output channels in the order m * C + c,
 not PyTorch's c * k + m, so the next op's weights would have to be permuted to match), and a
 dense convolution with zeros outside each group ("dense"). Each of the model's multiplier
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from mfdeploy.console import print_table
-from mfdeploy.export.depthwise_split import MAX_REPEAT_MACS, DepthwiseWithMultiplier
+from mfdeploy.export.depthwise_split import DepthwiseWithMultiplier, has_channel_multiplier
 from mfdeploy.export.tflite import quiet
 from mfdeploy.models import load_source
 from mfdeploy.models.source import export_module
@@ -161,9 +161,8 @@ def main() -> None:
                 paths[way] = Path(tmp) / f"{way}.tflite"
                 convert(module, shape, paths[way])
             ms = time_files(paths, args.runs)
-            repeat_macs = conv.in_channels * conv.stride[0] * conv.stride[1]
             k = conv.out_channels // conv.in_channels
-            split = "repeat" if repeat_macs <= MAX_REPEAT_MACS else "grouped"
+            split = "repeat" if has_channel_multiplier(conv) else "grouped"  # the exporters' rule
             results.append({"module": name, "input": shape, "k": k, "stride": conv.stride[0],
                             "exporters_take": split, "ms": ms})  # fmt: skip
             fastest = min(ms, key=ms.get)
