@@ -64,8 +64,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mfdeploy",
-        description="Mobile-Former from a PyTorch checkpoint to verified ONNX / TFLite / "
-        "Core ML artifacts for Android and iOS apps.",
+        description="Mobile vision transformers (Mobile-Former, MobileViTv2; EfficientNet-Lite0 "
+        "as the CNN yardstick) from a PyTorch checkpoint to ONNX / TFLite / Core ML / ExecuTorch "
+        "artifacts for Android, iOS and web apps, each verified on its runtime and timed.",
     )
     parser.add_argument("--version", action="version", version=f"mfdeploy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

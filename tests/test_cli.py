@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
+from mfdeploy.export import TARGETS, target_module
 from mfdeploy.models import get_variant, variant_names
 
 
-def mfdeploy(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def mfdeploy(
+    *args: str, timeout: int = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mfdeploy", *args], capture_output=True, text=True, timeout=timeout
-    )
+        [sys.executable, "-m", "mfdeploy", *args], capture_output=True, text=True,
+        timeout=timeout, env=None if env is None else {**os.environ, **env},
+    )  # fmt: skip
 
 
 def test_variants_json_counts_from_the_built_model():
@@ -43,6 +49,19 @@ def test_help_explains_commands():
     assert proc.returncode == 0
     for command in ("variants", "predict", "export"):
         assert command in proc.stdout
+
+
+def test_export_help_says_which_target_exports_which_precision():
+    proc = mfdeploy("export", "--help", env={"COLUMNS": "2000"})  # no wrapped names
+    assert proc.returncode == 0, proc.stderr
+    start = proc.stdout.index("\n  --precision PRECISION")  # the option, not the usage line
+    line = " ".join(proc.stdout[start : proc.stdout.index("\n  --out OUT", start)].split())
+    listed = {p: set(ts.split(", ")) for p, ts in re.findall(r"([\w-]+) \(([^)]*)\)", line)}
+    for target in TARGETS:
+        for precision in target_module(target).PRECISIONS:
+            assert target in listed.get(precision, set()), (target, precision, line)
+    exported = {(t, p) for t in TARGETS for p in target_module(t).PRECISIONS}
+    assert {(t, p) for p, ts in listed.items() for t in ts} == exported
 
 
 def test_predict_on_an_image(tmp_path):

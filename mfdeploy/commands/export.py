@@ -20,13 +20,21 @@ from mfdeploy.export import TARGETS, refused_options, target_module
 from mfdeploy.harness.int8_check import export_checked
 
 NAME = "export"
-HELP = "export a variant to ONNX / TFLite / Core ML / ExecuTorch (fp32, fp16, int8)"
+HELP = "export a model to ONNX / TFLite / Core ML / ExecuTorch (float or int8)"
+
+
+def precision_help() -> str:
+    """Which precisions each target exports, read from the targets themselves."""
+    targets = {name: target_module(name).PRECISIONS for name in TARGETS}
+    precisions = dict.fromkeys(p for ps in targets.values() for p in ps)
+    where = [f"{p} ({', '.join(t for t, ps in targets.items() if p in ps)})" for p in precisions]
+    return "default fp32; per target: " + "; ".join(where)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True, choices=list(TARGETS), help="artifact type")
     add_model_arguments(parser, resolution=True)
-    parser.add_argument("--precision", default="fp32", help="fp32, fp16, int8, ... (per target)")
+    parser.add_argument("--precision", default="fp32", help=precision_help())
     parser.add_argument(
         "--out",
         help="artifact dir (default artifacts/<model>-<target>-<precision>); an existing "
