@@ -21,15 +21,19 @@ import argparse
 import copy
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from runtimes import interleaved
 from torch import nn
 
 from mfdeploy.console import print_table
-from mfdeploy.export.depthwise_split import DepthwiseWithMultiplier, has_channel_multiplier
+from mfdeploy.export.depthwise_split import (
+    DepthwiseWithMultiplier,
+    has_channel_multiplier,
+    multiplies_channels,
+)
 from mfdeploy.export.tflite import quiet
 from mfdeploy.models import load_source
 from mfdeploy.models.source import export_module
@@ -85,8 +89,7 @@ def multiplier_convs(model: nn.Module, resolution: int) -> list[tuple[str, nn.Co
             lambda m, args, out, name=name: found.append((name, m, tuple(args[0].shape)))
         )
         for name, module in model.named_modules()
-        if isinstance(module, nn.Conv2d)
-        and 1 < module.groups == module.in_channels < module.out_channels
+        if multiplies_channels(module)
     ]
     with torch.no_grad():
         model(torch.zeros(1, 3, resolution, resolution))
@@ -116,26 +119,27 @@ def convert(module: nn.Module, shape: tuple, path: Path) -> None:
         litert_torch.convert(NHWC(module).eval(), (torch.randn(n, h, w, c),)).export(str(path))
 
 
+class _Invoked:
+    """An interpreter whose input is set once, run as `runtimes.interleaved` runs a runtime."""
+
+    def __init__(self, path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=1)
+        self.interpreter.allocate_tensors()
+        detail = self.interpreter.get_input_details()[0]
+        x = np.random.default_rng(0).standard_normal(detail["shape"]).astype(np.float32)
+        self.interpreter.set_tensor(detail["index"], x)
+
+    def run(self, _batch: object) -> None:
+        self.interpreter.invoke()
+
+
 def time_files(paths: dict[str, Path], runs: int) -> dict[str, float]:
     """Median ms per file, interleaved, each timed run after an untimed one of the same file."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreters = {}
-    for name, path in paths.items():
-        interpreter = Interpreter(model_path=str(path), num_threads=1)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        x = np.random.default_rng(0).standard_normal(detail["shape"]).astype(np.float32)
-        interpreter.set_tensor(detail["index"], x)
-        interpreters[name] = interpreter
-    samples: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(runs):
-        for name, interpreter in interpreters.items():
-            interpreter.invoke()
-            start = time.perf_counter()
-            interpreter.invoke()
-            samples[name].append((time.perf_counter() - start) * 1000.0)
-    return {name: float(np.median(v)) for name, v in samples.items()}
+    timed = interleaved({way: _Invoked(path) for way, path in paths.items()}, None, runs,
+                        warmup=0, settle=1)  # fmt: skip
+    return {way: result["median"] for way, result in timed.items()}
 
 
 def main() -> None:

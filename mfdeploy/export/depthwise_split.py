@@ -60,13 +60,21 @@ class DepthwiseWithMultiplier(torch.nn.Module):
         return self.depthwise(self.repeat(x))
 
 
-def has_channel_multiplier(module: torch.nn.Module) -> bool:
-    """A depthwise convolution with a channel multiplier > 1 whose repeat is cheap enough."""
+def multiplies_channels(module: torch.nn.Module) -> bool:
+    """A depthwise convolution with a channel multiplier k > 1 (one input channel and k
+    outputs per group), whatever its cost."""
     return (
         type(module) is torch.nn.Conv2d
         and module.groups > 1
         and module.groups == module.in_channels
         and module.out_channels > module.in_channels
+    )
+
+
+def has_channel_multiplier(module: torch.nn.Module) -> bool:
+    """A depthwise convolution with a channel multiplier > 1 whose repeat is cheap enough."""
+    return (
+        multiplies_channels(module)
         and module.padding_mode == "zeros"
         and not isinstance(module.padding, str)
         and module.in_channels * module.stride[0] * module.stride[1] <= MAX_REPEAT_MACS
