@@ -46,7 +46,7 @@ from mfdeploy.models.variants import VariantSpec
 LAYOUT_CHOICES: dict[str, tuple[str, ...]] = {  # the first value of each is the shipped one
     "features": ("nchw", "nhwc"),
     "bridge": ("heads", "pixels"),
-    "pixel_sum": ("rows", "flat"),
+    "pixel_sum": ("rows", "flat", "head_rows"),
     "dyrelu": ("max", "relu"),
     "tokens": ("linear", "conv"),
 }
@@ -64,9 +64,12 @@ class DeployLayout:
             "pixels": feature maps flattened pixel-major (B, H*W, C), as NHWC runtimes hold them,
                       heads kept apart by block-diagonal token matrices (no per-head views).
     pixel_sum "rows": the Mobile->Former sum over pixels taken per image row, then over the
-                      rows, on maps of more than LONG_SUM pixels; "flat": one sum over all H*W
-                      pixels (LiteRT's sequential float32 sum put 26m's logits 2e-4 from
-                      PyTorch, against 6e-5 per row).
+                      rows, on maps of more than LONG_SUM pixels, all heads in one matmul
+                      against the map pixel-major; "flat": one sum over all H*W pixels
+                      (LiteRT's sequential float32 sum put 26m's logits 2e-4 from PyTorch,
+                      against 6e-5 per row); "head_rows": per-row sums head by head on the
+                      channels-first map (shipped until session 32: a transpose of the map
+                      and of the attention more).
     dyrelu  "max":    y = max(x * a1, x * a2);
             "relu":   y = x * a2 + relu(x * (a1 - a2)), the same function
                       (max(p, q) = q + relu(p - q)).
@@ -119,6 +122,7 @@ LAYOUTS = [
     "dyrelu=relu",
     "features=nhwc,bridge=pixels,dyrelu=relu",
     "pixel_sum=flat",
+    "pixel_sum=head_rows",
     "tokens=conv",
     "features=nhwc,tokens=conv,dyrelu=relu",
 ]
@@ -243,6 +247,7 @@ class MobileToFormerLayout(shipped.MobileToFormer):
         self.nhwc = nhwc
         if pixel_sum == "flat":
             self.rows = 1
+        self.per_head = pixel_sum == "head_rows"
         self.register_buffer("mask", head_mask(self.heads, self.channels).to(bridge.q.weight))
         self.constant = constant_tokens is not None
         if self.constant:  # as the product does, through this layout's `queries`
@@ -254,10 +259,26 @@ class MobileToFormerLayout(shipped.MobileToFormer):
             gate = twice_hard_sigmoid(linear64(bridge.alpha[0], z)).to(z.dtype)
             self.register_buffer("gate", gate)
 
+    def attend(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        if self.per_head:
+            out = self.attend_heads(x, q)  # B,N,C/N,M
+            return out.permute(0, 3, 1, 2).reshape(-1, self.num_tokens, self.channels)
+        return super().attend(x.permute(0, 3, 1, 2) if self.nhwc else x, q)
+
     def attend_heads(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Attention output per head, channels first (B, N, C/N, M); on long maps summed per
+        row head by head (pixel_sum=head_rows, and the tokens=conv bridge)."""
         if self.nhwc:  # the per-head view needs channels-first
             x = x.permute(0, 3, 1, 2)
-        return super().attend_heads(x, q)
+        n, c, m = self.heads, self.channels, self.num_tokens
+        pixels = x.reshape(-1, n, c // n, self.hw)  # B,N,C/N,HW
+        attn = torch.softmax(q @ pixels, dim=-1)  # B,N,M,HW
+        if self.rows > 1:  # per-row partial sums (B*N,R,C/N,M), then the sum over rows R
+            r, length = self.rows, self.hw // self.rows
+            row_pixels = pixels.reshape(-1, c // n, r, length).transpose(1, 2)
+            row_attn = attn.reshape(-1, m, r, length).permute(0, 2, 3, 1)
+            return (row_pixels @ row_attn).sum(dim=1).reshape(-1, n, c // n, m)
+        return pixels @ attn.transpose(-1, -2)  # B,N,C/N,M
 
 
 class MobileToFormerPixels(MobileToFormerLayout):

@@ -43,6 +43,7 @@ TARGETS = {"onnx": "onnxruntime", "tflite": "litert"}
 FORMS = ["reference", "deploy"]
 LAYOUT_FORMS = [
     "deploy:pixel_sum=flat",
+    "deploy:pixel_sum=head_rows",
     "deploy:dyrelu=relu",
     "deploy:features=nhwc",
     "deploy:bridge=pixels",

@@ -9,7 +9,8 @@
 - dynamic ReLU: token 0 taken with a slice (not a gather), two linears give the slopes
   directly (scale and offset folded into them), y = max(x * a1, x * a2);
 - bridges are matmul + softmax over static shapes, ordered so that only the small
-  (tokens x pixels) attention matrices are transposed, never the feature maps;
+  (tokens x pixels) attention matrices are transposed, never the feature maps on NHWC
+  runtimes (the long maps' row sums read them pixel-major, as those runtimes hold them);
 - attention scales folded into the query / key projections.
 
 Only the arrangement measured fastest ships here. The equivalent arrangements tried against
@@ -162,9 +163,16 @@ def linear64(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return F.linear(x.double(), linear.weight.double(), linear.bias.double())
 
 
+def head_channels(heads: int, channels: int) -> torch.Tensor:
+    """(1, N, 1, C): 1 where channel c belongs to head n (heads own contiguous blocks)."""
+    owner = torch.arange(channels) // (channels // heads)
+    return (owner == torch.arange(heads)[:, None]).float()[None, :, None, :]
+
+
 class MobileToFormer(nn.Module):
-    """Tokens attend to pixels: scores (B,N,M,HW); out^T = X @ attn^T keeps pixels in place
-    (on maps of more than LONG_SUM pixels summed per image row first)."""
+    """Tokens attend to pixels: scores (B,N,M,HW); out^T = X @ attn^T keeps pixels in place.
+    On maps of more than LONG_SUM pixels the sum over pixels is taken per image row, then over
+    the rows (`row_sums`)."""
 
     def __init__(
         self,
@@ -180,6 +188,8 @@ class MobileToFormer(nn.Module):
         self.num_tokens = num_tokens
         self.hw = height * width
         self.rows = height if self.hw > LONG_SUM else 1
+        if self.rows > 1:
+            self.register_buffer("head_mask", head_channels(self.heads, self.channels))
         self.token_dim = bridge.proj.out_features
         alpha = bridge.alpha[0]
         self.proj = copy.deepcopy(bridge.proj)
@@ -204,20 +214,25 @@ class MobileToFormer(nn.Module):
 
     def attend(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """Attention output (B, M, C) of the tokens' queries over the pixels of x."""
-        m, c = self.num_tokens, self.channels
-        return self.attend_heads(x, q).permute(0, 3, 1, 2).reshape(-1, m, c)
-
-    def attend_heads(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """Attention output per head, channels first: (B, N, C/N, M)."""
-        n, c, m = self.heads, self.channels, self.num_tokens
-        pixels = x.reshape(-1, n, c // n, self.hw)  # B,N,C/N,HW
+        n, c, m, hw = self.heads, self.channels, self.num_tokens, self.hw
+        pixels = x.reshape(-1, n, c // n, hw)  # B,N,C/N,HW
         attn = torch.softmax(q @ pixels, dim=-1)  # B,N,M,HW
-        if self.rows > 1:  # per-row partial sums (B*N,R,C/N,M), then the sum over rows R
-            r, length = self.rows, self.hw // self.rows
-            row_pixels = pixels.reshape(-1, c // n, r, length).transpose(1, 2)
-            row_attn = attn.reshape(-1, m, r, length).permute(0, 2, 3, 1)
-            return (row_pixels @ row_attn).sum(dim=1).reshape(-1, n, c // n, m)
-        return pixels @ attn.transpose(-1, -2)  # B,N,C/N,M
+        if self.rows > 1:
+            return self.row_sums(x, attn)
+        return (pixels @ attn.transpose(-1, -2)).permute(0, 3, 1, 2).reshape(-1, m, c)
+
+    def row_sums(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        """The attention-weighted sum over pixels (B, M, C), per image row, then over the rows:
+        one batched matmul for all heads, the attention's rows (B*R, N*M, W) against the map's
+        rows pixel-major (B*R, W, C), as NHWC runtimes hold them (LiteRT and ExecuTorch need
+        no transpose of the map), each head's channels then kept by a mask. Summed per head,
+        the map and the attention each took a transpose more (docs/deploy_form.md)."""
+        n, c, m, r = self.heads, self.channels, self.num_tokens, self.rows
+        width = self.hw // r
+        row_attn = attn.reshape(-1, n * m, r, width).transpose(1, 2).reshape(-1, n * m, width)
+        row_pixels = x.permute(0, 2, 3, 1).reshape(-1, width, c)
+        out = (row_attn @ row_pixels).reshape(-1, r, n * m, c).sum(dim=1)  # B,N*M,C
+        return (out.reshape(-1, n, m, c) * self.head_mask).sum(dim=1)  # B,M,C
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
         if self.constant:
