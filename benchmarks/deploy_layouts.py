@@ -219,9 +219,8 @@ class DynamicReLULayout(shipped.DynamicReLU):
 
 
 def head_mask(heads: int, channels: int) -> torch.Tensor:
-    """(heads, 1, C): 1 where channel c belongs to head n (heads own contiguous blocks)."""
-    owner = torch.arange(channels) // (channels // heads)
-    return (owner[None, :] == torch.arange(heads)[:, None]).float()[:, None, :]
+    """(heads, 1, C): the shipped bridge's head mask without its batch axis."""
+    return shipped.head_channels(heads, channels)[0]
 
 
 def block_diagonal(rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

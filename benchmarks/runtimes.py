@@ -3,7 +3,7 @@ interleaved in one process (each timed run goes to every runtime in turn, so loa
 elsewhere on the machine falls on all alike).
 
     .venv/bin/python benchmarks/runtimes.py [--models 294m efficientnet_lite0]
-        [--precisions fp32 int8] [--threads 1] [--runs 40]
+        [--precisions fp32 int8] [--threads 1] [--runs 40] [--settle 1]
 
 Artifacts come from the bench cache (`mfdeploy bench`'s, exported on a miss), or are given
 as `--artifacts litert=DIR executorch=DIR ...` (one row; exported beforehand with
@@ -12,6 +12,12 @@ XNNPACK-class CPU kernels: LiteRT's XNNPACK delegate, ExecuTorch's XNNPACK deleg
 Runtime's CPU EP (its own MLAS kernels). Prints the table and writes
 benchmarks/results/runtimes.json. Median and min ms; the ratio column is ExecuTorch / LiteRT
 (with --artifacts: each artifact's speed-up against the first one named).
+
+Each timed run follows `--settle` untimed runs of the same artifact (default 1), as an app
+runs one model frame after frame: timed straight after another file, a file runs with that
+file's weights in the caches, which cost 294m's int8-weights LiteRT file more than its fp32
+one (1.38-1.39x of fp32 without settling, 1.43x with one settling run, session 32;
+docs/int8.md).
 """
 
 from __future__ import annotations
@@ -107,6 +113,9 @@ def main() -> None:
     parser.add_argument(
         "--sessions", type=int, default=1, help="sessions per artifact, samples pooled (open_all)"
     )
+    parser.add_argument(
+        "--settle", type=int, default=1, help="untimed runs of an artifact before each timed one"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--artifacts", nargs="+", metavar="RUNTIME=DIR", help="time these artifacts only"
@@ -120,7 +129,9 @@ def main() -> None:
             runtimes, _spacer = open_all(paths, threads, args.sessions)
             res = int(manifest.preprocessing.get("resolution", 224))
             batch = np.random.default_rng(0).standard_normal((1, 3, res, res))
-            times = interleaved(runtimes, batch.astype(np.float32), args.runs, args.warmup)
+            times = interleaved(
+                runtimes, batch.astype(np.float32), args.runs, args.warmup, settle=args.settle
+            )
             first = times[next(iter(paths))]["median"]
             rows.append(
                 [manifest.model, threads]
@@ -150,7 +161,9 @@ def main() -> None:
             for threads in args.threads:
                 runtimes, _spacer = open_all(paths, threads, args.sessions)
                 batch = np.random.default_rng(0).standard_normal((1, 3, 224, 224))
-                times = interleaved(runtimes, batch.astype(np.float32), args.runs, args.warmup)
+                times = interleaved(
+                    runtimes, batch.astype(np.float32), args.runs, args.warmup, settle=args.settle
+                )
                 ratio = times["executorch"]["median"] / times["litert"]["median"]
                 rows.append(
                     [model, precision, threads]
