@@ -224,8 +224,8 @@ class MobileToFormer(nn.Module):
     def row_sums(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         """The attention-weighted sum over pixels (B, M, C), per image row, then over the rows:
         one batched matmul for all heads, the attention's rows (B*R, N*M, W) against the map's
-        rows pixel-major (B*R, W, C), as NHWC runtimes hold them (LiteRT and ExecuTorch need
-        no transpose of the map), each head's channels then kept by a mask. Summed per head,
+        rows pixel-major (B*R, W, C), as NHWC runtimes hold them (LiteRT's graph transposes
+        only the attention here), each head's channels then kept by a mask. Summed per head,
         the map and the attention each took a transpose more (docs/deploy_form.md)."""
         n, c, m, r = self.heads, self.channels, self.num_tokens, self.rows
         width = self.hw // r
