@@ -531,10 +531,12 @@ def test_residual_add_in_the_product_shape_saves_transposes(tmp_path):
 
 
 def test_fp32_26m_transposes_stay_bounded(exported):
-    """26m fp32 had 285 XNNPACK transposes before the residual adds moved (271 after); a
-    lowering change that brings layout changes back fails here."""
+    """26m fp32 had 285 XNNPACK transposes before the residual adds moved (271 after, 276
+    since the long maps' row sums read the map pixel-major, which ExecuTorch's channels-first
+    graph transposes: 1 % faster there all the same, session 32); a lowering change that
+    brings layout changes back fails here."""
     ops = audit(exported("executorch", "fp32")).ops
-    assert ops["xnnpack:XNNStaticTranspose"] <= 271, ops["xnnpack:XNNStaticTranspose"]
+    assert ops["xnnpack:XNNStaticTranspose"] <= 276, ops["xnnpack:XNNStaticTranspose"]
 
 
 def _xnnpack_kernels(path: Path, example: torch.Tensor) -> list[str]:
