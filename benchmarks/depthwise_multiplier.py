@@ -23,8 +23,8 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
+from int8_kernels import LiteRtRunner
 from runtimes import interleaved
 from torch import nn
 
@@ -119,25 +119,9 @@ def convert(module: nn.Module, shape: tuple, path: Path) -> None:
         litert_torch.convert(NHWC(module).eval(), (torch.randn(n, h, w, c),)).export(str(path))
 
 
-class _Invoked:
-    """An interpreter whose input is set once, run as `runtimes.interleaved` runs a runtime."""
-
-    def __init__(self, path: Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreter = Interpreter(model_path=str(path), num_threads=1)
-        self.interpreter.allocate_tensors()
-        detail = self.interpreter.get_input_details()[0]
-        x = np.random.default_rng(0).standard_normal(detail["shape"]).astype(np.float32)
-        self.interpreter.set_tensor(detail["index"], x)
-
-    def run(self, _batch: object) -> None:
-        self.interpreter.invoke()
-
-
 def time_files(paths: dict[str, Path], runs: int) -> dict[str, float]:
     """Median ms per file, interleaved, each timed run after an untimed one of the same file."""
-    timed = interleaved({way: _Invoked(path) for way, path in paths.items()}, None, runs,
+    timed = interleaved({way: LiteRtRunner(path, 1) for way, path in paths.items()}, None, runs,
                         warmup=0, settle=1)  # fmt: skip
     return {way: result["median"] for way, result in timed.items()}
 
