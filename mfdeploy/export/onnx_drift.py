@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from mfdeploy.export.onnx_values import inferred_values
 from mfdeploy.metrics import sqnr_db
 
 SCOPE_KEY = "mfdeploy.module"  # node metadata key holding the module path
@@ -65,17 +66,14 @@ def float_tensors(model) -> dict[str, tuple[Any, list[int]]]:
     """name -> (producing node, shape) for every float / float16 node output of the graph."""
     import onnx
 
-    inferred = onnx.shape_inference.infer_shapes(model)
     floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
-    infos = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    values = inferred_values(model)
     result = {}
     for node in model.graph.node:
         for name in node.output:
-            info = infos.get(name)
-            if info is None or info.type.tensor_type.elem_type not in floats:
-                continue
-            dims = [d.dim_value for d in info.type.tensor_type.shape.dim]
-            result[name] = (node, dims)
+            value = values.get(name)
+            if value is not None and value.elem_type in floats:
+                result[name] = (node, value.dims or [])
     return result
 
 

@@ -25,21 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from mfdeploy.export.onnx_values import inferred_values
+
 #: Weight elements per input element (one sample) from which a float 1x1 convolution is
 #: rewritten as a MatMul for the dynamic int8 pass (module doc).
 MIN_WEIGHT_TO_INPUT = 0.5
 
 
 def input_shapes(model) -> dict[str, list[int]]:
-    """tensor name -> dims (0 where unknown) from ONNX shape inference."""
-    from onnx import shape_inference
-
-    inferred = shape_inference.infer_shapes(model)
-    graph = inferred.graph
-    shapes = {}
-    for info in [*graph.value_info, *graph.input, *graph.output]:
-        shapes[info.name] = [d.dim_value for d in info.type.tensor_type.shape.dim]
-    return shapes
+    """tensor name -> dims (0 where unknown, [] where no shape) from ONNX shape inference."""
+    return {name: value.dims or [] for name, value in inferred_values(model).items()}
 
 
 def rewritable_weight(node, initializers: dict, shapes: dict, ratio: float):

@@ -17,6 +17,7 @@ from pathlib import Path
 from mfdeploy.artifact import MANIFEST_NAME, open_artifact, path_size
 from mfdeploy.errors import MfdeployError
 from mfdeploy.export.coreml_mil import MAX_RANK, load_program, op_histogram, program_ranks
+from mfdeploy.export.onnx_values import inferred_values
 
 BANNED_ONNX_OPS = ("Shape", "Gather", "GatherElements", "GatherND", "Einsum", "ScatterND")
 
@@ -54,16 +55,12 @@ def _onnx_report(path: Path) -> AuditReport:
 
     try:
         model = onnx.load(str(path))
-        model = onnx.shape_inference.infer_shapes(model)
+        values = inferred_values(model)
     except Exception as exc:
         raise MfdeployError(f"{path}: not a readable ONNX model ({exc})") from None
     graph = model.graph
     ops = Counter(node.op_type for node in graph.node)
-    ranks = {}
-    for value in [*graph.input, *graph.value_info, *graph.output]:
-        tensor_type = value.type.tensor_type
-        if tensor_type.HasField("shape"):
-            ranks[value.name] = len(tensor_type.shape.dim)
+    ranks = {name: len(v.dims) for name, v in values.items() if v.dims is not None}
     for init in graph.initializer:
         ranks[init.name] = len(init.dims)
     over = sorted(name for name, rank in ranks.items() if rank > MAX_RANK)
