@@ -78,14 +78,17 @@ def test_seal_covers_every_file(exported):
     ("sig", "code", "word"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interr")]
 )
 def test_signal_during_export_leaves_the_previous_artifact_and_no_staging(
-    sig, code, word, exported, tmp_path
+    sig, code, word, exported, tmp_path, tmp_path_factory
 ):
     """SIGTERM (a cancelled CI job) cleans up like Ctrl-C: the staging directory is removed
-    and the artifact already at --out stays as it was."""
+    and the artifact already at --out stays as it was. The export gets a cache of its own:
+    with a conversion cached by an earlier export it can finish between seeing the staging
+    directory and the signal (it did, in CI), and the signal must land in the conversion."""
     out = tmp_path / "out"
     shutil.copytree(exported("pytorch", "fp32"), out)
     before = tree(out)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cache = tmp_path_factory.mktemp("cache")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MFDEPLOY_CACHE": str(cache)}
     argv = [sys.executable, "-m", "mfdeploy", "export", "--target", "onnx", "--variant", "26m"]
     proc = subprocess.Popen([*argv, "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
