@@ -113,6 +113,42 @@ def test_summary_ships_the_fastest_passing_and_lists_failures():
     assert [f["row"] for f in s["failed"]] == ["m tflite fp16"]
 
 
+def test_summary_says_what_a_pick_gains_over_fp32():
+    """The summary line of a quantised pick gives fp32's median and size beside its own and
+    the ratios (what int8 buys, the reason to ship it); on an emulated runtime the size only."""
+    from mfdeploy.harness.report import _summary_lines, summary
+
+    def row(target, precision, ms, mb, executor="cpu"):
+        return {
+            "model": "m", "target": target, "precision": precision, "comparison": False,
+            "error": None, "verify": {"passed": True, "failed": [], "metrics": {"sqnr_db": 25.0}},
+            "bench": {"latency_ms": {"median": ms}, "model_bytes": int(mb * 1e6),
+                      "executor": executor},
+        }  # fmt: skip
+
+    rows = [
+        row("tflite", "fp32", 6.0, 46.0),
+        row("tflite", "int8", 4.0, 13.8),
+        row("onnx", "fp32", 8.0, 45.8),  # fp32 ships: nothing to compare
+        row("onnx", "int8", 9.0, 12.9),
+        row("coreml", "fp32", 60.0, 46.0, "mil-executor"),
+        row("coreml", "int8", 200.0, 11.5, "mil-executor"),  # emulated: by size
+        row("executorch", "int8", 5.0, 12.6),  # no fp32 row: no comparison
+    ]
+    ship = summary(rows)["ship"]["m"]
+    litert = ship["Android (LiteRT)"]["vs_fp32"]
+    assert litert["speedup"] == pytest.approx(1.5) and litert["size_ratio"] == pytest.approx(0.3)
+    assert ship["ONNX Runtime (Android, iOS, web, desktop)"]["vs_fp32"] is None
+    coreml = ship["iOS / macOS (Core ML)"]
+    assert coreml["precision"] == "int8" and coreml["vs_fp32"]["speedup"] is None
+    assert coreml["vs_fp32"]["size_ratio"] == pytest.approx(0.25)
+    assert ship["Android / iOS (ExecuTorch)"]["vs_fp32"] is None
+    line = _summary_lines({"summary": summary(rows)})[2]
+    assert "4.00 ms (fp32 6.00: 1.50x as fast), 13.8 MB (0.30x fp32's 46.0)" in line
+    assert "200.00 ms, 11.5 MB (0.25x fp32's 46.0)" in line  # no speed-up on the emulator
+    assert "8.00 ms, 45.8 MB, 25.0 dB" in line
+
+
 def test_summary_ships_the_smallest_of_a_latency_tie():
     """Rows timed one at a time tie within LATENCY_TIE: the smallest of those ships; a row
     clearly slower does not, however small."""

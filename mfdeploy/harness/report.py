@@ -401,6 +401,32 @@ def _median(row: dict) -> float:
 LATENCY_TIE = 0.05
 
 
+def _against_fp32(pick: dict, rows: list[dict], emulated: bool) -> dict | None:
+    """What a pick gains over the same target's fp32 row (what quantising buys): fp32's
+    median and size, fp32 median / the pick's (None on an emulated runtime, whose latency
+    says nothing of a device) and the pick's size / fp32's. None for an fp32 pick or when
+    there is no timed fp32 row."""
+    if pick["precision"] == "fp32":
+        return None
+    fp32 = next(
+        (
+            r for r in rows
+            if r["model"] == pick["model"] and r["target"] == pick["target"]
+            and r["precision"] == "fp32" and not r["error"] and r.get("bench")
+        ),
+        None,
+    )  # fmt: skip
+    if fp32 is None:
+        return None
+    fp32_bytes = fp32["bench"]["model_bytes"]
+    return {
+        "fp32_median_ms": _median(fp32),
+        "fp32_mb": round(fp32_bytes / 1e6, 2),
+        "speedup": None if emulated else _median(fp32) / _median(pick),
+        "size_ratio": pick["bench"]["model_bytes"] / fp32_bytes,
+    }
+
+
 def summary(rows: list[dict]) -> dict:
     """Per model and platform: the artifact to ship (the fastest that passes, the smallest of
     those within LATENCY_TIE of it; on an emulated runtime the smallest, its latency says
@@ -429,6 +455,7 @@ def summary(rows: list[dict]) -> dict:
                 "median_ms": _median(best),
                 "mb": round(best["bench"]["model_bytes"] / 1e6, 2),
                 "sqnr_db": best["verify"]["metrics"]["sqnr_db"],
+                "vs_fp32": _against_fp32(best, rows, emulated),
             }
     failed = [
         {
@@ -454,9 +481,15 @@ def _summary_lines(report: dict) -> list[str]:
                     f"smallest of the passing within {LATENCY_TIE:.0%} of the fastest"
                 ),
             }.get(p["by"], "smallest passing")
+            ms, mb = f"{p['median_ms']:.2f} ms", f"{p['mb']:.1f} MB"
+            gain = p.get("vs_fp32")
+            if gain and gain["speedup"] is not None:
+                ms += f" (fp32 {gain['fp32_median_ms']:.2f}: {gain['speedup']:.2f}x as fast)"
+            if gain:
+                mb += f" ({gain['size_ratio']:.2f}x fp32's {gain['fp32_mb']:.1f})"
             parts.append(
-                f"{platform_name}: **{p['precision']}** ({by}; {p['median_ms']:.2f} ms, "
-                f"{p['mb']:.1f} MB, {p['sqnr_db']:.1f} dB vs PyTorch)"
+                f"{platform_name}: **{p['precision']}** ({by}; {ms}, {mb}, "
+                f"{p['sqnr_db']:.1f} dB vs PyTorch)"
             )
         lines.append(f"- **{model}**, ship: " + "; ".join(parts) + ".")
     shipped = [f for f in s["failed"] if not f["comparison"]]
