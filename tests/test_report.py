@@ -144,9 +144,9 @@ def test_summary_says_what_a_pick_gains_over_fp32():
     assert coreml["vs_fp32"]["size_ratio"] == pytest.approx(0.25)
     assert ship["Android / iOS (ExecuTorch)"]["vs_fp32"] is None
     line = _summary_lines({"summary": summary(rows)})[2]
-    assert "4.00 ms (fp32 6.00: 1.50x as fast), 13.8 MB (0.30x fp32's 46.0)" in line
-    assert "200.00 ms, 11.5 MB (0.25x fp32's 46.0)" in line  # no speed-up on the emulator
-    assert "8.00 ms, 45.8 MB, 25.0 dB" in line
+    assert "4.00 ms, 1.50x as fast as fp32's 6.00; 13.8 MB, 0.30x fp32's 46.0;" in line
+    assert "200.00 ms; 11.5 MB, 0.25x fp32's 46.0;" in line  # no speed-up on the emulator
+    assert "8.00 ms; 45.8 MB; 25.0 dB" in line
 
 
 def test_summary_ships_the_smallest_of_a_latency_tie():

@@ -484,11 +484,11 @@ def _summary_lines(report: dict) -> list[str]:
             ms, mb = f"{p['median_ms']:.2f} ms", f"{p['mb']:.1f} MB"
             gain = p.get("vs_fp32")
             if gain and gain["speedup"] is not None:
-                ms += f" (fp32 {gain['fp32_median_ms']:.2f}: {gain['speedup']:.2f}x as fast)"
+                ms += f", {gain['speedup']:.2f}x as fast as fp32's {gain['fp32_median_ms']:.2f}"
             if gain:
-                mb += f" ({gain['size_ratio']:.2f}x fp32's {gain['fp32_mb']:.1f})"
+                mb += f", {gain['size_ratio']:.2f}x fp32's {gain['fp32_mb']:.1f}"
             parts.append(
-                f"{platform_name}: **{p['precision']}** ({by}; {ms}, {mb}, "
+                f"{platform_name}: **{p['precision']}** ({by}; {ms}; {mb}; "
                 f"{p['sqnr_db']:.1f} dB vs PyTorch)"
             )
         lines.append(f"- **{model}**, ship: " + "; ".join(parts) + ".")
