@@ -59,6 +59,9 @@ def test_report_writes_md_json_and_real_plots(tmp_path, monkeypatch, capsys):
         assert row["bench"]["runs"] == 2 and row["log"].startswith(str(out / "logs"))
         assert set(row["seconds"]) == {"export", "verify", "bench"}
     assert "1/2 export + verify" in err and "one at a time, 1 thread" in err
+    # what to ship, on the console too: one line per model and platform, fp32 here
+    assert "ship mobile_former_26m on Android (LiteRT): fp32 (fastest passing; " in err
+    assert err.count("\nship ") == sum(len(p) for p in summary["ship"].values())
     # no live progress display off a terminal: phase 1 prints a line per verified row
     assert err.count(": exported, verify pass") == len(rows), err
     # each such line whole (not wrapped at 80 columns in a log file): it ends with its timings

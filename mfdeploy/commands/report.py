@@ -25,7 +25,7 @@ from mfdeploy.commands.common import (
 )
 from mfdeploy.console import info
 from mfdeploy.harness.export_pool import MAX_WORKERS
-from mfdeploy.harness.report import ReportOptions, build_report
+from mfdeploy.harness.report import ReportOptions, build_report, ship_lines
 
 NAME = "report"
 HELP = "export + verify + bench every target x precision, write report.md/json + plots"
@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.jobs,
     )
     report = build_report(entry.model_name(variant), out, opts)
+    for line in ship_lines(report):
+        info(line)
     rows = report["rows"]
     bad = [r for r in rows if (r["error"] or not r["verify"]["passed"]) and not r["comparison"]]
     info(

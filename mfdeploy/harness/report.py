@@ -469,28 +469,41 @@ def summary(rows: list[dict]) -> dict:
     return {"ship": picks, "failed": failed}
 
 
+def _pick_text(p: dict) -> str:
+    """Why a pick ships and its numbers, with what it gains over the target's fp32."""
+    by = {
+        "latency": "fastest passing",
+        "latency tie, then size": (
+            f"smallest of the passing within {LATENCY_TIE:.0%} of the fastest"
+        ),
+        "size (emulated runtime)": "smallest passing, emulated runtime: its latency is no device's",
+    }[p["by"]]
+    ms, mb = f"{p['median_ms']:.2f} ms", f"{p['mb']:.1f} MB"
+    gain = p.get("vs_fp32")
+    if gain and gain["speedup"] is not None:
+        ms += f", {gain['speedup']:.2f}x as fast as fp32's {gain['fp32_median_ms']:.2f}"
+    if gain:
+        mb += f", {gain['size_ratio']:.2f}x fp32's {gain['fp32_mb']:.1f}"
+    return f"{by}; {ms}; {mb}; {p['sqnr_db']:.1f} dB vs PyTorch"
+
+
+def ship_lines(report: dict) -> list[str]:
+    """The summary's picks, a console line each: what a user of the main job looks for."""
+    return [
+        f"ship {model} on {platform_name}: {p['precision']} ({_pick_text(p)})"
+        for model, per_platform in report["summary"]["ship"].items()
+        for platform_name, p in per_platform.items()
+    ]
+
+
 def _summary_lines(report: dict) -> list[str]:
     s = report["summary"]
     lines = ["## Summary", ""]
     for model, per_platform in s["ship"].items():
-        parts = []
-        for platform_name, p in per_platform.items():
-            by = {
-                "latency": "fastest passing",
-                "latency tie, then size": (
-                    f"smallest of the passing within {LATENCY_TIE:.0%} of the fastest"
-                ),
-            }.get(p["by"], "smallest passing")
-            ms, mb = f"{p['median_ms']:.2f} ms", f"{p['mb']:.1f} MB"
-            gain = p.get("vs_fp32")
-            if gain and gain["speedup"] is not None:
-                ms += f", {gain['speedup']:.2f}x as fast as fp32's {gain['fp32_median_ms']:.2f}"
-            if gain:
-                mb += f", {gain['size_ratio']:.2f}x fp32's {gain['fp32_mb']:.1f}"
-            parts.append(
-                f"{platform_name}: **{p['precision']}** ({by}; {ms}; {mb}; "
-                f"{p['sqnr_db']:.1f} dB vs PyTorch)"
-            )
+        parts = [
+            f"{platform_name}: **{p['precision']}** ({_pick_text(p)})"
+            for platform_name, p in per_platform.items()
+        ]
         lines.append(f"- **{model}**, ship: " + "; ".join(parts) + ".")
     shipped = [f for f in s["failed"] if not f["comparison"]]
     compared = [f for f in s["failed"] if f["comparison"]]
